@@ -1,0 +1,50 @@
+//! Chunk framing: `len:u32 LE, crc32:u32 LE, payload`.
+
+use crate::Record;
+
+/// Largest payload a writer emits and a reader accepts.
+pub const MAX_CHUNK: usize = 16 << 20;
+/// Bytes of framing before each payload.
+pub const CHUNK_HEADER: usize = 8;
+
+/// Frames one payload.
+pub fn encode_chunk(payload: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Accumulates records into one payload; the writer flushes it as a chunk.
+#[derive(Debug, Default)]
+pub struct ChunkBuilder {
+    payload: Vec<u8>,
+}
+
+impl ChunkBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends one record to the payload.
+    pub fn push(&mut self, r: &Record) {
+        // postcard extends the Vec in place; a Record always serializes.
+        let buf = std::mem::take(&mut self.payload);
+        self.payload = postcard::to_extend(r, buf).expect("a Record always serializes");
+    }
+
+    pub fn len(&self) -> usize {
+        self.payload.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.payload.is_empty()
+    }
+
+    /// Moves the framed chunk into `out` and empties the builder.
+    pub fn finish_into(&mut self, out: &mut Vec<u8>) {
+        if !self.payload.is_empty() {
+            encode_chunk(&self.payload, out);
+            self.payload.clear();
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The records a chunk carries.
+
+use serde::{Deserialize, Serialize};
+
+/// Which call made an allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AllocKind {
+    Malloc,
+    Calloc,
+    Realloc,
+    /// posix_memalign, aligned_alloc, memalign, valloc, pvalloc.
+    Aligned,
+    /// An anonymous memory mapping (pymalloc arenas, large buffers).
+    Mmap,
+}
+
+/// One loaded object (executable, shared library) as the dynamic loader mapped it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Module {
+    /// Path of the file; empty when it has none (vdso).
+    pub path: String,
+    /// Load bias: file virtual address + base = runtime address.
+    pub base: u64,
+    /// Loadable segments as (file virtual address, size in memory).
+    pub segments: Vec<(u64, u64)>,
+    /// GNU build-id, empty when the object has none.
+    pub build_id: Vec<u8>,
+}
+
+impl Module {
+    /// True when the runtime address `addr` lies in one of this module's segments.
+    pub fn contains(&self, addr: u64) -> bool {
+        let rel = addr.wrapping_sub(self.base);
+        self.segments
+            .iter()
+            .any(|&(va, len)| rel.wrapping_sub(va) < len)
+    }
+}
+
+/// One Python frame of a sampled stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PyFrame {
+    /// Identity of the code object, as named by a [`Record::PyCode`].
+    pub code: u64,
+    /// Offset of the instruction being run, in code units.
+    pub instr: u32,
+    /// The first Python frame run by its eval-loop call (where a native eval frame starts).
+    pub entry: bool,
+}
+
+/// What a Python code object is called, copied once per code object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PyCode {
+    pub id: u64,
+    pub name: String,
+    pub qualname: String,
+    pub filename: String,
+    pub first_line: u32,
+    /// The code object's raw line table (`co_linetable`) and the interpreter's `(major, minor)`
+    /// that gives it meaning.
+    pub linetable: Vec<u8>,
+    pub py_version: (u8, u8),
+}
+
+/// Records dropped instead of blocking the program.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drops {
+    /// The ring to the writer was full.
+    pub ring_full: u64,
+    /// A sampled allocation could not get a slot in the shim's region and went unrecorded.
+    pub region_full: u64,
+}
+
+impl Drops {
+    pub fn total(&self) -> u64 {
+        self.ring_full + self.region_full
+    }
+}
+
+/// Things that happened once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Marker {
+    /// The Python interpreter started finalizing (module globals are freed after this).
+    PythonFinalizing,
+    /// The process forked a child with this pid.
+    Forked { child: u32 },
+}
+
+/// How the capture ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EndKind {
+    /// `exit` or return from `main`.
+    Exit,
+    /// `_exit` / `_Exit`.
+    QuickExit,
+    /// A fatal signal with this number.
+    Signal(i32),
+}
+
+/// One record of a chunk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Record {
+    /// The whole module map; replaces the previous one from here on.
+    Modules(Vec<Module>),
+    /// An interned stack, written once before the first record that names it. Frames are return
+    /// addresses, innermost (the allocation call) first; `python` lists the Python frames of the
+    /// sampling thread, innermost first.
+    Stack {
+        id: u64,
+        frames: Vec<u64>,
+        python: Vec<PyFrame>,
+    },
+    /// An allocation (sampled, or every one in `all` mode). `inherited` marks allocations a forked
+    /// child received live from its parent.
+    Alloc {
+        t: u64,
+        tid: u32,
+        addr: u64,
+        size: u64,
+        stack: u64,
+        kind: AllocKind,
+        inherited: bool,
+    },
+    /// A recorded allocation was freed (in `all` mode: any free; size 0 when unknown).
+    Free {
+        t: u64,
+        tid: u32,
+        addr: u64,
+        size: u64,
+    },
+    /// `munmap` (or the old range of a moving `mremap`).
+    Munmap {
+        t: u64,
+        tid: u32,
+        addr: u64,
+        len: u64,
+    },
+    /// A thread's name, written when the thread is first seen.
+    Thread {
+        tid: u32,
+        name: String,
+    },
+    /// Written by the writer at least ten times a second.
+    Tick {
+        t: u64,
+        /// Resident set size.
+        rss: u64,
+        /// Bytes in use in the malloc heap, as the allocator reports them (0 when unknown).
+        heap_in_use: u64,
+        /// Raw sums of sampled sizes so far (not weighted).
+        sampled_allocated: u64,
+        sampled_freed: u64,
+        dropped: Drops,
+    },
+    PyCode(PyCode),
+    Marker {
+        t: u64,
+        marker: Marker,
+    },
+    /// The last record of a complete capture.
+    End {
+        t: u64,
+        how: EndKind,
+        dropped: Drops,
+    },
+    /// Data of a kind a later writer may add; readers skip kinds they do not know.
+    Extension {
+        kind: u32,
+        data: Vec<u8>,
+    },
+}
+
+/// Probability that the Poisson byte sampler with mean `interval` samples an allocation of `size`.
+pub fn sample_probability(size: u64, interval: u64) -> f64 {
+    if interval == 0 {
+        return 1.0;
+    }
+    let p = -(-(size as f64) / interval as f64).exp_m1();
+    if p > 0.0 {
+        p
+    } else {
+        1.0 / interval as f64
+    }
+}
+
+/// How many allocations one sample of `size` stands for (1 in `all` mode).
+pub fn sample_weight(size: u64, interval: u64) -> f64 {
+    1.0 / sample_probability(size, interval)
+}

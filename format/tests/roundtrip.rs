@@ -1,0 +1,211 @@
+//! Property tests: whatever the writer frames, the reader gives back; cut files stop cleanly.
+
+use memshim_format::*;
+use proptest::prelude::*;
+
+fn arb_kind() -> impl Strategy<Value = AllocKind> {
+    prop_oneof![
+        Just(AllocKind::Malloc),
+        Just(AllocKind::Calloc),
+        Just(AllocKind::Realloc),
+        Just(AllocKind::Aligned),
+        Just(AllocKind::Mmap)
+    ]
+}
+
+fn arb_record() -> impl Strategy<Value = Record> {
+    prop_oneof![
+        (
+            any::<u64>(),
+            prop::collection::vec(any::<u64>(), 0..40),
+            prop::collection::vec((any::<u64>(), any::<u32>(), any::<bool>()), 0..5)
+        )
+            .prop_map(|(id, frames, py)| Record::Stack {
+                id,
+                frames,
+                python: py
+                    .into_iter()
+                    .map(|(code, instr, entry)| PyFrame { code, instr, entry })
+                    .collect()
+            }),
+        (
+            any::<u64>(),
+            any::<u32>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            arb_kind(),
+            any::<bool>()
+        )
+            .prop_map(
+                |(t, tid, addr, size, stack, kind, inherited)| Record::Alloc {
+                    t,
+                    tid,
+                    addr,
+                    size,
+                    stack,
+                    kind,
+                    inherited
+                }
+            ),
+        (any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>())
+            .prop_map(|(t, tid, addr, size)| Record::Free { t, tid, addr, size }),
+        (any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>())
+            .prop_map(|(t, tid, addr, len)| Record::Munmap { t, tid, addr, len }),
+        (any::<u32>(), ".{0,20}").prop_map(|(tid, name)| Record::Thread { tid, name }),
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>()
+        )
+            .prop_map(
+                |(t, rss, heap_in_use, sampled_allocated, sampled_freed, ring_full)| Record::Tick {
+                    t,
+                    rss,
+                    heap_in_use,
+                    sampled_allocated,
+                    sampled_freed,
+                    dropped: Drops {
+                        ring_full,
+                        region_full: 0
+                    }
+                }
+            ),
+        (
+            ".{0,30}",
+            any::<u64>(),
+            prop::collection::vec((any::<u64>(), any::<u64>()), 0..4),
+            prop::collection::vec(any::<u8>(), 0..20)
+        )
+            .prop_map(
+                |(path, base, segments, build_id)| Record::Modules(vec![Module {
+                    path,
+                    base,
+                    segments,
+                    build_id
+                }])
+            ),
+        (any::<u32>(), prop::collection::vec(any::<u8>(), 0..50))
+            .prop_map(|(kind, data)| Record::Extension { kind, data }),
+        any::<u64>().prop_map(|t| Record::End {
+            t,
+            how: EndKind::Exit,
+            dropped: Drops::default()
+        }),
+    ]
+}
+
+fn header() -> Header {
+    Header {
+        pid: 42,
+        exe: "/usr/bin/python3".into(),
+        argv: vec!["python3".into(), "serve.py".into()],
+        sample_interval: 512 << 10,
+        page_size: 4096,
+        stack_depth: 128,
+        ..Default::default()
+    }
+}
+
+fn encode(chunks: &[Vec<Record>]) -> Vec<u8> {
+    let mut out = encode_header(&header());
+    for c in chunks {
+        let mut b = ChunkBuilder::new();
+        for r in c {
+            b.push(r);
+        }
+        b.finish_into(&mut out);
+    }
+    out
+}
+
+proptest! {
+    #[test]
+    fn records_round_trip(chunks in prop::collection::vec(prop::collection::vec(arb_record(), 1..20), 0..5)) {
+        let bytes = encode(&chunks);
+        let mut r = Reader::new(&bytes[..]).unwrap();
+        prop_assert_eq!(r.header(), &header());
+        let got: Vec<Record> = r.by_ref().collect::<Result<_, _>>().unwrap();
+        let want: Vec<Record> = chunks.into_iter().flatten().collect();
+        prop_assert_eq!(got, want);
+        prop_assert!(!r.truncated());
+    }
+
+    #[test]
+    fn a_cut_file_yields_whole_chunks_then_stops(chunks in prop::collection::vec(prop::collection::vec(arb_record(), 1..8), 1..5), cut in any::<prop::sample::Index>()) {
+        let bytes = encode(&chunks);
+        let hdr_len = encode_header(&header()).len();
+        // Offsets where a chunk ends: cutting there leaves a shorter but whole file.
+        let mut boundaries = vec![hdr_len];
+        for c in &chunks {
+            let mut b = ChunkBuilder::new();
+            c.iter().for_each(|r| b.push(r));
+            let mut framed = Vec::new();
+            b.finish_into(&mut framed);
+            boundaries.push(boundaries.last().unwrap() + framed.len());
+        }
+        let cut_at = hdr_len + cut.index(bytes.len() - hdr_len);
+        let mut r = Reader::new(&bytes[..cut_at]).unwrap();
+        let got: Vec<Record> = r.by_ref().collect::<Result<_, _>>().unwrap();
+        let whole = boundaries.iter().filter(|&&b| b <= cut_at).count() - 1;
+        let want: Vec<Record> = chunks.into_iter().take(whole).flatten().collect();
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(r.truncated(), !boundaries.contains(&cut_at));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(tail in prop::collection::vec(any::<u8>(), 0..300)) {
+        let mut bytes = encode_header(&header());
+        bytes.extend_from_slice(&tail);
+        if let Ok(r) = Reader::new(&bytes[..]) {
+            for rec in r { if rec.is_err() { break; } }
+        }
+        let _ = Reader::new(&tail[..]).map(|r| r.count());
+    }
+}
+
+#[test]
+fn refuses_newer_version() {
+    let mut bytes = encode_header(&header());
+    bytes[8] = 99;
+    match Reader::new(&bytes[..]) {
+        Err(e @ Error::NewerVersion(99)) => assert!(e.to_string().contains("newer")),
+        other => panic!("expected NewerVersion, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn refuses_empty_and_foreign_files() {
+    assert!(matches!(Reader::new(&b""[..]), Err(Error::Empty)));
+    assert!(matches!(
+        Reader::new(&b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\0\0"[..]),
+        Err(Error::NotACapture)
+    ));
+    assert!(matches!(Reader::new(&b"MEMSH"[..]), Err(Error::Truncated)));
+}
+
+#[test]
+fn flipped_bit_in_a_full_chunk_is_corrupt() {
+    let mut bytes = encode(&[vec![Record::Thread {
+        tid: 1,
+        name: "main".into(),
+    }]]);
+    let n = bytes.len();
+    bytes[n - 2] ^= 0x40;
+    let r = Reader::new(&bytes[..]).unwrap();
+    let res: Result<Vec<_>, _> = r.collect();
+    assert!(matches!(res, Err(Error::Corrupt(_))));
+}
+
+#[test]
+fn weights_are_unbiased_in_expectation() {
+    // p * weight == 1 for every size: the estimator's expectation is the truth.
+    for size in [1u64, 16, 4096, 512 << 10, 64 << 20] {
+        let p = sample_probability(size, 512 << 10);
+        assert!((p * sample_weight(size, 512 << 10) - 1.0).abs() < 1e-9);
+    }
+    assert_eq!(sample_weight(100, 0), 1.0);
+}
