@@ -1,1 +1,66 @@
-fn main() {}
+//! `memshim`: turns captures written by libmemshim.so into answers.
+//!
+//! Each subcommand lives in its own file under `cmd/` and owns its clap arguments; adding one
+//! (e.g. `run`) is a new file, a variant of [`Command`] and a match arm.
+
+mod cmd;
+mod error;
+mod load;
+mod units;
+
+use clap::{Parser, Subcommand};
+
+/// Sampling memory profiler for Python services and their native extensions.
+///
+/// Run a program with `LD_PRELOAD=libmemshim.so`; it writes `memshim.<pid>.msh`. These commands
+/// read such captures offline (the process need not be alive).
+#[derive(Parser)]
+#[command(name = "memshim", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Stats(cmd::stats::Args),
+}
+
+fn main() {
+    std::panic::set_hook(Box::new(|info| {
+        // A bug in memshim, not in the user's input: still one line and exit code 2.
+        eprintln!("memshim: error: internal error (please report): {info}");
+        std::process::exit(2);
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => exit_on_clap_error(e),
+    };
+    let result = match cli.command {
+        Command::Stats(a) => cmd::stats::run(a),
+    };
+    match result {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("memshim: error: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// `--help`/`--version` print as clap does; usage errors become one `memshim: error:` line.
+fn exit_on_clap_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("memshim: error: {first} (see memshim --help)");
+            std::process::exit(2);
+        }
+    }
+}

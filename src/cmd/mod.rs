@@ -1,0 +1,3 @@
+//! One file per subcommand: its clap arguments and its entry point.
+
+pub mod stats;

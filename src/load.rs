@@ -1,0 +1,107 @@
+//! Streams a capture file record by record: memory use is one chunk plus what the caller keeps.
+//!
+//! A capture that stops early (no `End` record, or a partial last chunk: the process was killed)
+//! loads up to its last complete chunk with one warning line; a file that is not a capture, is
+//! corrupt, or is newer than this memshim is an error. Loads of big files show a progress bar when
+//! stderr is a terminal.
+
+use std::fs::File;
+use std::io::{BufReader, IsTerminal};
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use memshim_format::{Header, Reader, Record};
+
+use crate::error::{CliError, Result};
+
+/// Files smaller than this load too fast to deserve a progress bar.
+const PROGRESS_MIN_BYTES: u64 = 32 << 20;
+
+/// How the stream of one capture ended.
+#[derive(Debug, Clone)]
+pub struct Ending {
+    /// A complete capture: the `End` record was read.
+    pub ended: bool,
+    /// The file stops inside a chunk.
+    pub partial_chunk: bool,
+    pub bytes_read: u64,
+    pub file_len: u64,
+}
+
+impl Ending {
+    pub fn truncated(&self) -> bool {
+        !self.ended || self.partial_chunk
+    }
+}
+
+/// Calls `on_record` for each record of the capture at `path`, after `on_header` saw its header.
+pub fn stream(
+    path: &Path,
+    mut on_header: impl FnMut(&Header) -> Result<()>,
+    mut on_record: impl FnMut(Record) -> Result<()>,
+) -> Result<Ending> {
+    let file = File::open(path).map_err(|e| CliError::about(path, e))?;
+    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut reader = Reader::new(BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| CliError::about(path, e))?;
+    on_header(reader.header())?;
+    let bar = progress_bar(path, file_len);
+    let mut n: u64 = 0;
+    loop {
+        match reader.next_record() {
+            Ok(Some(rec)) => on_record(rec)?,
+            Ok(None) => break,
+            Err(e) => {
+                if let Some(b) = &bar {
+                    b.finish_and_clear();
+                }
+                return Err(CliError::about(path, e));
+            }
+        }
+        n += 1;
+        if n % 65536 == 0 {
+            if let Some(b) = &bar {
+                b.set_position(reader.bytes_read());
+            }
+        }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let ending = Ending {
+        ended: reader.ended(),
+        partial_chunk: reader.truncated(),
+        bytes_read: reader.bytes_read(),
+        file_len,
+    };
+    if ending.truncated() {
+        eprintln!("memshim: warning: {}", truncation_note(path, &ending));
+    }
+    Ok(ending)
+}
+
+/// The one line said about a capture that stops early.
+pub fn truncation_note(path: &Path, e: &Ending) -> String {
+    let why = if e.partial_chunk {
+        "ends inside a chunk"
+    } else {
+        "has no end record"
+    };
+    format!(
+        "{}: truncated capture ({why}; the process was probably killed): using the {} bytes up to its last complete chunk",
+        path.display(),
+        e.bytes_read
+    )
+}
+
+fn progress_bar(path: &Path, len: u64) -> Option<ProgressBar> {
+    if len < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(len);
+    let style = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({eta})")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style.progress_chars("=> "));
+    bar.set_message(format!("loading {}", path.display()));
+    Some(bar)
+}

@@ -1,0 +1,87 @@
+//! `memshim stats` on synthetic captures: counts, drops, duration, clean end or truncation.
+
+mod cli_common;
+use cli_common::*;
+use memshim_format::{Drops, EndKind, Record};
+
+fn sample_capture() -> Capture {
+    let mut c = Capture::new(&header(0));
+    c.push(Record::Modules(vec![fake_module(
+        "/opt/app/libfoo.so",
+        0x7000_0000,
+    )]));
+    c.push(stack(1, &[0x7000_1000, 0x7000_2000]));
+    c.push(alloc(1_000, 0x1000, 100, 1));
+    c.push(alloc(2_000, 0x2000, 200, 1));
+    c.push(free(3_000, 0x1000));
+    c.push(tick(100_000_000, 1 << 20, 300));
+    c.push(Record::End {
+        t: 2_500_000_000,
+        how: EndKind::Exit,
+        dropped: Drops {
+            ring_full: 3,
+            region_full: 1,
+        },
+    });
+    c
+}
+
+#[test]
+fn stats_counts_records_by_kind_and_reports_clean_end() {
+    let dir = scratch("stats-json");
+    let p = dir.join("a.msh");
+    sample_capture().write(&p);
+    let o = run(&["stats", "--json", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "", "a complete capture loads without a warning");
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["records"], 7);
+    assert_eq!(v["by_kind"]["alloc"], 2);
+    assert_eq!(v["by_kind"]["free"], 1);
+    assert_eq!(v["by_kind"]["end"], 1);
+    assert_eq!(v["dropped"]["total"], 4);
+    assert_eq!(v["duration_s"], 2.5);
+    assert_eq!(v["end"], "exit");
+    assert_eq!(v["truncated"], false);
+    assert_eq!(v["header"]["pid"], 4242);
+    assert_eq!(v["header"]["sample_interval"], 0);
+}
+
+#[test]
+fn stats_text_names_the_process_and_the_end() {
+    let dir = scratch("stats-text");
+    let p = dir.join("a.msh");
+    sample_capture().write(&p);
+    let o = run(&["stats", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("pid 4242"), "{out}");
+    assert!(out.contains("all (every allocation recorded)"), "{out}");
+    assert!(
+        out.contains("dropped    4 (ring full 3, region full 1)"),
+        "{out}"
+    );
+    assert!(out.contains("end        exit"), "{out}");
+}
+
+#[test]
+fn stats_on_a_capture_without_end_warns_once_and_says_truncated() {
+    let dir = scratch("stats-trunc");
+    let p = dir.join("a.msh");
+    let mut c = sample_capture();
+    c.flush();
+    // Cut the file inside its last chunk (the one holding the End record).
+    let cut = c.bytes.len() - 3;
+    std::fs::write(&p, &c.bytes[..cut]).unwrap();
+    let o = run(&["stats", "--json", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("memshim: warning: ") && err.contains("truncated"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["truncated"], true);
+    assert_eq!(v["end"], "truncated");
+}
