@@ -34,22 +34,22 @@ impl Ending {
     }
 }
 
-/// Calls `on_record` for each record of the capture at `path`, after `on_header` saw its header.
-pub fn stream(
+/// Folds the records of the capture at `path` into a state that `init` makes from its header.
+pub fn stream<S>(
     path: &Path,
-    mut on_header: impl FnMut(&Header) -> Result<()>,
-    mut on_record: impl FnMut(Record) -> Result<()>,
-) -> Result<Ending> {
+    init: impl FnOnce(&Header) -> S,
+    mut on_record: impl FnMut(&mut S, Record),
+) -> Result<(S, Ending)> {
     let file = File::open(path).map_err(|e| CliError::about(path, e))?;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = Reader::new(BufReader::with_capacity(1 << 20, file))
         .map_err(|e| CliError::about(path, e))?;
-    on_header(reader.header())?;
+    let mut state = init(reader.header());
     let bar = progress_bar(path, file_len);
     let mut n: u64 = 0;
     loop {
         match reader.next_record() {
-            Ok(Some(rec)) => on_record(rec)?,
+            Ok(Some(rec)) => on_record(&mut state, rec),
             Ok(None) => break,
             Err(e) => {
                 if let Some(b) = &bar {
@@ -77,7 +77,7 @@ pub fn stream(
     if ending.truncated() {
         eprintln!("memshim: warning: {}", truncation_note(path, &ending));
     }
-    Ok(ending)
+    Ok((state, ending))
 }
 
 /// The one line said about a capture that stops early.
@@ -104,4 +104,15 @@ fn progress_bar(path: &Path, len: u64) -> Option<ProgressBar> {
     bar.set_style(style.progress_chars("=> "));
     bar.set_message(format!("loading {}", path.display()));
     Some(bar)
+}
+
+/// Loads one capture into an [`Analysis`](crate::analysis::Analysis).
+pub fn analyze(path: &Path) -> Result<crate::analysis::Analysis> {
+    let (mut a, ending) = stream(
+        path,
+        |h| crate::analysis::Analysis::new(h.clone()),
+        |a, r| a.apply(r),
+    )?;
+    a.finish(ending.truncated());
+    Ok(a)
 }

@@ -3,9 +3,21 @@
 //! Each subcommand lives in its own file under `cmd/` and owns its clap arguments; adding one
 //! (e.g. `run`) is a new file, a variant of [`Command`] and a match arm.
 
+mod analysis;
 mod cmd;
 mod error;
+mod frames;
+mod growth;
+mod inputs;
+mod live;
 mod load;
+mod modules;
+mod output;
+mod pyframes;
+mod report;
+mod resolve;
+mod symbolize;
+mod ticks;
 mod units;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Stats(cmd::stats::Args),
+    Report(cmd::report::Args),
 }
 
 fn main() {
@@ -38,6 +51,7 @@ fn main() {
     };
     let result = match cli.command {
         Command::Stats(a) => cmd::stats::run(a),
+        Command::Report(a) => cmd::report::run(a),
     };
     match result {
         Ok(()) => {}

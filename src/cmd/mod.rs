@@ -1,3 +1,4 @@
 //! One file per subcommand: its clap arguments and its entry point.
 
+pub mod report;
 pub mod stats;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use memshim_format::{Drops, EndKind, Header, Record};
+use memshim_format::{Drops, EndKind, Record};
 use serde_json::json;
 
 use crate::error::Result;
@@ -40,18 +40,10 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn one(path: &Path, as_json: bool) -> Result<()> {
-    let mut header = Header::default();
-    let mut c = Counts::default();
-    let ending = load::stream(
+    let ((header, c), ending) = load::stream(
         path,
-        |h| {
-            header = h.clone();
-            Ok(())
-        },
-        |r| {
-            count(&mut c, &r);
-            Ok(())
-        },
+        |h| (h.clone(), Counts::default()),
+        |(_, c), r| count(c, &r),
     )?;
     let total: u64 = c.by_kind.values().sum();
     let end = match (c.end, ending.truncated()) {

@@ -150,3 +150,53 @@ pub fn stderr(o: &Output) -> String {
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// Compiles a C fixture from tests/fixtures/cli into `dir`; returns the binary's path.
+pub fn build_c(dir: &Path, src: &str, extra: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/cli")
+        .join(src);
+    let out = dir.join(src.file_stem().unwrap());
+    let st = Command::new("cc")
+        .args(["-g", "-O0", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .args(extra)
+        .status()
+        .expect("cc runs (install a C compiler)");
+    assert!(st.success(), "cc failed on {}", src.display());
+    out
+}
+
+/// Address of `sym` in the ELF file (file virtual address), from `nm`.
+pub fn symbol_addr(bin: &Path, sym: &str) -> u64 {
+    let out = Command::new("nm")
+        .arg(bin)
+        .output()
+        .expect("nm runs (binutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in text.lines() {
+        let parts: Vec<_> = line.split_whitespace().collect();
+        if parts.len() == 3 && parts[2] == sym {
+            return u64::from_str_radix(parts[0], 16).unwrap();
+        }
+    }
+    panic!("{sym} not found in {}", bin.display());
+}
+
+/// GNU build-id of an ELF file, from `readelf -n`.
+pub fn build_id(bin: &Path) -> Vec<u8> {
+    let out = Command::new("readelf")
+        .arg("-n")
+        .arg(bin)
+        .output()
+        .expect("readelf runs (binutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hex = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: "))
+        .expect("the fixture has a build-id");
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}

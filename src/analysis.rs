@@ -1,0 +1,365 @@
+//! Folds a capture's records, as they stream by, into per-site estimates: totals allocated,
+//! short-lived, live at the end, live at the peak, and checkpoints for leak growth.
+//!
+//! Memory grows with distinct stacks and live samples only: a record is applied and dropped.
+//! Estimates weigh each sample by the unbiased weight `1 / (1 - exp(-size / interval))`
+//! (`memshim_format::sample_weight`); in `all` mode every weight is 1.
+//!
+//! The peak is the highest estimated live total (heap and mappings) reached at any record. What
+//! was live then is kept without snapshots: `since_peak` holds, per site, the change since the
+//! last peak (cleared at each new peak), so at the end `at_peak = live - since_peak`.
+
+use std::collections::HashMap;
+
+use memshim_format::{
+    sample_weight, AllocKind, Drops, EndKind, Header, Marker, PyCode, PyFrame, Record,
+};
+
+use crate::growth::Growth;
+use crate::live::{Live, LiveAlloc};
+use crate::modules::{Addr, ModuleTable};
+use crate::ticks::{Point, Ticks};
+
+/// An allocation freed within this long of its allocation counts as short-lived.
+pub const SHORT_LIVED_NS: u64 = 100_000_000;
+
+/// What one distinct stack (a site) did.
+#[derive(Debug, Default, Clone)]
+pub struct Site {
+    pub frames: Vec<Addr>,
+    pub python: Vec<PyFrame>,
+    pub alloc_bytes: f64,
+    pub alloc_count: f64,
+    pub short_lived_count: f64,
+    pub short_lived_bytes: f64,
+    pub live_bytes: f64,
+    pub live_count: f64,
+    /// Change since the peak, in bytes and count (see the module docs).
+    since_peak: (f64, f64),
+}
+
+impl Site {
+    /// Live bytes and count when the estimated heap was at its peak.
+    pub fn at_peak(&self) -> (f64, f64) {
+        (
+            self.live_bytes - self.since_peak.0,
+            self.live_count - self.since_peak.1,
+        )
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Analysis {
+    pub header: Header,
+    pub modules: ModuleTable,
+    pub sites: Vec<Site>,
+    stack_ids: HashMap<u64, u32>,
+    live: Live,
+    pub pycodes: HashMap<u64, PyCode>,
+    pub threads: HashMap<u32, String>,
+    pub ticks: Ticks,
+    pub growth: Growth,
+    /// Sites touched since the last peak (their `since_peak` is non-zero).
+    touched: Vec<u32>,
+    pub live_total: f64,
+    pub peak_bytes: f64,
+    pub peak_t: u64,
+    pub allocated_bytes: f64,
+    pub allocations: f64,
+    pub inherited_bytes: f64,
+    pub dropped: Drops,
+    pub last_t: u64,
+    pub finalizing_t: Option<u64>,
+    pub forks: Vec<u32>,
+    pub records: u64,
+    /// How the capture ended: `exit`, `_exit`, `signal N`; `truncated` when it did not.
+    pub end: String,
+}
+
+impl Analysis {
+    pub fn new(header: Header) -> Self {
+        Analysis {
+            header,
+            ..Default::default()
+        }
+    }
+
+    pub fn interval(&self) -> u64 {
+        self.header.sample_interval
+    }
+
+    pub fn apply(&mut self, r: Record) {
+        self.records += 1;
+        match r {
+            Record::Modules(map) => self.modules.set_map(map),
+            Record::Stack { id, frames, python } => {
+                let mut addrs: Vec<Addr> =
+                    frames.iter().map(|&a| self.modules.resolve(a)).collect();
+                let shim = addrs
+                    .iter()
+                    .take_while(|&&a| self.modules.is_shim(a))
+                    .count();
+                addrs.drain(..shim);
+                let idx = self.site_for(id);
+                let site = &mut self.sites[idx as usize];
+                site.frames = addrs;
+                site.python = python;
+            }
+            Record::Alloc {
+                t,
+                addr,
+                size,
+                stack,
+                kind,
+                inherited,
+                ..
+            } => {
+                self.time(t);
+                let stack = self.site_for(stack);
+                let weight = sample_weight(size, self.interval());
+                let a = LiveAlloc {
+                    size,
+                    weight,
+                    stack,
+                    t,
+                };
+                let bytes = a.bytes();
+                if inherited {
+                    self.inherited_bytes += bytes;
+                } else {
+                    self.allocated_bytes += bytes;
+                    self.allocations += weight;
+                    let s = &mut self.sites[stack as usize];
+                    s.alloc_bytes += bytes;
+                    s.alloc_count += weight;
+                }
+                if let Some(old) = self.live.alloc(addr, a, kind == AllocKind::Mmap) {
+                    // Its free went unrecorded (dropped): it is gone now.
+                    self.change(old.stack, -old.bytes(), -old.weight);
+                }
+                self.change(stack, bytes, weight);
+            }
+            Record::Free { t, addr, .. } => {
+                self.time(t);
+                if let Some(a) = self.live.free(addr) {
+                    self.freed(a, t);
+                    self.change(a.stack, -a.bytes(), -a.weight);
+                }
+            }
+            Record::Munmap { t, addr, len, .. } => {
+                self.time(t);
+                let mut changes = vec![];
+                self.live
+                    .munmap(addr, len, |a, left| changes.push((a, left)));
+                for (a, left) in changes {
+                    let after = left as f64 * a.weight;
+                    if left == 0 {
+                        self.freed(a, t);
+                        self.change(a.stack, -a.bytes(), -a.weight);
+                    } else {
+                        self.change(a.stack, after - a.bytes(), 0.0);
+                    }
+                }
+            }
+            Record::Thread { tid, name } => {
+                self.threads.insert(tid, name);
+            }
+            Record::Tick {
+                t,
+                rss,
+                heap_in_use,
+                dropped,
+                ..
+            } => {
+                self.time(t);
+                self.dropped = dropped;
+                self.ticks.push(Point {
+                    t,
+                    rss,
+                    heap_in_use,
+                    live_est: self.live_total,
+                });
+            }
+            Record::PyCode(c) => {
+                self.pycodes.insert(c.id, c);
+            }
+            Record::Marker { t, marker } => {
+                self.time(t);
+                match marker {
+                    Marker::PythonFinalizing => self.finalizing_t = Some(t),
+                    Marker::Forked { child } => self.forks.push(child),
+                }
+            }
+            Record::End { t, dropped, how } => {
+                self.time(t);
+                self.dropped = dropped;
+                self.end = match how {
+                    EndKind::Exit => "exit".into(),
+                    EndKind::QuickExit => "_exit".into(),
+                    EndKind::Signal(s) => format!("signal {s}"),
+                };
+            }
+            Record::Extension { .. } => {}
+        }
+    }
+
+    /// Call once the stream is over: takes the last growth checkpoint.
+    pub fn finish(&mut self, truncated: bool) {
+        if truncated || self.end.is_empty() {
+            self.end = "truncated".into();
+        }
+        let t = self.last_t;
+        if self.growth.times.last() != Some(&t) {
+            self.growth
+                .checkpoint(t, self.sites.iter().map(|s| s.live_bytes));
+        }
+    }
+
+    /// Number of live samples now.
+    pub fn live_samples(&self) -> usize {
+        self.live.len()
+    }
+
+    fn time(&mut self, t: u64) {
+        if t > self.last_t {
+            self.last_t = t;
+        }
+        if self.growth.due(t) {
+            self.growth
+                .checkpoint(t, self.sites.iter().map(|s| s.live_bytes));
+        }
+    }
+
+    fn site_for(&mut self, id: u64) -> u32 {
+        let next = self.sites.len() as u32;
+        let idx = *self.stack_ids.entry(id).or_insert(next);
+        if idx == next {
+            self.sites.push(Site::default());
+        }
+        idx
+    }
+
+    fn freed(&mut self, a: LiveAlloc, t: u64) {
+        if t.saturating_sub(a.t) <= SHORT_LIVED_NS {
+            let s = &mut self.sites[a.stack as usize];
+            s.short_lived_count += a.weight;
+            s.short_lived_bytes += a.bytes();
+        }
+    }
+
+    /// Applies a change of live bytes/count to a site and tracks the peak.
+    fn change(&mut self, stack: u32, bytes: f64, count: f64) {
+        let s = &mut self.sites[stack as usize];
+        s.live_bytes += bytes;
+        s.live_count += count;
+        self.live_total += bytes;
+        if self.live_total > self.peak_bytes {
+            self.peak_bytes = self.live_total;
+            self.peak_t = self.last_t;
+            for i in self.touched.drain(..) {
+                self.sites[i as usize].since_peak = (0.0, 0.0);
+            }
+        } else {
+            let s = &mut self.sites[stack as usize];
+            if s.since_peak == (0.0, 0.0) {
+                self.touched.push(stack);
+            }
+            s.since_peak.0 += bytes;
+            s.since_peak.1 += count;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alloc(t: u64, addr: u64, size: u64, stack: u64) -> Record {
+        Record::Alloc {
+            t,
+            tid: 1,
+            addr,
+            size,
+            stack,
+            kind: AllocKind::Malloc,
+            inherited: false,
+        }
+    }
+
+    fn free(t: u64, addr: u64) -> Record {
+        Record::Free {
+            t,
+            tid: 1,
+            addr,
+            size: 0,
+        }
+    }
+
+    #[test]
+    fn all_mode_is_exact_and_the_peak_is_what_was_live_then() {
+        let mut a = Analysis::new(Header::default());
+        a.apply(alloc(1, 0x10, 100, 1)); // stays (leak)
+        a.apply(alloc(2, 0x20, 1000, 2)); // the peak's big one
+        a.apply(alloc(3, 0x30, 50, 3));
+        a.apply(free(4, 0x20));
+        a.apply(free(5, 0x30));
+        a.apply(alloc(6, 0x40, 300, 3));
+        a.finish(false);
+        assert_eq!(a.allocated_bytes, 1450.0);
+        assert_eq!(a.allocations, 4.0);
+        assert_eq!(a.peak_bytes, 1150.0);
+        assert_eq!(a.peak_t, 3);
+        let [s1, s2, s3] = [0, 1, 2].map(|i| a.sites[i].clone());
+        assert_eq!(s1.at_peak(), (100.0, 1.0));
+        assert_eq!(s2.at_peak(), (1000.0, 1.0));
+        assert_eq!(s3.at_peak(), (50.0, 1.0));
+        assert_eq!(
+            (s1.live_bytes, s2.live_bytes, s3.live_bytes),
+            (100.0, 0.0, 300.0)
+        );
+        assert_eq!(s2.short_lived_count, 1.0);
+    }
+
+    #[test]
+    fn sampled_mode_weighs_each_sample() {
+        let h = Header {
+            sample_interval: 1000,
+            ..Default::default()
+        };
+        let mut a = Analysis::new(h);
+        a.apply(alloc(1, 0x10, 1000, 1));
+        let w = 1.0 / (1.0 - (-1.0f64).exp());
+        assert!((a.allocations - w).abs() < 1e-9);
+        assert!((a.sites[0].live_bytes - 1000.0 * w).abs() < 1e-6);
+    }
+
+    #[test]
+    fn munmap_clips_a_live_mapping() {
+        let mut a = Analysis::new(Header::default());
+        a.apply(Record::Alloc {
+            t: 1,
+            tid: 1,
+            addr: 0x1000,
+            size: 0x4000,
+            stack: 9,
+            kind: AllocKind::Mmap,
+            inherited: false,
+        });
+        a.apply(Record::Munmap {
+            t: 2,
+            tid: 1,
+            addr: 0x1000,
+            len: 0x1000,
+        });
+        assert_eq!(a.sites[0].live_bytes, 0x3000 as f64);
+        assert_eq!(a.sites[0].live_count, 1.0);
+        a.apply(Record::Munmap {
+            t: 3,
+            tid: 1,
+            addr: 0x2000,
+            len: 0x3000,
+        });
+        assert_eq!(a.sites[0].live_bytes, 0.0);
+        assert_eq!(a.sites[0].live_count, 0.0);
+    }
+}

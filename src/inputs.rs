@@ -1,0 +1,43 @@
+//! Capture arguments: plain paths, or a template with `%p` (the shim's `MEMSHIM_OUTPUT`
+//! convention) that expands to every file in its directory where `%p` is a pid.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{CliError, Result};
+
+pub fn expand(args: &[String]) -> Result<Vec<PathBuf>> {
+    let mut out = vec![];
+    for a in args {
+        if !a.contains("%p") {
+            out.push(PathBuf::from(a));
+            continue;
+        }
+        let p = Path::new(a);
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let (pre, post) = name
+            .split_once("%p")
+            .ok_or_else(|| CliError::new(format!("{a}: %p must be in the file name")))?;
+        let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
+            .map_err(|e| CliError::about(&dir, e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let n = e.file_name().into_string().ok()?;
+                let pid = n.strip_prefix(pre)?.strip_suffix(post)?;
+                let pid: u64 = pid.parse().ok()?;
+                Some((pid, e.path()))
+            })
+            .collect();
+        if found.is_empty() {
+            return Err(CliError::new(format!(
+                "{a}: no capture matches this template"
+            )));
+        }
+        found.sort();
+        out.extend(found.into_iter().map(|(_, p)| p));
+    }
+    Ok(out)
+}

@@ -1,0 +1,157 @@
+//! Python frames: a code object's name and file, and the line of the instruction being run,
+//! decoded from `co_linetable` (the location table of CPython 3.11 to 3.13,
+//! Objects/locations.md in the CPython tree).
+
+use memshim_format::{PyCode, PyFrame};
+
+use crate::frames::{Frame, Kind};
+
+/// The frame a Python sample shows; an unknown code object keeps its id.
+pub fn frame(code: Option<&PyCode>, f: &PyFrame) -> Frame {
+    match code {
+        Some(c) => Frame {
+            function: Some(if c.qualname.is_empty() {
+                c.name.clone()
+            } else {
+                c.qualname.clone()
+            }),
+            file: Some(c.filename.clone()),
+            line: line_of(c, f.instr).or(Some(c.first_line)),
+            module: None,
+            kind: Kind::Python,
+            address: None,
+        },
+        None => Frame {
+            function: None,
+            file: None,
+            line: None,
+            module: None,
+            kind: Kind::Python,
+            address: Some(format!("code@{:#x}", f.code)),
+        },
+    }
+}
+
+/// The source line of the code unit at `instr`, when the table format is known.
+pub fn line_of(c: &PyCode, instr: u32) -> Option<u32> {
+    if c.py_version < (3, 11) {
+        return None;
+    }
+    let t = &c.linetable;
+    let mut i = 0;
+    let mut line = c.first_line as i64;
+    let mut unit: u64 = 0;
+    while i < t.len() {
+        let first = t[i];
+        i += 1;
+        let code = (first >> 3) & 15;
+        let len = (first & 7) as u64 + 1;
+        let mut here = Some(line);
+        match code {
+            0..=9 => i += 1,
+            10..=12 => {
+                line += (code - 10) as i64;
+                here = Some(line);
+                i += 2;
+            }
+            13 => {
+                line += svarint(t, &mut i)?;
+                here = Some(line);
+            }
+            14 => {
+                line += svarint(t, &mut i)?;
+                here = Some(line);
+                for _ in 0..3 {
+                    varint(t, &mut i)?;
+                }
+            }
+            _ => here = None,
+        }
+        if (instr as u64) < unit + len {
+            return here.and_then(|l| u32::try_from(l).ok());
+        }
+        unit += len;
+    }
+    None
+}
+
+fn varint(t: &[u8], i: &mut usize) -> Option<u64> {
+    let mut v: u64 = 0;
+    let mut shift = 0;
+    loop {
+        let b = *t.get(*i)?;
+        *i += 1;
+        v |= ((b & 63) as u64) << shift;
+        shift += 6;
+        if b & 64 == 0 || shift > 60 {
+            return Some(v);
+        }
+    }
+}
+
+fn svarint(t: &[u8], i: &mut usize) -> Option<i64> {
+    let v = varint(t, i)?;
+    Some(if v & 1 == 1 {
+        -((v >> 1) as i64)
+    } else {
+        (v >> 1) as i64
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(linetable: Vec<u8>) -> PyCode {
+        PyCode {
+            id: 1,
+            name: "f".into(),
+            qualname: "C.f".into(),
+            filename: "app.py".into(),
+            first_line: 10,
+            linetable,
+            py_version: (3, 11),
+        }
+    }
+
+    #[test]
+    fn decodes_one_line_short_and_long_forms() {
+        // 2 units on line 10 (one-line form, delta 0), 1 unit at +2 (one-line form, delta 2),
+        // 3 units with no column info at -1 (code 13, svarint 3 = -1), then a long form +5.
+        let t = vec![
+            0x80 | (10 << 3) | 1,
+            0,
+            0,
+            0x80 | (12 << 3),
+            0,
+            0,
+            0x80 | (13 << 3) | 2,
+            3,
+            0x80 | (14 << 3),
+            10,
+            0,
+            0,
+            0,
+        ];
+        let c = code(t);
+        assert_eq!(line_of(&c, 0), Some(10));
+        assert_eq!(line_of(&c, 1), Some(10));
+        assert_eq!(line_of(&c, 2), Some(12));
+        assert_eq!(line_of(&c, 3), Some(11));
+        assert_eq!(line_of(&c, 5), Some(11));
+        assert_eq!(line_of(&c, 6), Some(16));
+        assert_eq!(line_of(&c, 7), None);
+        assert_eq!(
+            frame(
+                Some(&c),
+                &PyFrame {
+                    code: 1,
+                    instr: 2,
+                    entry: true
+                }
+            )
+            .line,
+            Some(12)
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! Allocations (churn): sites by total bytes allocated over the run, with how many of their
+//! allocations were short-lived (freed within [`crate::analysis::SHORT_LIVED_NS`]).
+
+use super::{rank, Row};
+use crate::analysis::Analysis;
+use crate::symbolize::Symbolizer;
+
+pub fn ranking(a: &Analysis, sym: &mut Symbolizer, top: usize) -> Vec<Row> {
+    rank(a, sym, top, |s| {
+        (s.alloc_bytes, s.alloc_count, s.short_lived_count)
+    })
+}

@@ -1,0 +1,71 @@
+//! The report for machines. The shape is fixed by issue 3 (keys may be added, none renamed):
+//! `{"format_version":1, "process":{...}, "sampling":{...}, "totals":{...}, "leaks":[SITE],
+//! "peak":[SITE], "allocations":[SITE]}`, SITE = `{"bytes_est","count_est","frames":[...]}`.
+
+use serde_json::{json, Value};
+
+use super::{Report, Row};
+use crate::analysis::SHORT_LIVED_NS;
+use crate::growth;
+
+pub fn render(r: &Report, path: &str) -> Value {
+    let s = &r.summary;
+    let mode = if s.interval == 0 { "all" } else { "sampled" };
+    json!({
+        "format_version": 1,
+        "capture": path,
+        "process": {
+            "pid": s.pid,
+            "ppid": s.ppid,
+            "forked_from": s.forked_from,
+            "exe": s.exe,
+            "argv": s.argv,
+            "duration_s": s.duration_s,
+            "end": s.end,
+        },
+        "sampling": {
+            "mode": mode,
+            "mean_interval_bytes": if s.interval == 0 { Value::Null } else { json!(s.interval) },
+        },
+        "totals": {
+            "allocated_bytes_est": int(s.allocated_bytes),
+            "allocations_est": int(s.allocations),
+            "peak_heap_bytes": int(s.peak_bytes),
+            "peak_time_s": s.peak_time_s,
+            "live_at_end_bytes_est": int(s.live_at_end_bytes),
+            "dropped_records": s.dropped,
+            "peak_rss_bytes": s.peak_rss,
+            "peak_rss_time_s": s.peak_rss_time_s,
+            "peak_heap_in_use_bytes": s.peak_heap_in_use,
+            "records": s.records,
+            "distinct_stacks": s.distinct_stacks,
+        },
+        "leaks": r.leaks.iter().map(site).collect::<Vec<_>>(),
+        "growing": r.growing.iter().map(|g| {
+            let mut v = site(&g.row);
+            v["growth_bytes_per_s"] = int(g.bytes_per_s);
+            v
+        }).collect::<Vec<_>>(),
+        "growing_rule": growth::RULE,
+        "peak": r.peak.iter().map(site).collect::<Vec<_>>(),
+        "allocations": r.allocations.iter().map(|row| {
+            let mut v = site(row);
+            v["short_lived_count_est"] = int(row.short_lived);
+            v
+        }).collect::<Vec<_>>(),
+        "short_lived_ns": SHORT_LIVED_NS,
+    })
+}
+
+fn site(r: &Row) -> Value {
+    json!({
+        "bytes_est": int(r.bytes),
+        "count_est": int(r.count),
+        "frames": r.frames,
+    })
+}
+
+/// An estimate as a JSON integer (rounded; estimates are never negative).
+pub fn int(x: f64) -> Value {
+    json!(x.round().max(0.0) as u64)
+}

@@ -1,0 +1,37 @@
+//! Leaks: sites live at the end of the capture, by estimated bytes; and, for processes that never
+//! exit, sites whose live bytes grow steadily across the run (rule in [`crate::growth::RULE`]).
+
+use super::{rank, Row};
+use crate::analysis::Analysis;
+use crate::symbolize::Symbolizer;
+
+#[derive(Debug, Clone)]
+pub struct GrowingRow {
+    pub row: Row,
+    pub bytes_per_s: f64,
+}
+
+pub fn ranking(a: &Analysis, sym: &mut Symbolizer, top: usize) -> Vec<Row> {
+    rank(a, sym, top, |s| (s.live_bytes, s.live_count, 0.0))
+}
+
+pub fn growing(a: &Analysis, sym: &mut Symbolizer, top: usize) -> Vec<GrowingRow> {
+    a.growth
+        .growers(a.peak_bytes)
+        .into_iter()
+        .take(top)
+        .map(|g| {
+            let s = &a.sites[g.stack as usize];
+            let frames = crate::resolve::site_frames(a, sym, g.stack);
+            GrowingRow {
+                row: Row {
+                    bytes: s.live_bytes,
+                    count: s.live_count,
+                    short_lived: 0.0,
+                    frames,
+                },
+                bytes_per_s: g.bytes_per_s,
+            }
+        })
+        .collect()
+}

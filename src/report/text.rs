@@ -1,0 +1,133 @@
+//! The report for a terminal: human-readable sizes, each site with its top frames.
+
+use std::fmt::Write;
+
+use super::{Report, Row};
+use crate::analysis::SHORT_LIVED_NS;
+use crate::growth;
+use crate::units::{bytes, count};
+
+pub fn render(r: &Report, path: &str, frames: usize) -> String {
+    let s = &r.summary;
+    let mut o = String::new();
+    let exact = s.interval == 0;
+    let est = if exact { "" } else { " (est.)" };
+    let _ = writeln!(o, "memshim report: {path}");
+    let forked = s
+        .forked_from
+        .map(|p| format!(", forked from {p}"))
+        .unwrap_or_default();
+    let _ = writeln!(
+        o,
+        "process    pid {} (ppid {}{forked}): {}",
+        s.pid,
+        s.ppid,
+        s.argv.join(" ")
+    );
+    let _ = writeln!(o, "exe        {}", s.exe);
+    let _ = writeln!(o, "duration   {:.2} s, ended: {}", s.duration_s, s.end);
+    let sampling = if exact {
+        "all: every allocation recorded, numbers are exact".to_string()
+    } else {
+        format!(
+            "sampled, mean interval {}: numbers are unbiased estimates",
+            bytes(s.interval as f64)
+        )
+    };
+    let _ = writeln!(o, "sampling   {sampling}");
+    let _ = writeln!(
+        o,
+        "allocated  {}{est} in {} allocations",
+        bytes(s.allocated_bytes),
+        count(s.allocations)
+    );
+    let _ = writeln!(
+        o,
+        "peak       {}{est} live at {:.2} s",
+        bytes(s.peak_bytes),
+        s.peak_time_s
+    );
+    if s.peak_rss > 0 {
+        let _ = writeln!(
+            o,
+            "peak rss   {} at {:.2} s",
+            bytes(s.peak_rss as f64),
+            s.peak_rss_time_s
+        );
+    }
+    let _ = writeln!(o, "at end     {}{est} live", bytes(s.live_at_end_bytes));
+    let _ = writeln!(o, "dropped    {} records", s.dropped);
+    section(
+        &mut o,
+        "Leaks: live at the end of the capture",
+        &r.leaks,
+        frames,
+        |_| String::new(),
+    );
+    let _ = writeln!(
+        o,
+        "\n== Growing: live bytes rising steadily over the run =="
+    );
+    let _ = writeln!(o, "how decided: {}", growth::RULE);
+    if r.growing.is_empty() {
+        let _ = writeln!(o, "  (none)");
+    }
+    for (i, g) in r.growing.iter().enumerate() {
+        row(
+            &mut o,
+            i,
+            &g.row,
+            frames,
+            &format!(", growing {}/s", bytes(g.bytes_per_s)),
+        );
+    }
+    let title = format!(
+        "Peak: live at {:.2} s, when the heap was highest",
+        s.peak_time_s
+    );
+    section(&mut o, &title, &r.peak, frames, |_| String::new());
+    let title = "Allocations: by total bytes allocated";
+    section(&mut o, title, &r.allocations, frames, |r| {
+        format!(
+            ", {} short-lived (freed within {} ms)",
+            count(r.short_lived),
+            SHORT_LIVED_NS / 1_000_000
+        )
+    });
+    o
+}
+
+fn section(
+    o: &mut String,
+    title: &str,
+    rows: &[Row],
+    frames: usize,
+    extra: impl Fn(&Row) -> String,
+) {
+    let _ = writeln!(o, "\n== {title} ==");
+    if rows.is_empty() {
+        let _ = writeln!(o, "  (none)");
+    }
+    for (i, r) in rows.iter().enumerate() {
+        row(o, i, r, frames, &extra(r));
+    }
+}
+
+fn row(o: &mut String, i: usize, r: &Row, frames: usize, extra: &str) {
+    let _ = writeln!(
+        o,
+        "{:>3}. {} in {} allocations{extra}",
+        i + 1,
+        bytes(r.bytes),
+        count(r.count)
+    );
+    for f in r.frames.iter().take(frames) {
+        let _ = writeln!(o, "       {}", f.label());
+    }
+    if r.frames.len() > frames {
+        let _ = writeln!(o, "       ... {} more frames", r.frames.len() - frames);
+    }
+    if r.frames.is_empty() {
+        let _ = writeln!(o, "       (no frames)");
+    }
+}

@@ -1,0 +1,244 @@
+//! `memshim report` on synthetic captures whose stacks point into a real compiled C program:
+//! ranks, exact numbers in `all` mode, symbolization by build-id, the JSON shape.
+
+mod cli_common;
+use cli_common::*;
+use memshim_format::{Module, Record};
+use serde_json::Value;
+
+const BASE: u64 = 0x5555_0000_0000;
+const SHIM: u64 = 0x7f00_0000_0000;
+const MIB: u64 = 1 << 20;
+
+struct Fixture {
+    bin: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+fn fixture(name: &str) -> Fixture {
+    let dir = scratch(name);
+    let bin = build_c(&dir, "sym_target.c", &[]);
+    Fixture { bin, dir }
+}
+
+/// A return address inside `func` (as if it called malloc a few bytes in).
+fn ret(f: &Fixture, func: &str) -> u64 {
+    BASE + symbol_addr(&f.bin, func) + 9
+}
+
+fn capture(f: &Fixture, interval: u64, build_id: Vec<u8>) -> Capture {
+    let mut c = Capture::new(&header(interval));
+    c.push(Record::Modules(vec![
+        Module {
+            path: "/opt/memshim/libmemshim.so".into(),
+            base: SHIM,
+            segments: vec![(0, 0x10000)],
+            build_id: vec![1],
+        },
+        Module {
+            path: f.bin.display().to_string(),
+            base: BASE,
+            segments: vec![(0, 0x10_0000)],
+            build_id,
+        },
+    ]));
+    let main = ret(f, "main");
+    c.push(stack(
+        1,
+        &[SHIM + 0x100, SHIM + 0x200, ret(f, "leaky_alloc"), main],
+    ));
+    c.push(stack(2, &[SHIM + 0x100, ret(f, "clean_alloc"), main]));
+    c.push(stack(3, &[SHIM + 0x100, ret(f, "peak_fn"), main]));
+    let mut t = 0;
+    let mut addr = 0x1000_0000u64;
+    // 40 MiB leaked in 40 allocations, 10 MiB allocated and freed 100 times, one 300 MiB peak.
+    for i in 0..100 {
+        t += 1_000_000;
+        if i < 40 {
+            addr += 2 * MIB;
+            c.push(alloc(t, addr, MIB, 1));
+        }
+        c.push(alloc(t + 1, 0x9000_0000, 10 * MIB, 2));
+        c.push(free(t + 2, 0x9000_0000));
+        if i == 50 {
+            c.push(alloc(t + 3, 0xa000_0000, 300 * MIB, 3));
+            c.push(free(t + 4, 0xa000_0000));
+        }
+    }
+    c.end(t + 10);
+    c
+}
+
+fn report_json(path: &std::path::Path) -> Value {
+    let o = run(&["report", "--format", "json", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+    serde_json::from_str(&stdout(&o)).expect("report --format json prints JSON")
+}
+
+fn first_function(site: &Value) -> &str {
+    site["frames"][0]["function"].as_str().unwrap_or("<null>")
+}
+
+#[test]
+fn all_mode_ranks_and_counts_exactly_with_symbols() {
+    let f = fixture("report-all");
+    let p = f.dir.join("all.msh");
+    capture(&f, 0, build_id(&f.bin)).write(&p);
+    let v = report_json(&p);
+
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["sampling"]["mode"], "all");
+    let tot = &v["totals"];
+    assert_eq!(tot["allocated_bytes_est"], (40 + 1000 + 300) * MIB);
+    assert_eq!(tot["allocations_est"], 141);
+    assert_eq!(tot["live_at_end_bytes_est"], 40 * MIB);
+    assert_eq!(tot["peak_heap_bytes"], (40 + 300) * MIB);
+    assert_eq!(tot["dropped_records"], 0);
+
+    let leaks = v["leaks"].as_array().unwrap();
+    assert_eq!(
+        leaks.len(),
+        1,
+        "only leaky_alloc is live at the end: {leaks:?}"
+    );
+    assert_eq!(
+        first_function(&leaks[0]),
+        "leaky_alloc",
+        "shim frames are stripped"
+    );
+    assert_eq!(leaks[0]["bytes_est"], 40 * MIB);
+    assert_eq!(leaks[0]["count_est"], 40);
+    let fr = &leaks[0]["frames"][0];
+    assert!(
+        fr["file"].as_str().unwrap().ends_with("sym_target.c"),
+        "{fr}"
+    );
+    assert!((6..=10).contains(&fr["line"].as_u64().unwrap()), "{fr}");
+    assert_eq!(fr["kind"], "native");
+    assert_eq!(fr["module"], f.bin.display().to_string());
+    assert_eq!(leaks[0]["frames"][1]["function"], "main");
+
+    assert_eq!(first_function(&v["peak"][0]), "peak_fn");
+    assert_eq!(v["peak"][0]["bytes_est"], 300 * MIB);
+    let allocs = v["allocations"].as_array().unwrap();
+    assert_eq!(first_function(&allocs[0]), "clean_alloc");
+    assert_eq!(allocs[0]["bytes_est"], 1000 * MIB);
+    assert_eq!(allocs[0]["short_lived_count_est"], 100);
+}
+
+#[test]
+fn json_has_exactly_the_documented_shape() {
+    let f = fixture("report-shape");
+    let p = f.dir.join("shape.msh");
+    capture(&f, 512 * 1024, build_id(&f.bin)).write(&p);
+    let v = report_json(&p);
+    for k in ["pid", "exe", "argv", "duration_s"] {
+        assert!(v["process"].get(k).is_some(), "process.{k}");
+    }
+    assert_eq!(v["sampling"]["mode"], "sampled");
+    assert_eq!(v["sampling"]["mean_interval_bytes"], 512 * 1024);
+    for k in [
+        "allocated_bytes_est",
+        "allocations_est",
+        "peak_heap_bytes",
+        "peak_time_s",
+        "live_at_end_bytes_est",
+        "dropped_records",
+    ] {
+        assert!(v["totals"][k].is_number(), "totals.{k}");
+    }
+    for ranking in ["leaks", "peak", "allocations"] {
+        let sites = v[ranking].as_array().unwrap();
+        assert!(!sites.is_empty(), "{ranking}");
+        let bytes: Vec<f64> = sites
+            .iter()
+            .map(|s| s["bytes_est"].as_f64().unwrap())
+            .collect();
+        assert!(
+            bytes.windows(2).all(|w| w[0] >= w[1]),
+            "{ranking} sorted by bytes: {bytes:?}"
+        );
+        for s in sites {
+            assert!(s["count_est"].is_number());
+            for fr in s["frames"].as_array().unwrap() {
+                for k in ["function", "file", "line", "module", "kind"] {
+                    assert!(fr.get(k).is_some(), "frame.{k} in {fr}");
+                }
+                assert!(fr["kind"] == "native" || fr["kind"] == "python");
+            }
+        }
+    }
+    // Each 1 MiB sample at a 512 KiB mean interval weighs 1 / (1 - e^-2).
+    let w = 1.0 / (1.0 - (-2.0f64).exp());
+    assert_eq!(
+        v["leaks"][0]["bytes_est"],
+        (40.0 * MIB as f64 * w).round() as u64
+    );
+    assert_eq!(v["leaks"][0]["count_est"], (40.0 * w).round() as u64);
+}
+
+#[test]
+fn a_rebuilt_binary_is_not_used_and_frames_say_module_plus_offset() {
+    let f = fixture("report-rebuilt");
+    let p = f.dir.join("rebuilt.msh");
+    capture(&f, 0, vec![0xde, 0xad, 0xbe, 0xef]).write(&p);
+    let v = report_json(&p);
+    let fr = &v["leaks"][0]["frames"][0];
+    assert_eq!(fr["function"], Value::Null, "{fr}");
+    assert_eq!(fr["file"], Value::Null);
+    let off = symbol_addr(&f.bin, "leaky_alloc") + 9;
+    assert_eq!(fr["address"], format!("sym_target+{off:#x}"));
+
+    let o = run(&["report", p.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).contains(&format!("sym_target+{off:#x}")),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn text_report_names_sites_innermost_first_with_human_sizes() {
+    let f = fixture("report-text");
+    let p = f.dir.join("text.msh");
+    capture(&f, 0, build_id(&f.bin)).write(&p);
+    let o = run(&["report", "--top", "3", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let leaks = out.split("== Leaks").nth(1).unwrap();
+    let first_site: Vec<&str> = leaks.lines().skip(1).take(3).collect();
+    assert!(
+        first_site[0].contains("1. 40.0 MiB in 40 allocations"),
+        "{out}"
+    );
+    assert!(
+        first_site[1].trim_start().starts_with("leaky_alloc ("),
+        "{out}"
+    );
+    assert!(first_site[2].trim_start().starts_with("main ("), "{out}");
+    assert!(out.contains("how decided:"), "the growth rule is printed");
+    assert!(out.contains("peak       340.0 MiB live"), "{out}");
+}
+
+#[test]
+fn several_captures_get_a_combined_summary() {
+    let f = fixture("report-multi");
+    for pid in [100, 101] {
+        capture(&f, 0, build_id(&f.bin)).write(&f.dir.join(format!("memshim.{pid}.msh")));
+    }
+    let template = f.dir.join("memshim.%p.msh");
+    let o = run(&["report", "--format", "json", template.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["combined"]["processes"], 2);
+    assert_eq!(v["combined"]["live_at_end_bytes_est"], 80 * MIB);
+    assert_eq!(v["processes"].as_array().unwrap().len(), 2);
+    let o = run(&["report", template.to_str().unwrap()]);
+    assert!(
+        stdout(&o).starts_with("memshim report: 2 processes"),
+        "{}",
+        stdout(&o)
+    );
+}
