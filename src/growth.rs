@@ -78,11 +78,6 @@ impl Growth {
         self.next_t = t + self.interval;
     }
 
-    /// The spacing of the checkpoints (ns) now.
-    pub fn interval_ns(&self) -> u64 {
-        self.interval
-    }
-
     /// The sites that grow steadily, fastest first.
     pub fn growers(&self, peak_bytes: f64) -> Vec<Grower> {
         let n = self.times.len();
@@ -156,7 +151,9 @@ fn keep_even<T: Copy>(v: &mut Vec<T>) {
 mod tests {
     use super::*;
 
-    fn run(series: &[(u32, fn(f64) -> f64)], secs: u64) -> Vec<Grower> {
+    type Curve = (u32, fn(f64) -> f64);
+
+    fn run(series: &[Curve], secs: u64) -> Vec<Grower> {
         let mut g = Growth::default();
         let mut t = 0;
         while t <= secs * 1_000_000_000 {

@@ -24,9 +24,6 @@ impl LiveAlloc {
     }
 }
 
-/// A change to what is live: the allocation and its size after the change (0 = gone).
-pub type Change = (LiveAlloc, u64);
-
 #[derive(Debug, Default)]
 pub struct Live {
     heap: HashMap<u64, LiveAlloc>,
@@ -88,6 +85,7 @@ impl Live {
         self.heap.len() + self.maps.len()
     }
 
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = &LiveAlloc> {
         self.heap.values().chain(self.maps.values())
     }

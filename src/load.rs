@@ -59,7 +59,7 @@ pub fn stream<S>(
             }
         }
         n += 1;
-        if n % 65536 == 0 {
+        if n & 0xffff == 0 {
             if let Some(b) = &bar {
                 b.set_position(reader.bytes_read());
             }

@@ -6,6 +6,7 @@
 mod analysis;
 mod cmd;
 mod error;
+mod export;
 mod frames;
 mod growth;
 mod inputs;
@@ -37,6 +38,10 @@ struct Cli {
 enum Command {
     Stats(cmd::stats::Args),
     Report(cmd::report::Args),
+    Flamegraph(cmd::flamegraph::Args),
+    Timeline(cmd::timeline::Args),
+    Pprof(cmd::pprof::Args),
+    Html(cmd::html::Args),
 }
 
 fn main() {
@@ -52,6 +57,10 @@ fn main() {
     let result = match cli.command {
         Command::Stats(a) => cmd::stats::run(a),
         Command::Report(a) => cmd::report::run(a),
+        Command::Flamegraph(a) => cmd::flamegraph::run(a),
+        Command::Timeline(a) => cmd::timeline::run(a),
+        Command::Pprof(a) => cmd::pprof::run(a),
+        Command::Html(a) => cmd::html::run(a),
     };
     match result {
         Ok(()) => {}

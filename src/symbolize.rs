@@ -68,14 +68,12 @@ impl Symbolizer {
 
     /// The frames one return address stands for, innermost first.
     pub fn frames(&mut self, modules: &ModuleTable, a: Addr) -> &[Frame] {
-        if !self.cache.contains_key(&a) {
-            if a.module == Addr::NO_MODULE {
-                self.cache.insert(a, vec![unknown(None, a)]);
-            } else {
-                self.symbolize_module(modules, a.module, &[a.addr]);
-            }
+        if a.module != Addr::NO_MODULE && !self.cache.contains_key(&a) {
+            self.symbolize_module(modules, a.module, &[a.addr]);
         }
-        &self.cache[&a]
+        self.cache
+            .entry(a)
+            .or_insert_with(|| vec![unknown(None, a)])
     }
 
     fn symbolize_module(&mut self, modules: &ModuleTable, m: u32, offs: &[u64]) {

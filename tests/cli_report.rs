@@ -3,71 +3,7 @@
 
 mod cli_common;
 use cli_common::*;
-use memshim_format::{Module, Record};
 use serde_json::Value;
-
-const BASE: u64 = 0x5555_0000_0000;
-const SHIM: u64 = 0x7f00_0000_0000;
-const MIB: u64 = 1 << 20;
-
-struct Fixture {
-    bin: std::path::PathBuf,
-    dir: std::path::PathBuf,
-}
-
-fn fixture(name: &str) -> Fixture {
-    let dir = scratch(name);
-    let bin = build_c(&dir, "sym_target.c", &[]);
-    Fixture { bin, dir }
-}
-
-/// A return address inside `func` (as if it called malloc a few bytes in).
-fn ret(f: &Fixture, func: &str) -> u64 {
-    BASE + symbol_addr(&f.bin, func) + 9
-}
-
-fn capture(f: &Fixture, interval: u64, build_id: Vec<u8>) -> Capture {
-    let mut c = Capture::new(&header(interval));
-    c.push(Record::Modules(vec![
-        Module {
-            path: "/opt/memshim/libmemshim.so".into(),
-            base: SHIM,
-            segments: vec![(0, 0x10000)],
-            build_id: vec![1],
-        },
-        Module {
-            path: f.bin.display().to_string(),
-            base: BASE,
-            segments: vec![(0, 0x10_0000)],
-            build_id,
-        },
-    ]));
-    let main = ret(f, "main");
-    c.push(stack(
-        1,
-        &[SHIM + 0x100, SHIM + 0x200, ret(f, "leaky_alloc"), main],
-    ));
-    c.push(stack(2, &[SHIM + 0x100, ret(f, "clean_alloc"), main]));
-    c.push(stack(3, &[SHIM + 0x100, ret(f, "peak_fn"), main]));
-    let mut t = 0;
-    let mut addr = 0x1000_0000u64;
-    // 40 MiB leaked in 40 allocations, 10 MiB allocated and freed 100 times, one 300 MiB peak.
-    for i in 0..100 {
-        t += 1_000_000;
-        if i < 40 {
-            addr += 2 * MIB;
-            c.push(alloc(t, addr, MIB, 1));
-        }
-        c.push(alloc(t + 1, 0x9000_0000, 10 * MIB, 2));
-        c.push(free(t + 2, 0x9000_0000));
-        if i == 50 {
-            c.push(alloc(t + 3, 0xa000_0000, 300 * MIB, 3));
-            c.push(free(t + 4, 0xa000_0000));
-        }
-    }
-    c.end(t + 10);
-    c
-}
 
 fn report_json(path: &std::path::Path) -> Value {
     let o = run(&["report", "--format", "json", path.to_str().unwrap()]);

@@ -1,4 +1,8 @@
 //! One file per subcommand: its clap arguments and its entry point.
 
+pub mod flamegraph;
+pub mod html;
+pub mod pprof;
 pub mod report;
 pub mod stats;
+pub mod timeline;

@@ -22,6 +22,7 @@ pub fn render(r: &Report, path: &str) -> Value {
             "argv": s.argv,
             "duration_s": s.duration_s,
             "end": s.end,
+            "python_finalizing_s": s.finalizing_s,
         },
         "sampling": {
             "mode": mode,
@@ -38,12 +39,14 @@ pub fn render(r: &Report, path: &str) -> Value {
             "peak_rss_time_s": s.peak_rss_time_s,
             "peak_heap_in_use_bytes": s.peak_heap_in_use,
             "records": s.records,
+            "live_samples_at_end": s.live_samples,
             "distinct_stacks": s.distinct_stacks,
         },
         "leaks": r.leaks.iter().map(site).collect::<Vec<_>>(),
         "growing": r.growing.iter().map(|g| {
             let mut v = site(&g.row);
             v["growth_bytes_per_s"] = int(g.bytes_per_s);
+            v["gained_bytes_est"] = int(g.gained);
             v
         }).collect::<Vec<_>>(),
         "growing_rule": growth::RULE,

@@ -9,6 +9,8 @@ use crate::symbolize::Symbolizer;
 pub struct GrowingRow {
     pub row: Row,
     pub bytes_per_s: f64,
+    /// Live bytes gained from the first checkpoint to the last.
+    pub gained: f64,
 }
 
 pub fn ranking(a: &Analysis, sym: &mut Symbolizer, top: usize) -> Vec<Row> {
@@ -31,6 +33,7 @@ pub fn growing(a: &Analysis, sym: &mut Symbolizer, top: usize) -> Vec<GrowingRow
                     frames,
                 },
                 bytes_per_s: g.bytes_per_s,
+                gained: g.gained,
             }
         })
         .collect()

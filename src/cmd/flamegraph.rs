@@ -1,0 +1,28 @@
+//! `memshim flamegraph CAPTURE --kind leaks|peak|allocations -o OUT.svg`.
+
+use std::path::PathBuf;
+
+use crate::error::Result;
+use crate::export::{flamegraph, Kind};
+use crate::symbolize::Symbolizer;
+use crate::{load, output};
+
+/// Write an interactive flamegraph SVG (click to zoom, search) of a capture, in bytes.
+///
+/// `leaks`: what was live at the end. `peak`: what was live when the heap was highest.
+/// `allocations`: everything allocated over the run.
+#[derive(clap::Args)]
+pub struct Args {
+    capture: PathBuf,
+    #[arg(long, value_enum, default_value = "leaks")]
+    kind: Kind,
+    /// Output SVG file.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let a = load::analyze(&args.capture)?;
+    let svg = flamegraph::svg(&a, &mut Symbolizer::new(), args.kind)?;
+    output::write_file(&args.output, &svg)
+}

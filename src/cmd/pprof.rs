@@ -1,0 +1,24 @@
+//! `memshim pprof CAPTURE -o OUT.pb.gz`.
+
+use std::path::PathBuf;
+
+use crate::error::Result;
+use crate::export::pprof;
+use crate::symbolize::Symbolizer;
+use crate::{load, output};
+
+/// Write a gzipped pprof heap profile (alloc_objects, alloc_space, inuse_objects, inuse_space),
+/// symbolized, with build-ids: `go tool pprof`, Pyroscope and Parca read it like a Go heap profile.
+#[derive(clap::Args)]
+pub struct Args {
+    capture: PathBuf,
+    /// Output file (`.pb.gz`).
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let a = load::analyze(&args.capture)?;
+    let p = pprof::profile(&a, &mut Symbolizer::new());
+    output::write_file(&args.output, &pprof::encode(&p))
+}

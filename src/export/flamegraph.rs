@@ -1,0 +1,70 @@
+//! Interactive flamegraph SVGs (inferno) of leaks, the peak, or all allocations, in bytes.
+
+use std::collections::BTreeMap;
+
+use inferno::flamegraph::{self, color::BasicPalette, Options, Palette};
+
+use super::Kind;
+use crate::analysis::Analysis;
+use crate::error::{CliError, Result};
+use crate::resolve;
+use crate::symbolize::Symbolizer;
+
+/// Folded stacks (`outer;...;inner bytes`), one line per distinct symbolized stack.
+pub fn folded(a: &Analysis, sym: &mut Symbolizer, kind: Kind) -> Vec<String> {
+    let value = |s: &crate::analysis::Site| match kind {
+        Kind::Leaks => s.live_bytes,
+        Kind::Peak => s.at_peak().0,
+        Kind::Allocations => s.alloc_bytes,
+    };
+    let sites: Vec<u32> = (0..a.sites.len() as u32)
+        .filter(|&i| value(&a.sites[i as usize]) >= 0.5)
+        .collect();
+    resolve::prefetch(a, sym, sites.iter().copied());
+    let mut merged: BTreeMap<String, f64> = BTreeMap::new();
+    for i in sites {
+        let frames = resolve::site_frames(a, sym, i);
+        let mut names: Vec<String> = frames
+            .iter()
+            .rev()
+            .map(|f| f.name().replace(';', ":"))
+            .collect();
+        if names.is_empty() {
+            names.push("[no frames]".into());
+        }
+        *merged.entry(names.join(";")).or_insert(0.0) += value(&a.sites[i as usize]);
+    }
+    merged
+        .into_iter()
+        .filter(|(_, v)| v.round() >= 1.0)
+        .map(|(k, v)| format!("{k} {}", v.round() as u64))
+        .collect()
+}
+
+/// The SVG of a flamegraph; an empty profile gives a page that says so.
+pub fn svg(a: &Analysis, sym: &mut Symbolizer, kind: Kind) -> Result<Vec<u8>> {
+    let lines = folded(a, sym, kind);
+    let mut opt = Options::default();
+    opt.title = format!("memshim: {} of pid {}", kind.name(), a.header.pid);
+    opt.subtitle = Some(match a.header.sample_interval {
+        0 => "all allocations recorded: exact bytes".into(),
+        r => format!("sampled every {r} bytes on average: estimated bytes"),
+    });
+    opt.count_name = "bytes".into();
+    opt.name_type = "Function:".into();
+    opt.colors = Palette::Basic(BasicPalette::Mem);
+    opt.deterministic = true;
+    let mut out = Vec::new();
+    if lines.is_empty() {
+        // inferno refuses an empty profile: say it in an SVG of our own.
+        let msg = format!("memshim: no {} in this capture", kind.name());
+        out = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"600\" height=\"40\"><text x=\"10\" y=\"25\">{msg}</text></svg>\n"
+        )
+        .into_bytes();
+        return Ok(out);
+    }
+    flamegraph::from_lines(&mut opt, lines.iter().map(String::as_str), &mut out)
+        .map_err(|e| CliError::new(format!("flamegraph: {e}")))?;
+    Ok(out)
+}

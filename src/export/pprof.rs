@@ -1,0 +1,320 @@
+//! Gzipped pprof profiles (github.com/google/pprof, proto/profile.proto), as a Go heap profile:
+//! sample types `alloc_objects`, `alloc_space`, `inuse_objects`, `inuse_space` (in use = live
+//! at the end of the capture), period `space`/bytes = the mean sampling interval. Mappings carry
+//! build-ids, functions carry file and line, inlined calls are extra lines of one location, so
+//! `go tool pprof`, Pyroscope and Parca read it without the binaries.
+//!
+//! The messages are the subset of profile.proto we write, declared with prost's derive (field
+//! numbers as in profile.proto), so no protoc is needed at build time.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use flate2::{write::GzEncoder, Compression};
+use prost::Message;
+
+use crate::analysis::Analysis;
+use crate::frames::Frame;
+use crate::modules::Addr;
+use crate::pyframes;
+use crate::symbolize::Symbolizer;
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Profile {
+    #[prost(message, repeated, tag = "1")]
+    pub sample_type: Vec<ValueType>,
+    #[prost(message, repeated, tag = "2")]
+    pub sample: Vec<Sample>,
+    #[prost(message, repeated, tag = "3")]
+    pub mapping: Vec<Mapping>,
+    #[prost(message, repeated, tag = "4")]
+    pub location: Vec<Location>,
+    #[prost(message, repeated, tag = "5")]
+    pub function: Vec<Function>,
+    #[prost(string, repeated, tag = "6")]
+    pub string_table: Vec<String>,
+    #[prost(int64, tag = "9")]
+    pub time_nanos: i64,
+    #[prost(int64, tag = "10")]
+    pub duration_nanos: i64,
+    #[prost(message, optional, tag = "11")]
+    pub period_type: Option<ValueType>,
+    #[prost(int64, tag = "12")]
+    pub period: i64,
+    #[prost(int64, repeated, tag = "13")]
+    pub comment: Vec<i64>,
+    #[prost(int64, tag = "14")]
+    pub default_sample_type: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct ValueType {
+    #[prost(int64, tag = "1")]
+    pub r#type: i64,
+    #[prost(int64, tag = "2")]
+    pub unit: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Sample {
+    #[prost(uint64, repeated, tag = "1")]
+    pub location_id: Vec<u64>,
+    #[prost(int64, repeated, tag = "2")]
+    pub value: Vec<i64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Mapping {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(uint64, tag = "2")]
+    pub memory_start: u64,
+    #[prost(uint64, tag = "3")]
+    pub memory_limit: u64,
+    #[prost(uint64, tag = "4")]
+    pub file_offset: u64,
+    #[prost(int64, tag = "5")]
+    pub filename: i64,
+    #[prost(int64, tag = "6")]
+    pub build_id: i64,
+    #[prost(bool, tag = "7")]
+    pub has_functions: bool,
+    #[prost(bool, tag = "8")]
+    pub has_filenames: bool,
+    #[prost(bool, tag = "9")]
+    pub has_line_numbers: bool,
+    #[prost(bool, tag = "10")]
+    pub has_inline_frames: bool,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Location {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(uint64, tag = "2")]
+    pub mapping_id: u64,
+    #[prost(uint64, tag = "3")]
+    pub address: u64,
+    #[prost(message, repeated, tag = "4")]
+    pub line: Vec<Line>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Line {
+    #[prost(uint64, tag = "1")]
+    pub function_id: u64,
+    #[prost(int64, tag = "2")]
+    pub line: i64,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct Function {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(int64, tag = "2")]
+    pub name: i64,
+    #[prost(int64, tag = "3")]
+    pub system_name: i64,
+    #[prost(int64, tag = "4")]
+    pub filename: i64,
+}
+
+/// Interns strings, functions, mappings and locations while samples are added.
+#[derive(Default)]
+struct Builder {
+    p: Profile,
+    strings: HashMap<String, i64>,
+    functions: HashMap<(String, String), u64>,
+    mappings: HashMap<u32, u64>,
+    native: HashMap<Addr, u64>,
+    python: HashMap<Frame, u64>,
+}
+
+impl Builder {
+    fn s(&mut self, s: &str) -> i64 {
+        if let Some(&i) = self.strings.get(s) {
+            return i;
+        }
+        let i = self.p.string_table.len() as i64;
+        self.p.string_table.push(s.to_string());
+        self.strings.insert(s.to_string(), i);
+        i
+    }
+
+    fn vt(&mut self, t: &str, unit: &str) -> ValueType {
+        ValueType {
+            r#type: self.s(t),
+            unit: self.s(unit),
+        }
+    }
+
+    fn function(&mut self, f: &Frame) -> u64 {
+        let key = (f.name(), f.file.clone().unwrap_or_default());
+        if let Some(&id) = self.functions.get(&key) {
+            return id;
+        }
+        let id = self.p.function.len() as u64 + 1;
+        let name = self.s(&key.0);
+        let filename = self.s(&key.1);
+        self.p.function.push(Function {
+            id,
+            name,
+            system_name: name,
+            filename,
+        });
+        self.functions.insert(key, id);
+        id
+    }
+
+    fn line(&mut self, f: &Frame) -> Line {
+        Line {
+            function_id: self.function(f),
+            line: f.line.unwrap_or(0) as i64,
+        }
+    }
+
+    fn mapping(&mut self, a: &Analysis, m: u32) -> u64 {
+        if let Some(&id) = self.mappings.get(&m) {
+            return id;
+        }
+        let module = &a.modules.modules[m as usize];
+        let lo = module.segments.iter().map(|s| s.0).min().unwrap_or(0);
+        let hi = module.segments.iter().map(|s| s.0 + s.1).max().unwrap_or(0);
+        let id = self.p.mapping.len() as u64 + 1;
+        let filename = self.s(&module.path);
+        let hex: String = module.build_id.iter().map(|b| format!("{b:02x}")).collect();
+        let build_id = self.s(&hex);
+        self.p.mapping.push(Mapping {
+            id,
+            memory_start: module.base.wrapping_add(lo),
+            memory_limit: module.base.wrapping_add(hi),
+            file_offset: lo,
+            filename,
+            build_id,
+            has_functions: true,
+            has_filenames: true,
+            has_line_numbers: true,
+            has_inline_frames: true,
+        });
+        self.mappings.insert(m, id);
+        id
+    }
+
+    fn native_location(&mut self, a: &Analysis, frames: &[Frame], addr: Addr) -> u64 {
+        if let Some(&id) = self.native.get(&addr) {
+            return id;
+        }
+        let id = self.p.location.len() as u64 + 1;
+        let (mapping_id, address) = if addr.module == Addr::NO_MODULE {
+            (0, addr.addr)
+        } else {
+            let base = a.modules.modules[addr.module as usize].base;
+            (self.mapping(a, addr.module), base.wrapping_add(addr.addr))
+        };
+        let line = frames.iter().map(|f| self.line(f)).collect();
+        self.p.location.push(Location {
+            id,
+            mapping_id,
+            address,
+            line,
+        });
+        self.native.insert(addr, id);
+        id
+    }
+
+    fn python_location(&mut self, f: Frame) -> u64 {
+        if let Some(&id) = self.python.get(&f) {
+            return id;
+        }
+        let id = self.p.location.len() as u64 + 1;
+        let line = vec![self.line(&f)];
+        self.p.location.push(Location {
+            id,
+            mapping_id: 0,
+            address: 0,
+            line,
+        });
+        self.python.insert(f, id);
+        id
+    }
+}
+
+/// The profile, not yet encoded.
+pub fn profile(a: &Analysis, sym: &mut Symbolizer) -> Profile {
+    let mut b = Builder::default();
+    b.s("");
+    b.p.sample_type = vec![
+        b.vt("alloc_objects", "count"),
+        b.vt("alloc_space", "bytes"),
+        b.vt("inuse_objects", "count"),
+        b.vt("inuse_space", "bytes"),
+    ];
+    b.p.period_type = Some(b.vt("space", "bytes"));
+    b.p.period = a.header.sample_interval.max(1) as i64;
+    b.p.time_nanos = a.header.start_unix_ns as i64;
+    b.p.duration_nanos = a.last_t as i64;
+    let note = format!(
+        "memshim capture of pid {}: {}",
+        a.header.pid,
+        a.header.argv.join(" ")
+    );
+    let c = b.s(&note);
+    b.p.comment.push(c);
+    b.p.default_sample_type = 3;
+
+    let sites: Vec<u32> = (0..a.sites.len() as u32)
+        .filter(|&i| {
+            let s = &a.sites[i as usize];
+            s.alloc_count > 0.0 || s.live_count > 0.0
+        })
+        .collect();
+    crate::resolve::prefetch(a, sym, sites.iter().copied());
+    for i in sites {
+        let site = &a.sites[i as usize];
+        let mut py = site
+            .python
+            .iter()
+            .map(|f| (pyframes::frame(a.pycodes.get(&f.code), f), f.entry))
+            .peekable();
+        let mut ids = Vec::with_capacity(site.frames.len());
+        for &addr in &site.frames {
+            let frames = sym.frames(&a.modules, addr).to_vec();
+            let is_eval = frames
+                .last()
+                .and_then(|f| f.function.as_deref())
+                .is_some_and(|n| n.starts_with("_PyEval_EvalFrameDefault"));
+            if is_eval && py.peek().is_some() {
+                for (f, entry) in py.by_ref() {
+                    ids.push(b.python_location(f));
+                    if entry {
+                        break;
+                    }
+                }
+            } else {
+                ids.push(b.native_location(a, &frames, addr));
+            }
+        }
+        for (f, _) in py {
+            ids.push(b.python_location(f));
+        }
+        let r = |x: f64| x.round().max(0.0) as i64;
+        b.p.sample.push(Sample {
+            location_id: ids,
+            value: vec![
+                r(site.alloc_count),
+                r(site.alloc_bytes),
+                r(site.live_count),
+                r(site.live_bytes),
+            ],
+        });
+    }
+    b.p
+}
+
+/// The gzipped protobuf bytes.
+pub fn encode(p: &Profile) -> Vec<u8> {
+    let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(&p.encode_to_vec())
+        .expect("writing to a Vec cannot fail");
+    gz.finish().expect("writing to a Vec cannot fail")
+}

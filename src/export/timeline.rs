@@ -1,0 +1,153 @@
+//! Memory over time as an SVG line chart, like mprof's plot: RSS, the allocator's heap in use,
+//! and the estimated live bytes from the samples, with the peak marked.
+
+use std::fmt::Write;
+
+use crate::analysis::Analysis;
+use crate::units;
+
+const W: f64 = 960.0;
+const H: f64 = 420.0;
+const LEFT: f64 = 90.0;
+const RIGHT: f64 = 20.0;
+const TOP: f64 = 50.0;
+const BOTTOM: f64 = 50.0;
+
+struct Series<'a> {
+    name: &'a str,
+    color: &'a str,
+    points: Vec<(f64, f64)>,
+}
+
+/// The chart as a standalone SVG document.
+pub fn svg(a: &Analysis) -> String {
+    let pts = &a.ticks.points;
+    let xs = |p: &crate::ticks::Point| units::secs(p.t);
+    let mut series = vec![
+        Series {
+            name: "RSS",
+            color: "#1f77b4",
+            points: pts.iter().map(|p| (xs(p), p.rss as f64)).collect(),
+        },
+        Series {
+            name: "heap in use (allocator)",
+            color: "#2ca02c",
+            points: pts.iter().map(|p| (xs(p), p.heap_in_use as f64)).collect(),
+        },
+        Series {
+            name: "live (from samples)",
+            color: "#ff7f0e",
+            points: pts.iter().map(|p| (xs(p), p.live_est)).collect(),
+        },
+    ];
+    series.retain(|s| s.points.iter().any(|&(_, y)| y > 0.0));
+    let peak_t = units::secs(a.peak_t);
+    let t_max = units::secs(a.last_t)
+        .max(pts.last().map(xs).unwrap_or(0.0))
+        .max(1e-3);
+    let y_max = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(a.peak_bytes, f64::max)
+        .max(1.0)
+        * 1.05;
+    let x = |t: f64| LEFT + (W - LEFT - RIGHT) * t / t_max;
+    let y = |b: f64| H - BOTTOM - (H - TOP - BOTTOM) * b / y_max;
+
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" id="memshim-timeline" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(o, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        o,
+        r#"<text x="{LEFT}" y="22" font-size="16">memshim: memory over time, pid {} (peak {} at {:.2} s)</text>"#,
+        a.header.pid,
+        units::bytes(a.peak_bytes),
+        peak_t
+    );
+    // Axes and grid; enough decimals that the time labels differ.
+    let prec = if t_max >= 10.0 {
+        0
+    } else if t_max >= 1.0 {
+        1
+    } else {
+        3
+    };
+    for i in 0..=5 {
+        let b = y_max * i as f64 / 5.0;
+        let _ = writeln!(
+            o,
+            r##"<line x1="{LEFT}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            W - RIGHT,
+            LEFT - 6.0,
+            y(b) + 4.0,
+            units::bytes(b),
+            y = y(b)
+        );
+        let t = t_max * i as f64 / 5.0;
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{t:.prec$} s</text>"#,
+            x(t),
+            H - BOTTOM + 18.0,
+            prec = prec
+        );
+    }
+    let _ = writeln!(
+        o,
+        r#"<line x1="{LEFT}" x2="{LEFT}" y1="{TOP}" y2="{}" stroke="black"/><line x1="{LEFT}" x2="{}" y1="{}" y2="{}" stroke="black"/>"#,
+        H - BOTTOM,
+        W - RIGHT,
+        H - BOTTOM,
+        H - BOTTOM
+    );
+    if series.is_empty() {
+        let _ = writeln!(
+            o,
+            r#"<text x="{}" y="{}">no timeline data (no Tick records)</text>"#,
+            LEFT + 20.0,
+            H / 2.0
+        );
+    }
+    for (k, s) in series.iter().enumerate() {
+        let path: Vec<String> = s
+            .points
+            .iter()
+            .map(|&(t, b)| format!("{:.1},{:.1}", x(t), y(b)))
+            .collect();
+        let _ = writeln!(
+            o,
+            r#"<polyline class="series" fill="none" stroke="{}" stroke-width="1.5" points="{}"><title>{}</title></polyline>"#,
+            s.color,
+            path.join(" "),
+            s.name
+        );
+        let ly = TOP + 16.0 * k as f64;
+        let _ = writeln!(
+            o,
+            r#"<rect x="{}" y="{}" width="12" height="3" fill="{}"/><text x="{}" y="{}">{}</text>"#,
+            W - RIGHT - 190.0,
+            ly - 4.0,
+            s.color,
+            W - RIGHT - 172.0,
+            ly,
+            s.name
+        );
+    }
+    // The peak.
+    let px = x(peak_t);
+    let _ = writeln!(
+        o,
+        r##"<g id="peak"><line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{}" stroke="#d62728" stroke-dasharray="4 3"/><circle cx="{px:.1}" cy="{:.1}" r="4" fill="#d62728"/><text x="{:.1}" y="{}" fill="#d62728">peak {} at {:.2} s</text></g>"##,
+        H - BOTTOM,
+        y(a.peak_bytes),
+        px + 6.0,
+        TOP + 12.0,
+        units::bytes(a.peak_bytes),
+        peak_t,
+    );
+    o.push_str("</svg>\n");
+    o
+}
