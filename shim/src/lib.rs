@@ -1,1 +1,82 @@
+//! # libmemshim.so: the capture engine
+//!
+//! Loaded with `LD_PRELOAD`, it interposes the allocation family (malloc, free, calloc, realloc,
+//! reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size),
+//! anonymous mmap/munmap/mremap, and `_exit`, in the executable and every library.
+//!
+//! ## Design
+//! - **Sampling** ([`sampler`]): a per-thread Poisson byte countdown (mean `MEMSHIM_RATE`, default
+//!   512 KiB). The fast path of an allocation is the countdown in initial-exec TLS ([`thread`]);
+//!   crossing it takes the cold slow path ([`hooks`]).
+//! - **The region** ([`region`]): sampled allocations are served from address space the shim
+//!   reserves at a fixed address, so `free` knows a sampled pointer by a range check on
+//!   constants and an unsampled free touches no shared memory. The slot header keeps the sample's
+//!   size and stack, which also makes the region the table of live samples for a forked child.
+//! - **Stacks** ([`unwind`]): DWARF unwinding with libgcc, raw return addresses; symbolized offline
+//!   by the CLI with the module map ([`modules`]) the writer records.
+//! - **Recording** ([`ring`], [`recorder`], [`writer`]): application threads push fixed-size events
+//!   into a lock-free ring and never wait; a full ring drops and counts. One writer thread, started
+//!   on the first event (never in the constructor), interns stacks and appends checksummed chunks
+//!   to the capture (format: the `memshim-format` crate) at least every 80 ms and on every exit.
+//! - **Processes**: a forked child gets its own file, ring, writer and reseeded sampler, and
+//!   reports the live samples it inherited. `_exit` and normal exit flush the capture.
+//! - **Safety**: the hooks never allocate, lock or block on their fast paths, every recursive call
+//!   from inside the shim is forwarded untouched ([`thread::Busy`]), and a bad setting or an
+//!   unwritable output prints one `memshim:` line and leaves the host running untraced.
 
+pub mod config;
+mod exports;
+pub mod hooks;
+pub mod modules;
+pub mod procinfo;
+pub mod real;
+pub mod recorder;
+pub mod region;
+pub mod ring;
+pub mod sampler;
+pub mod thread;
+pub mod unwind;
+pub mod writer;
+
+use core::sync::atomic::Ordering;
+
+/// Runs before `main` (after the loader has already been calling our malloc for a while, which is
+/// why the hooks work with zero initialisation).
+extern "C" fn init() {
+    let t = thread::current();
+    t.busy = 1;
+    recorder::START_MONO.store(real::now_ns(), Ordering::Relaxed);
+    real::resolve();
+    let cfg = config::init();
+    let mut mode = cfg.mode;
+    unwind::warm_up();
+    if matches!(mode, config::Mode::Sampled(_)) && !region::reserve() {
+        real::warn("cannot reserve address space for sampled allocations; running untraced");
+        mode = config::Mode::Off;
+    }
+    // SAFETY: the handler is a plain function safe to run in the child after fork.
+    unsafe { libc::pthread_atfork(None, None, Some(fork_child)) };
+    hooks::enable(mode);
+    t.countdown = 0;
+    t.busy = 0;
+}
+
+/// Runs at normal exit (return from main, `exit`, from any thread), after the program's own
+/// atexit handlers and the destructors of libraries loaded after us.
+extern "C" fn fini() {
+    recorder::finish(memshim_format::EndKind::Exit);
+}
+
+extern "C" fn fork_child() {
+    sampler::FORK_GEN.fetch_add(1, Ordering::Relaxed);
+    hooks::after_fork_child();
+    recorder::after_fork_child();
+}
+
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = init;
+
+#[used]
+#[link_section = ".fini_array"]
+static FINI: extern "C" fn() = fini;

@@ -1,0 +1,169 @@
+//! Settings, read once in the constructor with `secure_getenv` into an immutable [`Config`].
+//! A bad value prints one warning and falls back to the default; nothing here can stop the host.
+
+use std::ffi::CStr;
+use std::sync::OnceLock;
+
+use crate::real::warn;
+
+/// Default mean sampling interval: 512 KiB, as Go and jemalloc.
+pub const DEFAULT_RATE: u64 = 512 << 10;
+pub const DEFAULT_DEPTH: usize = 128;
+/// Deepest stack kept; bounds the per-sample header and ring slot.
+pub const MAX_DEPTH: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Poisson byte sampling with this mean interval.
+    Sampled(u64),
+    /// Every allocation and free.
+    All,
+    /// Loaded but recording nothing.
+    Off,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub mode: Mode,
+    pub depth: usize,
+    pub seed: Option<u64>,
+    /// Output template made absolute at start (`%p` is the pid), so a later chdir does not move it.
+    pub output: String,
+}
+
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+/// The configuration, once the constructor has read it.
+pub fn get() -> Option<&'static Config> {
+    CONFIG.get()
+}
+
+/// Reads the environment; called once from the constructor.
+pub fn init() -> &'static Config {
+    CONFIG.get_or_init(|| Config {
+        mode: env("MEMSHIM_RATE").map_or(Mode::Sampled(DEFAULT_RATE), |v| parse_rate(&v)),
+        depth: env("MEMSHIM_STACK_DEPTH").map_or(DEFAULT_DEPTH, |v| parse_depth(&v)),
+        seed: env("MEMSHIM_SEED").and_then(|v| match v.trim().parse::<u64>() {
+            Ok(s) => Some(s),
+            Err(_) => {
+                warn(&format!("MEMSHIM_SEED={v:?} is not a whole number; sampling is random"));
+                None
+            }
+        }),
+        output: absolute(&env("MEMSHIM_OUTPUT").unwrap_or_else(|| "memshim.%p.msh".into())),
+    })
+}
+
+extern "C" {
+    /// glibc's getenv that returns NULL in setuid/setgid processes (libc crate lacks it).
+    fn secure_getenv(name: *const libc::c_char) -> *mut libc::c_char;
+}
+
+fn env(name: &str) -> Option<String> {
+    let key = std::ffi::CString::new(name).ok()?;
+    // SAFETY: key is NUL-terminated; secure_getenv returns NULL or a pointer into environ that
+    // stays valid while we copy it (nothing here modifies the environment).
+    let v = unsafe { secure_getenv(key.as_ptr()) };
+    if v.is_null() {
+        return None;
+    }
+    // SAFETY: non-null results of getenv are NUL-terminated strings.
+    Some(unsafe { CStr::from_ptr(v) }.to_string_lossy().into_owned())
+}
+
+/// `512K`, `2M`, `1G`, `4096` (bytes), `all`, or `off`.
+pub fn parse_rate(v: &str) -> Mode {
+    let s = v.trim();
+    match s.to_ascii_lowercase().as_str() {
+        "all" => return Mode::All,
+        "off" => return Mode::Off,
+        _ => {}
+    }
+    match parse_size(s) {
+        Some(n) if n > 0 => Mode::Sampled(n),
+        _ => {
+            warn(&format!(
+                "MEMSHIM_RATE={v:?} is not a size (like 512K, 2M) or 'all'; using 512K"
+            ));
+            Mode::Sampled(DEFAULT_RATE)
+        }
+    }
+}
+
+/// A byte count with an optional K/M/G suffix (powers of 1024).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.as_bytes().last()? {
+        b'k' | b'K' => (&s[..s.len() - 1], 1u64 << 10),
+        b'm' | b'M' => (&s[..s.len() - 1], 1 << 20),
+        b'g' | b'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+fn parse_depth(v: &str) -> usize {
+    match v.trim().parse::<usize>() {
+        Ok(d) if (1..=MAX_DEPTH).contains(&d) => d,
+        _ => {
+            warn(&format!(
+                "MEMSHIM_STACK_DEPTH={v:?} must be 1..={MAX_DEPTH}; using {DEFAULT_DEPTH}"
+            ));
+            DEFAULT_DEPTH
+        }
+    }
+}
+
+fn absolute(template: &str) -> String {
+    if template.starts_with('/') {
+        return template.to_string();
+    }
+    match std::env::current_dir() {
+        Ok(d) => format!("{}/{template}", d.display()),
+        Err(_) => template.to_string(),
+    }
+}
+
+/// The output path for process `pid`: `%p` becomes the pid, `%%` a percent sign.
+pub fn output_path(template: &str, pid: u32) -> String {
+    let mut out = String::with_capacity(template.len() + 8);
+    let mut chars = template.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('p') => out.push_str(&pid.to_string()),
+            Some('%') => out.push('%'),
+            Some(o) => {
+                out.push('%');
+                out.push(o);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("512K"), Mode::Sampled(512 << 10));
+        assert_eq!(parse_rate("2m"), Mode::Sampled(2 << 20));
+        assert_eq!(parse_rate("4096"), Mode::Sampled(4096));
+        assert_eq!(parse_rate("ALL"), Mode::All);
+        assert_eq!(parse_rate("banana"), Mode::Sampled(DEFAULT_RATE));
+        assert_eq!(parse_rate("0"), Mode::Sampled(DEFAULT_RATE));
+        assert_eq!(parse_size("99999999999999999999G"), None);
+    }
+
+    #[test]
+    fn templates() {
+        assert_eq!(output_path("/tmp/m.%p.msh", 42), "/tmp/m.42.msh");
+        assert_eq!(output_path("a%%b%q%", 1), "a%b%q%");
+    }
+}

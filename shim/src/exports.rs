@@ -1,0 +1,264 @@
+//! Every symbol the shim interposes, one short forwarding function each (as mimalloc's
+//! alloc-override.c). The fast paths are inline here; everything else lives in hooks.rs.
+//!
+//! # Safety
+//! Each function has the contract of the C library function of the same name.
+
+use core::ffi::{c_int, c_void};
+
+use crate::hooks::{self, Kind};
+use crate::real::{self, __libc_free, __libc_malloc, __libc_memalign, __libc_realloc};
+use crate::thread::{self, FLAG_FREE_FAST};
+use crate::{recorder, region};
+
+/// # Safety
+/// As for C `malloc`.
+#[no_mangle]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    let t = thread::current();
+    if (size as u64) < t.countdown {
+        t.countdown -= size as u64;
+        // SAFETY: forwarding.
+        return unsafe { __libc_malloc(size) };
+    }
+    // SAFETY: as for malloc.
+    unsafe { hooks::alloc_slow(size, 16, Kind::Malloc) }
+}
+
+/// # Safety
+/// As for C `free`.
+#[no_mangle]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    if !region::contains(p) && thread::current().flags & FLAG_FREE_FAST != 0 {
+        // SAFETY: not a region pointer, so glibc's (or null).
+        return unsafe { __libc_free(p) };
+    }
+    // SAFETY: as for free.
+    unsafe { hooks::free_slow(p) }
+}
+
+/// # Safety
+/// As for C `calloc`.
+#[no_mangle]
+pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else {
+        // SAFETY: glibc reports the overflow (NULL, ENOMEM).
+        return unsafe { real::__libc_calloc(n, size) };
+    };
+    let t = thread::current();
+    if (total as u64) < t.countdown {
+        t.countdown -= total as u64;
+        // SAFETY: forwarding.
+        return unsafe { real::__libc_calloc(n, size) };
+    }
+    // SAFETY: as for calloc.
+    unsafe { hooks::alloc_slow(total, 16, Kind::Calloc) }
+}
+
+/// # Safety
+/// As for C `realloc`.
+#[no_mangle]
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    let t = thread::current();
+    // A positive countdown means this thread is in sampled (or off) mode, where glibc pointers
+    // need no bookkeeping; null, zero size and region pointers have their own semantics.
+    if !region::contains(p) && !p.is_null() && size != 0 && (size as u64) < t.countdown {
+        t.countdown -= size as u64;
+        // SAFETY: forwarding a glibc pointer.
+        return unsafe { __libc_realloc(p, size) };
+    }
+    // SAFETY: as for realloc.
+    unsafe { hooks::realloc_slow(p, size) }
+}
+
+/// # Safety
+/// As for C `reallocarray`.
+#[no_mangle]
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    match n.checked_mul(size) {
+        // SAFETY: as for realloc.
+        Some(total) => unsafe { realloc(p, total) },
+        None => {
+            set_errno(libc::ENOMEM);
+            core::ptr::null_mut()
+        }
+    }
+}
+
+/// # Safety
+/// As for C `posix_memalign`.
+#[no_mangle]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    if !align.is_power_of_two() || align % core::mem::size_of::<usize>() != 0 {
+        return libc::EINVAL;
+    }
+    let errno = get_errno();
+    // SAFETY: as for memalign with a valid alignment.
+    let p = unsafe { aligned(align, size) };
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    set_errno(errno); // success must leave errno alone
+    // SAFETY: the caller passes a valid out-pointer.
+    unsafe { *out = p };
+    0
+}
+
+/// # Safety
+/// As for C `aligned_alloc`.
+#[no_mangle]
+pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    // SAFETY: glibc's aligned_alloc is memalign.
+    unsafe { memalign(align, size) }
+}
+
+/// # Safety
+/// As for C `memalign`.
+#[no_mangle]
+pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    // glibc rounds a non-power-of-two alignment up to the next power of two.
+    let a = align.max(1).checked_next_power_of_two().unwrap_or(0);
+    if a == 0 {
+        set_errno(libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    // SAFETY: a is a power of two.
+    unsafe { aligned(a, size) }
+}
+
+/// # Safety
+/// As for C `valloc`.
+#[no_mangle]
+pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
+    // SAFETY: page alignment is a power of two.
+    unsafe { aligned(page(), size) }
+}
+
+/// # Safety
+/// As for C `pvalloc`.
+#[no_mangle]
+pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    let Some(rounded) = size.max(1).checked_next_multiple_of(page()) else {
+        set_errno(libc::ENOMEM);
+        return core::ptr::null_mut();
+    };
+    // SAFETY: page alignment is a power of two.
+    unsafe { aligned(page(), rounded) }
+}
+
+/// # Safety
+/// As for C `malloc_usable_size`.
+#[no_mangle]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    // SAFETY: as for malloc_usable_size.
+    unsafe { hooks::usable_size(p) }
+}
+
+/// # Safety
+/// As for C `mmap`.
+#[no_mangle]
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: libc::off_t,
+) -> *mut c_void {
+    // SAFETY: forwarding to the system call.
+    let p = unsafe { real::mmap(addr, len, prot, flags, fd, off) };
+    hooks::after_mmap(p, len, flags);
+    p
+}
+
+/// # Safety
+/// As for C `mmap64`.
+#[no_mangle]
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    off: libc::off64_t,
+) -> *mut c_void {
+    // SAFETY: as for mmap (off_t is 64-bit on x86_64).
+    unsafe { mmap(addr, len, prot, flags, fd, off) }
+}
+
+/// # Safety
+/// As for C `munmap`.
+#[no_mangle]
+pub unsafe extern "C" fn munmap(addr: *mut c_void, len: usize) -> c_int {
+    // SAFETY: forwarding to the system call.
+    let rc = unsafe { real::munmap(addr, len) };
+    if rc == 0 {
+        hooks::after_munmap(addr, len);
+    }
+    rc
+}
+
+/// # Safety
+/// As for C `mremap` (the optional fifth argument is read when MREMAP_FIXED is set).
+#[no_mangle]
+pub unsafe extern "C" fn mremap(
+    old: *mut c_void,
+    old_len: usize,
+    new_len: usize,
+    flags: c_int,
+    new_addr: *mut c_void,
+) -> *mut c_void {
+    // SAFETY: forwarding to the system call.
+    let p = unsafe { real::mremap(old, old_len, new_len, flags, new_addr) };
+    if p as isize != -1 {
+        hooks::after_munmap(old, old_len);
+        hooks::after_mmap(p, new_len, libc::MAP_ANONYMOUS);
+    }
+    p
+}
+
+/// # Safety
+/// As for C `_exit`.
+#[no_mangle]
+pub unsafe extern "C" fn _exit(status: c_int) -> ! {
+    recorder::finish(memshim_format::EndKind::QuickExit);
+    real::exit_group(status)
+}
+
+/// # Safety
+/// As for C `_Exit`.
+#[no_mangle]
+pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
+    // SAFETY: as for _exit.
+    unsafe { _exit(status) }
+}
+
+/// Shared body of the aligned allocators.
+///
+/// # Safety
+/// `align` is a power of two.
+#[inline(always)]
+unsafe fn aligned(align: usize, size: usize) -> *mut c_void {
+    let t = thread::current();
+    if (size as u64) < t.countdown {
+        t.countdown -= size as u64;
+        // SAFETY: forwarding with a valid alignment.
+        return unsafe { __libc_memalign(align, size) };
+    }
+    // SAFETY: as for memalign.
+    unsafe { hooks::alloc_slow(size, align, Kind::Aligned) }
+}
+
+fn page() -> usize {
+    4096
+}
+
+fn get_errno() -> c_int {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+fn set_errno(e: c_int) {
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = e };
+}

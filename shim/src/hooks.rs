@@ -1,0 +1,435 @@
+//! What each interposed call does. Every hook has a fast path, inlined into its export, and a
+//! `#[cold]` slow path.
+//!
+//! Fast-path budget (sampled mode, the default):
+//! - malloc/calloc/realloc/aligned: one initial-exec TLS load, a compare and a subtract of the
+//!   byte countdown, then a tail call into glibc.
+//! - free: a subtract and a compare against constants (is the pointer in the region?) and one TLS
+//!   flag test; no shared memory is touched.
+//!
+//! The slow path is taken once per sample, by a thread's first allocation, for every pointer of
+//! the region, and for everything in `all` mode.
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+use crate::config::{self, Mode};
+use crate::real::{self, __libc_calloc, __libc_free, __libc_malloc, __libc_memalign, __libc_realloc};
+use crate::recorder;
+use crate::region::{self, NewSlot};
+use crate::ring::{Event, EventKind};
+use crate::sampler::{self, FORK_GEN};
+use crate::thread::{self, Busy, ThreadState, FLAG_FREE_FAST, FLAG_NAMED};
+use crate::unwind;
+
+const MODE_UNINIT: u8 = 0;
+const MODE_OFF: u8 = 1;
+const MODE_SAMPLED: u8 = 2;
+const MODE_ALL: u8 = 3;
+
+/// Set once by the constructor (and to OFF if the capture cannot be written).
+static MODE: AtomicU8 = AtomicU8::new(MODE_UNINIT);
+static RATE: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Malloc = 0,
+    Calloc = 1,
+    Realloc = 2,
+    Aligned = 3,
+    Mmap = 4,
+}
+
+/// Called by the constructor once the configuration is known.
+pub fn enable(mode: Mode) {
+    let m = match mode {
+        Mode::Sampled(r) => {
+            // Relaxed: published by the Release store of MODE below.
+            RATE.store(r, Ordering::Relaxed);
+            MODE_SAMPLED
+        }
+        Mode::All => MODE_ALL,
+        Mode::Off => MODE_OFF,
+    };
+    // Release: a thread that sees the mode sees the rate.
+    MODE.store(m, Ordering::Release);
+}
+
+/// Stops recording (the capture could not be written). Region pointers are still freed right.
+pub fn disable() {
+    MODE.store(MODE_OFF, Ordering::Release);
+}
+
+enum Decision {
+    /// Forward to glibc, record nothing.
+    Skip,
+    /// Serve from the region and record (sampled mode).
+    Sample,
+    /// Forward to glibc and record (`all` mode).
+    Record,
+}
+
+/// Updates the thread's sampling state for an allocation of `size` and says what to do with it.
+fn decide(t: &mut ThreadState, size: u64) -> Decision {
+    // Acquire: pairs with enable().
+    match MODE.load(Ordering::Acquire) {
+        MODE_SAMPLED => {
+            t.flags |= FLAG_FREE_FAST;
+            let rate = RATE.load(Ordering::Relaxed);
+            // Relaxed: a stale generation only delays the reseed to the next sample.
+            if t.rng == 0 || t.fork_gen != FORK_GEN.load(Ordering::Relaxed) {
+                let tid = thread::tid(t);
+                sampler::seed(t, config::get().and_then(|c| c.seed), tid);
+                t.countdown = 0;
+            }
+            if t.countdown == 0 {
+                // A new thread (or a reseed): draw its first gap, then judge this allocation.
+                t.countdown = sampler::next_gap(t, rate);
+                if size < t.countdown {
+                    t.countdown -= size;
+                    return Decision::Skip;
+                }
+            }
+            t.countdown = sampler::next_gap(t, rate);
+            Decision::Sample
+        }
+        MODE_ALL => {
+            t.flags &= !FLAG_FREE_FAST;
+            t.countdown = 0;
+            Decision::Record
+        }
+        MODE_OFF => {
+            t.flags |= FLAG_FREE_FAST;
+            t.countdown = u64::MAX;
+            Decision::Skip
+        }
+        _ => Decision::Skip, // before the constructor: countdown stays 0, ask again next time
+    }
+}
+
+/// Sends this thread's name with its first event.
+fn name_thread(t: &mut ThreadState, tid: u32) {
+    if t.flags & FLAG_NAMED != 0 {
+        return;
+    }
+    t.flags |= FLAG_NAMED;
+    let name = crate::procinfo::thread_name();
+    let words: [u64; 2] = [
+        u64::from_ne_bytes(name[..8].try_into().unwrap()),
+        u64::from_ne_bytes(name[8..].try_into().unwrap()),
+    ];
+    let ev = Event {
+        kind: EventKind::ThreadName as u8,
+        alloc_kind: 0,
+        nframes: 0,
+        tid,
+        t: real::now_ns(),
+        addr: 0,
+        size: 0,
+    };
+    recorder::push(ev, &words);
+}
+
+fn event(kind: EventKind, alloc_kind: Kind, tid: u32, addr: *const c_void, size: usize) -> Event {
+    Event {
+        kind: kind as u8,
+        alloc_kind: alloc_kind as u8,
+        nframes: 0,
+        tid,
+        t: real::now_ns(),
+        addr: addr as u64,
+        size: size as u64,
+    }
+}
+
+fn depth() -> usize {
+    config::get().map_or(config::DEFAULT_DEPTH, |c| c.depth)
+}
+
+/// Forwards an allocation request to glibc.
+///
+/// # Safety
+/// As for the glibc function it calls.
+unsafe fn forward(size: usize, align: usize, kind: Kind) -> *mut c_void {
+    // SAFETY: plain forwarding; the arguments were the caller's.
+    unsafe {
+        match kind {
+            Kind::Calloc => __libc_calloc(1, size),
+            Kind::Aligned => __libc_memalign(align, size),
+            _ => __libc_malloc(size),
+        }
+    }
+}
+
+/// The slow path of every allocating hook.
+///
+/// # Safety
+/// As for malloc; `align` is a power of two.
+#[cold]
+#[inline(never)]
+pub unsafe fn alloc_slow(size: usize, align: usize, kind: Kind) -> *mut c_void {
+    let t = thread::current();
+    let Some(_busy) = Busy::enter(t) else {
+        // SAFETY: our own allocation (unwinder, writer start): straight to glibc.
+        return unsafe { forward(size, align, kind) };
+    };
+    match decide(t, size as u64) {
+        // SAFETY: forwarding.
+        Decision::Skip => unsafe { forward(size, align, kind) },
+        Decision::Sample => {
+            let mut frames = [0u64; config::MAX_DEPTH];
+            let n = unwind::capture(&mut frames[..depth()]);
+            let tid = thread::tid(t);
+            let now = real::now_ns();
+            let p = region::alloc(NewSlot {
+                size,
+                align,
+                kind: kind as u8,
+                t: now,
+                tid,
+                fork_gen: FORK_GEN.load(Ordering::Relaxed),
+                frames: &frames[..n],
+                zero: kind == Kind::Calloc,
+            });
+            if p.is_null() {
+                // Relaxed: a statistic.
+                recorder::REGION_FULL.fetch_add(1, Ordering::Relaxed);
+                // SAFETY: forwarding.
+                return unsafe { forward(size, align, kind) };
+            }
+            name_thread(t, tid);
+            recorder::push(event(EventKind::Alloc, kind, tid, p, size), &frames[..n]);
+            p
+        }
+        Decision::Record => {
+            // SAFETY: forwarding.
+            let p = unsafe { forward(size, align, kind) };
+            if !p.is_null() {
+                record_alloc(t, p, size, kind);
+            }
+            p
+        }
+    }
+}
+
+/// Records an allocation glibc (or the kernel) made, with this thread's stack.
+fn record_alloc(t: &mut ThreadState, p: *const c_void, size: usize, kind: Kind) {
+    let mut frames = [0u64; config::MAX_DEPTH];
+    let n = unwind::capture(&mut frames[..depth()]);
+    let tid = thread::tid(t);
+    name_thread(t, tid);
+    recorder::push(event(EventKind::Alloc, kind, tid, p, size), &frames[..n]);
+}
+
+/// Frees a pointer of the region: records it, then gives the slot back. Invalid or double frees
+/// of region pointers are ignored (the memory stays reserved) rather than crash the host.
+fn free_sampled(t: &mut ThreadState, p: *mut c_void, record: bool) {
+    if let Some(f) = region::begin_free(p) {
+        if record {
+            let tid = thread::tid(t);
+            // The Free must be queued before the slot can be handed out again, so the writer
+            // never sees the next owner's Alloc before this Free.
+            recorder::push(event(EventKind::Free, Kind::Malloc, tid, p, f.header.size as usize), &[]);
+        }
+        region::release(f);
+    }
+}
+
+/// The slow path of `free`.
+///
+/// # Safety
+/// As for free.
+#[cold]
+#[inline(never)]
+pub unsafe fn free_slow(p: *mut c_void) {
+    if p.is_null() {
+        return;
+    }
+    let t = thread::current();
+    let busy = Busy::enter(t);
+    if region::contains(p) && region::is_reserved() {
+        free_sampled(t, p, busy.is_some());
+        return;
+    }
+    if busy.is_some() {
+        // Decide the thread's mode (sets FLAG_FREE_FAST when frees need no recording).
+        if let Decision::Record = decide_free(t) {
+            let tid = thread::tid(t);
+            recorder::push(event(EventKind::Free, Kind::Malloc, tid, p, 0), &[]);
+        }
+    }
+    // SAFETY: `p` is glibc's (not in our region).
+    unsafe { __libc_free(p) }
+}
+
+fn decide_free(t: &mut ThreadState) -> Decision {
+    match MODE.load(Ordering::Acquire) {
+        MODE_ALL => Decision::Record,
+        MODE_SAMPLED | MODE_OFF => {
+            t.flags |= FLAG_FREE_FAST;
+            Decision::Skip
+        }
+        _ => Decision::Skip,
+    }
+}
+
+/// The slow path of `realloc`.
+///
+/// # Safety
+/// As for realloc.
+#[cold]
+#[inline(never)]
+pub unsafe fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_void {
+    if p.is_null() {
+        // SAFETY: realloc(NULL, n) is malloc(n).
+        return unsafe { alloc_slow(size, 16, Kind::Malloc) };
+    }
+    let sampled = region::header_of(p);
+    if size == 0 {
+        // glibc frees and returns NULL for realloc(p, 0).
+        // SAFETY: as for free.
+        unsafe { free_slow(p) };
+        return core::ptr::null_mut();
+    }
+    let t = thread::current();
+    let Some(_busy) = Busy::enter(t) else {
+        // Our own code never reallocs a sampled pointer; anything else goes to glibc.
+        // SAFETY: forwarding a glibc pointer.
+        return unsafe { __libc_realloc(p, size) };
+    };
+    let old_size = match sampled {
+        Some(h) => h.size as usize,
+        None if region::contains(p) && region::is_reserved() => return core::ptr::null_mut(),
+        // SAFETY: `p` is a live glibc allocation (the caller's contract).
+        None => unsafe { real::usable_size(p) },
+    };
+    match decide(t, size as u64) {
+        // SAFETY: `p` is live with `old_size` bytes, sampled or not as `sampled` says.
+        Decision::Skip => unsafe { realloc_unrecorded(t, p, size, old_size, sampled.is_some()) },
+        Decision::Sample => {
+            // SAFETY: a sampled allocation of the new size, as in malloc.
+            let q = unsafe { sample_into_region(t, size) };
+            if q.is_null() {
+                // SAFETY: no region slot: fall back to glibc's realloc semantics.
+                return unsafe { realloc_unrecorded(t, p, size, old_size, sampled.is_some()) };
+            }
+            // SAFETY: both blocks hold at least min(old, new) bytes.
+            unsafe { core::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, old_size.min(size)) };
+            if sampled.is_some() {
+                free_sampled(t, p, true);
+            } else {
+                // SAFETY: `p` is glibc's and no longer used.
+                unsafe { __libc_free(p) };
+            }
+            q
+        }
+        Decision::Record => {
+            let tid = thread::tid(t);
+            // Queue the Free first: once glibc releases `p`, another thread may get it back.
+            recorder::push(event(EventKind::Free, Kind::Realloc, tid, p, old_size), &[]);
+            // SAFETY: forwarding a glibc pointer (no region in `all` mode).
+            let q = unsafe { __libc_realloc(p, size) };
+            // On failure `p` is still live: record it again.
+            let (addr, n) = if q.is_null() { (p, old_size) } else { (q, size) };
+            record_alloc(t, addr, n, Kind::Realloc);
+            q
+        }
+    }
+}
+
+/// A region allocation for a sampled realloc; null when the region cannot serve it.
+///
+/// # Safety
+/// None beyond the hooks' own.
+unsafe fn sample_into_region(t: &mut ThreadState, size: usize) -> *mut c_void {
+    let mut frames = [0u64; config::MAX_DEPTH];
+    let n = unwind::capture(&mut frames[..depth()]);
+    let tid = thread::tid(t);
+    let p = region::alloc(NewSlot {
+        size,
+        align: 16,
+        kind: Kind::Realloc as u8,
+        t: real::now_ns(),
+        tid,
+        fork_gen: FORK_GEN.load(Ordering::Relaxed),
+        frames: &frames[..n],
+        zero: false,
+    });
+    if p.is_null() {
+        recorder::REGION_FULL.fetch_add(1, Ordering::Relaxed);
+    } else {
+        name_thread(t, tid);
+        recorder::push(event(EventKind::Alloc, Kind::Realloc, tid, p, size), &frames[..n]);
+    }
+    p
+}
+
+/// realloc without recording the result.
+///
+/// # Safety
+/// `p` is live with `old_size` usable bytes; `sampled` says whether it is a region pointer.
+unsafe fn realloc_unrecorded(
+    t: &mut ThreadState,
+    p: *mut c_void,
+    size: usize,
+    old_size: usize,
+    sampled: bool,
+) -> *mut c_void {
+    if !sampled {
+        // SAFETY: forwarding a glibc pointer.
+        return unsafe { __libc_realloc(p, size) };
+    }
+    // SAFETY: as in realloc_slow's Skip arm.
+    let q = unsafe { __libc_malloc(size) };
+    if !q.is_null() {
+        // SAFETY: both blocks hold at least min(old, new) bytes.
+        unsafe { core::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, old_size.min(size)) };
+        free_sampled(t, p, true);
+    }
+    q
+}
+
+/// `malloc_usable_size` for any pointer.
+///
+/// # Safety
+/// As for malloc_usable_size.
+pub unsafe fn usable_size(p: *mut c_void) -> usize {
+    if region::contains(p) && region::is_reserved() {
+        return region::header_of(p).map_or(0, |h| h.size as usize);
+    }
+    // SAFETY: a glibc pointer or null.
+    unsafe { real::usable_size(p) }
+}
+
+/// Records a new anonymous mapping when it is sampled (or always in `all` mode).
+pub fn after_mmap(p: *mut c_void, len: usize, flags: i32) {
+    if p as isize == -1 || flags & libc::MAP_ANONYMOUS == 0 {
+        return;
+    }
+    let t = thread::current();
+    let Some(_busy) = Busy::enter(t) else { return };
+    match decide(t, len as u64) {
+        Decision::Skip => {}
+        Decision::Sample | Decision::Record => record_alloc(t, p, len, Kind::Mmap),
+    }
+}
+
+/// Records an unmapped range (the CLI clips the recorded mappings it overlaps).
+pub fn after_munmap(p: *mut c_void, len: usize) {
+    if !recorder::running() {
+        return;
+    }
+    let t = thread::current();
+    let Some(_busy) = Busy::enter(t) else { return };
+    let tid = thread::tid(t);
+    recorder::push(event(EventKind::Munmap, Kind::Mmap, tid, p, len), &[]);
+}
+
+/// After a fork, in the child: new thread id, reseed on the next sample.
+pub fn after_fork_child() {
+    let t = thread::current();
+    t.tid = 0;
+    t.countdown = 0;
+    t.flags &= !FLAG_NAMED;
+}

@@ -1,0 +1,95 @@
+//! The module map (path, load bias, segments, GNU build-id) from `dl_iterate_phdr`, so the CLI can
+//! symbolize offline after the process is gone. Runs on the writer thread only.
+
+use core::ffi::{c_int, c_void};
+
+use memshim_format::Module;
+
+/// Load and unload counts of the dynamic linker: when they change, the map is written again.
+pub type Signature = (u64, u64);
+
+struct Walk {
+    modules: Vec<Module>,
+    sig: Signature,
+}
+
+extern "C" fn visit(info: *mut libc::dl_phdr_info, size: usize, data: *mut c_void) -> c_int {
+    // SAFETY: the loader passes a valid info of `size` bytes; `data` is our Walk.
+    let (info, walk) = unsafe { (&*info, &mut *(data as *mut Walk)) };
+    if size >= core::mem::size_of::<libc::dl_phdr_info>() {
+        walk.sig = (info.dlpi_adds, info.dlpi_subs);
+    }
+    let name = if info.dlpi_name.is_null() {
+        String::new()
+    } else {
+        // SAFETY: dlpi_name is a NUL-terminated string owned by the loader.
+        unsafe { core::ffi::CStr::from_ptr(info.dlpi_name) }.to_string_lossy().into_owned()
+    };
+    let path = if name.is_empty() && walk.modules.is_empty() {
+        // The first entry with no name is the executable itself.
+        std::fs::read_link("/proc/self/exe").map(|p| p.display().to_string()).unwrap_or_default()
+    } else {
+        name
+    };
+    let mut m = Module { path, base: info.dlpi_addr, segments: Vec::new(), build_id: Vec::new() };
+    for i in 0..info.dlpi_phnum as usize {
+        // SAFETY: dlpi_phdr points at dlpi_phnum program headers.
+        let ph = unsafe { &*info.dlpi_phdr.add(i) };
+        match ph.p_type {
+            libc::PT_LOAD => m.segments.push((ph.p_vaddr, ph.p_memsz)),
+            libc::PT_NOTE if m.build_id.is_empty() => {
+                let at = (info.dlpi_addr + ph.p_vaddr) as *const u8;
+                // SAFETY: a PT_NOTE segment of a loaded object is mapped readable at that address.
+                let notes = unsafe { core::slice::from_raw_parts(at, ph.p_memsz as usize) };
+                m.build_id = build_id(notes).unwrap_or_default();
+            }
+            _ => {}
+        }
+    }
+    if !m.segments.is_empty() {
+        walk.modules.push(m);
+    }
+    0
+}
+
+/// The NT_GNU_BUILD_ID descriptor in a note segment.
+fn build_id(mut notes: &[u8]) -> Option<Vec<u8>> {
+    let word = |b: &[u8]| u32::from_ne_bytes(b.try_into().unwrap()) as usize;
+    while notes.len() >= 12 {
+        let (namesz, descsz, kind) = (word(&notes[0..4]), word(&notes[4..8]), word(&notes[8..12]));
+        let name_end = 12 + namesz.next_multiple_of(4);
+        let desc_end = name_end + descsz.next_multiple_of(4);
+        if desc_end > notes.len() {
+            return None;
+        }
+        if kind == 3 && namesz == 4 && &notes[12..16] == b"GNU\0" {
+            return Some(notes[name_end..name_end + descsz].to_vec());
+        }
+        notes = &notes[desc_end..];
+    }
+    None
+}
+
+/// Only the loader's counters (cheap enough to ask before every drain).
+pub fn signature() -> Signature {
+    extern "C" fn first(info: *mut libc::dl_phdr_info, size: usize, data: *mut c_void) -> c_int {
+        // SAFETY: as in `visit`; `data` is a Signature.
+        let (info, sig) = unsafe { (&*info, &mut *(data as *mut Signature)) };
+        if size >= core::mem::size_of::<libc::dl_phdr_info>() {
+            *sig = (info.dlpi_adds, info.dlpi_subs);
+        }
+        1 // stop after the first object: the counters are global
+    }
+    let mut sig = (0, 0);
+    // SAFETY: `first` matches the callback type and `sig` outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(first), &mut sig as *mut Signature as *mut c_void) };
+    sig
+}
+
+/// Every loaded object now, with the counters that identify this state of the map.
+pub fn snapshot() -> (Vec<Module>, Signature) {
+    let mut walk = Walk { modules: Vec::new(), sig: (0, 0) };
+    // SAFETY: `visit` matches the callback type and `walk` outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(visit), &mut walk as *mut Walk as *mut c_void) };
+    (walk.modules, walk.sig)
+}

@@ -1,0 +1,132 @@
+//! The allocator underneath: glibc's `__libc_*` entry points (no dlsym bootstrap needed) and raw
+//! system calls for the mapping family (our own `mmap` symbol would otherwise catch our calls).
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+extern "C" {
+    pub fn __libc_malloc(size: usize) -> *mut c_void;
+    pub fn __libc_free(p: *mut c_void);
+    pub fn __libc_calloc(n: usize, size: usize) -> *mut c_void;
+    pub fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void;
+    pub fn __libc_memalign(align: usize, size: usize) -> *mut c_void;
+}
+
+/// glibc's own `malloc_usable_size`, found once with `dlvsym` (it has no `__libc_` alias).
+static USABLE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// Resolves what needs the dynamic linker; called from the constructor, where dlsym is safe.
+pub fn resolve() {
+    // SAFETY: both strings are NUL-terminated; RTLD_NEXT finds the next definition after ours.
+    let f = unsafe {
+        libc::dlvsym(libc::RTLD_NEXT, c"malloc_usable_size".as_ptr(), c"GLIBC_2.2.5".as_ptr())
+    };
+    // Relaxed: a plain pointer published once; a reader that misses it resolves it itself.
+    USABLE_SIZE.store(f as usize, Ordering::Relaxed);
+}
+
+/// glibc's usable size of a pointer it allocated.
+///
+/// # Safety
+/// `p` must be null or a live allocation of glibc's malloc.
+pub unsafe fn usable_size(p: *mut c_void) -> usize {
+    let mut f = USABLE_SIZE.load(Ordering::Relaxed);
+    if f == 0 {
+        resolve();
+        f = USABLE_SIZE.load(Ordering::Relaxed);
+    }
+    if f == 0 {
+        return 0;
+    }
+    // SAFETY: `f` is glibc's malloc_usable_size (resolved by name and version above).
+    let f: unsafe extern "C" fn(*mut c_void) -> usize = unsafe { core::mem::transmute(f) };
+    // SAFETY: the caller guarantees `p` is glibc's.
+    unsafe { f(p) }
+}
+
+/// `mmap(2)` without going through any symbol we might interpose.
+///
+/// # Safety
+/// As for mmap.
+pub unsafe fn mmap(
+    addr: *mut c_void,
+    len: usize,
+    prot: i32,
+    flags: i32,
+    fd: i32,
+    off: i64,
+) -> *mut c_void {
+    // SAFETY: forwarded verbatim; syscall() sets errno and returns -1 (MAP_FAILED) on error.
+    unsafe { libc::syscall(libc::SYS_mmap, addr, len, prot, flags, fd, off) as *mut c_void }
+}
+
+/// `munmap(2)` as a raw system call.
+///
+/// # Safety
+/// As for munmap.
+pub unsafe fn munmap(addr: *mut c_void, len: usize) -> i32 {
+    // SAFETY: forwarded verbatim.
+    unsafe { libc::syscall(libc::SYS_munmap, addr, len) as i32 }
+}
+
+/// `mremap(2)` as a raw system call.
+///
+/// # Safety
+/// As for mremap.
+pub unsafe fn mremap(
+    old: *mut c_void,
+    old_len: usize,
+    new_len: usize,
+    flags: i32,
+    new_addr: *mut c_void,
+) -> *mut c_void {
+    // SAFETY: forwarded verbatim.
+    unsafe { libc::syscall(libc::SYS_mremap, old, old_len, new_len, flags, new_addr) as *mut c_void }
+}
+
+/// `mprotect(2)` as a raw system call.
+///
+/// # Safety
+/// As for mprotect.
+pub unsafe fn mprotect(addr: *mut c_void, len: usize, prot: i32) -> i32 {
+    // SAFETY: forwarded verbatim.
+    unsafe { libc::syscall(libc::SYS_mprotect, addr, len, prot) as i32 }
+}
+
+/// `madvise(2)` as a raw system call.
+///
+/// # Safety
+/// As for madvise.
+pub unsafe fn madvise(addr: *mut c_void, len: usize, advice: i32) -> i32 {
+    // SAFETY: forwarded verbatim.
+    unsafe { libc::syscall(libc::SYS_madvise, addr, len, advice) as i32 }
+}
+
+/// Ends the process like `_exit` does.
+pub fn exit_group(status: i32) -> ! {
+    loop {
+        // SAFETY: exit_group never returns.
+        unsafe { libc::syscall(libc::SYS_exit_group, status) };
+    }
+}
+
+/// Writes one line to stderr without allocating or touching stdio.
+pub fn warn(msg: &str) {
+    let mut buf = [0u8; 256];
+    let prefix = b"memshim: ";
+    let body = msg.as_bytes();
+    let n = (prefix.len() + body.len()).min(buf.len() - 1);
+    buf[..prefix.len()].copy_from_slice(prefix);
+    buf[prefix.len()..n].copy_from_slice(&body[..n - prefix.len()]);
+    buf[n] = b'\n';
+    // SAFETY: writing a valid buffer to fd 2; a failure is ignored (nowhere else to report).
+    unsafe { libc::write(2, buf.as_ptr().cast(), n + 1) };
+}
+
+/// Monotonic clock in nanoseconds (vDSO, no syscall, no allocation).
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

@@ -1,0 +1,231 @@
+//! The recording state machine shared by all threads: starts the writer on the first event,
+//! hands events to the ring, finishes the capture on every exit path, and starts afresh in a
+//! forked child.
+//!
+//! ```text
+//! IDLE --first event--> STARTING --file open, writer spawned--> RUNNING --exit/_exit--> FINISHED
+//!                          \--cannot open output--> DISABLED (one warning, runs on untraced)
+//! fork child: RUNNING/STARTING/IDLE --> IDLE (new file, new ring, new writer on its first event)
+//! ```
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+
+use memshim_format::{Drops, EndKind};
+
+use crate::ring::{Event, Ring};
+use crate::writer::Writer;
+use crate::{config, real, thread};
+
+const IDLE: u8 = 0;
+const STARTING: u8 = 1;
+const RUNNING: u8 = 2;
+const DISABLED: u8 = 3;
+const FINISHED: u8 = 4;
+
+static STATE: AtomicU8 = AtomicU8::new(IDLE);
+static RING: AtomicPtr<Ring> = AtomicPtr::new(core::ptr::null_mut());
+/// The writer's state; `None` until the writer thread (or an exit path) opens the capture.
+static WRITER: AtomicPtr<Mutex<Option<Writer>>> = AtomicPtr::new(core::ptr::null_mut());
+/// The capture's file descriptor, so a fork child can close its copy without the writer's lock.
+static WRITER_FD: AtomicI32 = AtomicI32::new(-1);
+/// The process whose capture this is: a vfork child shares our memory but must not finish it.
+static OWNER_PID: AtomicU32 = AtomicU32::new(0);
+/// Events dropped while another thread was still starting the writer.
+static STARTING_DROPS: AtomicU64 = AtomicU64::new(0);
+/// Sampled allocations that did not fit the region (served unrecorded by libc).
+pub static REGION_FULL: AtomicU64 = AtomicU64::new(0);
+/// When this process's capture began (constructor, or fork for a child).
+pub static START_MONO: AtomicU64 = AtomicU64::new(0);
+
+/// Slots in the ring: a sampled process produces a few thousand events a second at most; `all`
+/// mode produces millions and gets a deeper ring.
+fn ring_capacity(all: bool) -> usize {
+    if all {
+        1 << 15
+    } else {
+        1 << 12
+    }
+}
+
+/// Sends one event to the writer; false when it was dropped. Never waits.
+pub fn push(ev: Event, frames: &[u64]) -> bool {
+    // Acquire: RUNNING is stored after RING, so a RUNNING state means the ring pointer is valid.
+    match STATE.load(Ordering::Acquire) {
+        RUNNING => {}
+        IDLE => {
+            if !start() {
+                return false;
+            }
+        }
+        STARTING => {
+            // Relaxed: a statistic.
+            STARTING_DROPS.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        _ => return false,
+    }
+    let ring = RING.load(Ordering::Acquire);
+    // SAFETY: a non-null RING points at a live ring (it is only replaced in a fork child, which is
+    // single-threaded at that moment).
+    !ring.is_null() && unsafe { &*ring }.push(ev, frames)
+}
+
+/// True while a capture is being written (events would be kept).
+pub fn running() -> bool {
+    STATE.load(Ordering::Relaxed) == RUNNING
+}
+
+/// Drop counters as the capture reports them.
+pub fn drops() -> Drops {
+    let ring = RING.load(Ordering::Acquire);
+    // SAFETY: as in push().
+    let ring_dropped =
+        if ring.is_null() { 0 } else { unsafe { &*ring }.dropped.0.load(Ordering::Relaxed) };
+    Drops {
+        ring_full: ring_dropped + STARTING_DROPS.load(Ordering::Relaxed),
+        region_full: REGION_FULL.load(Ordering::Relaxed),
+    }
+}
+
+/// Starts recording: maps the ring and starts the writer thread, which opens the capture. Runs
+/// once per process, in whichever thread records first, with that thread marked busy. That
+/// thread may hold any lock of the C library (malloc is called from inside setlocale, dlopen...),
+/// so it does only what needs no such lock: a raw mmap and pthread_create. Opening the file and
+/// anything that formats text or walks the loader's lists happens on the writer thread.
+#[cold]
+fn start() -> bool {
+    if STATE.compare_exchange(IDLE, STARTING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        return STATE.load(Ordering::Acquire) == RUNNING;
+    }
+    let Some(cfg) = config::get() else {
+        STATE.store(IDLE, Ordering::Release);
+        return false;
+    };
+    let ring = Ring::create(ring_capacity(cfg.mode == config::Mode::All), cfg.depth);
+    if ring.is_null() {
+        return disable("cannot map the event ring; running untraced");
+    }
+    WRITER.store(Box::into_raw(Box::new(Mutex::new(None))), Ordering::Release);
+    RING.store(ring, Ordering::Release);
+    // SAFETY: getpid has no preconditions.
+    OWNER_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
+    // Release: publishes RING and WRITER to every thread that sees RUNNING.
+    STATE.store(RUNNING, Ordering::Release);
+    spawn_writer_thread();
+    true
+}
+
+/// Runs `f` on the open writer, opening the capture first if nobody has yet. False when the
+/// capture cannot be written (recording is then disabled, with one warning).
+fn with_writer(f: impl FnOnce(&mut Writer)) -> bool {
+    let w = WRITER.load(Ordering::Acquire);
+    if w.is_null() {
+        return false;
+    }
+    // SAFETY: the writer box is never freed while its process's capture runs.
+    let Ok(mut guard) = (unsafe { &*w }).lock() else { return false };
+    if guard.is_none() {
+        let Some(cfg) = config::get() else { return false };
+        // SAFETY: getpid has no preconditions.
+        let path = config::output_path(&cfg.output, unsafe { libc::getpid() } as u32);
+        match Writer::create(&path, cfg, RING.load(Ordering::Acquire)) {
+            Ok(writer) => {
+                WRITER_FD.store(writer.raw_fd(), Ordering::Relaxed);
+                *guard = Some(writer);
+            }
+            Err(e) => {
+                drop(guard);
+                disable(&format!("cannot write capture {path}: {e}; running untraced"));
+                return false;
+            }
+        }
+    }
+    f(guard.as_mut().expect("opened above"));
+    true
+}
+
+fn disable(why: &str) -> bool {
+    real::warn(why);
+    crate::hooks::disable();
+    STATE.store(DISABLED, Ordering::Release);
+    false
+}
+
+/// Starts the writer with every signal blocked, so the host's signals never land on our thread.
+fn spawn_writer_thread() {
+    // SAFETY: plain libc calls on valid, local out-parameters; the old mask is restored.
+    unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let mut tid: libc::pthread_t = 0;
+        let rc = libc::pthread_create(&mut tid, core::ptr::null(), writer_main, core::ptr::null_mut());
+        if rc == 0 {
+            libc::pthread_detach(tid);
+        } else {
+            real::warn("cannot start the writer thread; the capture is written at exit only");
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+    }
+}
+
+extern "C" fn writer_main(_: *mut c_void) -> *mut c_void {
+    let t = thread::current();
+    t.busy = 1;
+    t.flags |= thread::FLAG_WRITER;
+    // SAFETY: PR_SET_NAME reads a NUL-terminated name of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"memshim-writer".as_ptr()) };
+    loop {
+        if STATE.load(Ordering::Acquire) != RUNNING {
+            break;
+        }
+        let mut moved = 0;
+        if !with_writer(|w| moved = w.step()) {
+            break;
+        }
+        if moved == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    core::ptr::null_mut()
+}
+
+/// Finishes the capture: drains what is left, writes the End record, flushes. Every exit path
+/// calls it; only the first call in the owning process does anything.
+pub fn finish(how: EndKind) {
+    // SAFETY: getpid has no preconditions.
+    if OWNER_PID.load(Ordering::Relaxed) != unsafe { libc::getpid() } as u32 {
+        return; // a vfork child: the capture is its parent's
+    }
+    if STATE.compare_exchange(RUNNING, FINISHED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        return;
+    }
+    with_writer(|w| w.finish(how));
+}
+
+/// In a forked child (single-threaded, from the atfork handler): forget the parent's capture so
+/// the child's first event opens its own file with its own ring and writer.
+pub fn after_fork_child() {
+    let ring = RING.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if !ring.is_null() {
+        // SAFETY: the parent's writer thread does not exist in the child; no one else runs.
+        unsafe { Ring::destroy(ring) };
+    }
+    // The parent's writer may have held its mutex at the fork: never lock it. Close the child's
+    // copy of the descriptor and leak the rest (copy-on-write pages shared with the parent).
+    WRITER.store(core::ptr::null_mut(), Ordering::Release);
+    let fd = WRITER_FD.swap(-1, Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: closing the child's own copy of the parent's capture descriptor.
+        unsafe { libc::close(fd) };
+    }
+    STARTING_DROPS.store(0, Ordering::Relaxed);
+    REGION_FULL.store(0, Ordering::Relaxed);
+    START_MONO.store(real::now_ns(), Ordering::Relaxed);
+    if STATE.load(Ordering::Relaxed) != DISABLED {
+        STATE.store(IDLE, Ordering::Release);
+    }
+}

@@ -1,0 +1,350 @@
+//! The region that serves sampled allocations, so that `free` can tell a sampled pointer from any
+//! other by a range check on constants: no memory access, no lookup (the tcmalloc approach).
+//!
+//! The region is one reservation of address space at a fixed address, split into zones; zone `c`
+//! holds slots of `4096 << c` bytes, each aligned to its size. A slot starts with a [`SlotHeader`]
+//! (what was allocated, when, by whom, and its stack), then the user's bytes. Because slots are
+//! aligned to their size, the slot of any user pointer `p` is `(p - 1)` rounded down to the slot
+//! size: no lookup table. Free slots of a zone form a lock-free stack (Treiber, with a generation
+//! tag against ABA); fresh slots come from a per-zone bump index. Address space is committed
+//! (PROT_NONE to read-write) a megabyte at a time, so untouched slots cost nothing.
+//!
+//! The headers double as the table of live samples: a forked child walks them to learn what it
+//! inherited.
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use crate::real;
+
+/// Start of the reservation: far below where Linux places mmaps (top-down from 0x7f..) and far
+/// above the executable and its heap (0x55.. for PIE is above, non-PIE at 0x400000 below).
+pub const BASE: usize = 0x2000_0000_0000;
+const ZONE_SHIFT: u32 = 40;
+const ZONE_SIZE: usize = 1 << ZONE_SHIFT;
+pub const ZONES: usize = 20;
+/// 20 TiB of address space; PROT_NONE until used, so it costs no memory.
+pub const REGION_LEN: usize = ZONES * ZONE_SIZE;
+const PAGE: usize = 4096;
+const COMMIT_BYTES: usize = 1 << 20;
+
+const MAGIC: u64 = 0x6d65_6d73_6869_6d31; // "memshim1"
+const LIVE: u32 = 1;
+const FREE: u32 = 2;
+
+/// Front of every slot. Frames (`nframes` u64 return addresses) follow it directly.
+#[repr(C)]
+#[derive(Debug)]
+pub struct SlotHeader {
+    pub magic: u64,
+    state: AtomicU32,
+    /// Fork generation at allocation: a child reports slots from older generations as inherited.
+    pub fork_gen: u32,
+    /// Free-list link: index + 1 of the next free slot, 0 for none.
+    next: AtomicU64,
+    pub user: u64,
+    pub size: u64,
+    pub t: u64,
+    pub tid: u32,
+    pub kind: u8,
+    _pad: u8,
+    pub nframes: u16,
+}
+
+const HEADER: usize = core::mem::size_of::<SlotHeader>();
+
+impl SlotHeader {
+    /// The stack recorded with this allocation.
+    pub fn frames(&self) -> &[u64] {
+        // SAFETY: `nframes` frames were written right after the header when the slot was filled.
+        unsafe {
+            core::slice::from_raw_parts(
+                (self as *const Self as *const u8).add(HEADER) as *const u64,
+                self.nframes as usize,
+            )
+        }
+    }
+}
+
+struct Zone {
+    bump: AtomicU64,
+    committed: AtomicU64,
+    free: AtomicU64,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const ZONE_INIT: Zone =
+    Zone { bump: AtomicU64::new(0), committed: AtomicU64::new(0), free: AtomicU64::new(0) };
+static ZONE_STATE: [Zone; ZONES] = [ZONE_INIT; ZONES];
+static RESERVED: AtomicBool = AtomicBool::new(false);
+
+/// True when `p` lies in the region's address range. This is the whole cost `free` pays for an
+/// unsampled pointer: a subtraction and a compare against constants.
+#[inline(always)]
+pub fn contains(p: *const c_void) -> bool {
+    (p as usize).wrapping_sub(BASE) < REGION_LEN
+}
+
+/// True once the region is ours; before that, pointers in its range belong to someone else.
+pub fn is_reserved() -> bool {
+    // Acquire: pairs with the Release in reserve().
+    RESERVED.load(Ordering::Acquire)
+}
+
+/// Reserves the region; false (with nothing reserved) when the address range is taken or the
+/// kernel refuses (an address-space limit).
+pub fn reserve() -> bool {
+    if RESERVED.load(Ordering::Acquire) {
+        return true;
+    }
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; the result is checked.
+    let p = unsafe {
+        real::mmap(
+            BASE as *mut c_void,
+            REGION_LEN,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE
+                | libc::MAP_ANONYMOUS
+                | libc::MAP_NORESERVE
+                | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if p as usize != BASE {
+        if p as isize != -1 {
+            // An old kernel took the flag as a hint and mapped elsewhere: give it back.
+            // SAFETY: `p` is the mapping just made.
+            unsafe { real::munmap(p, REGION_LEN) };
+        }
+        return false;
+    }
+    // Release: the zone state (all zero) is valid before anyone can see RESERVED.
+    RESERVED.store(true, Ordering::Release);
+    true
+}
+
+fn slot_size(class: usize) -> usize {
+    PAGE << class
+}
+
+fn zone_base(class: usize) -> usize {
+    BASE + class * ZONE_SIZE
+}
+
+fn slots_in_zone(class: usize) -> u64 {
+    (ZONE_SIZE / slot_size(class)) as u64
+}
+
+fn slot_addr(class: usize, idx: u64) -> usize {
+    zone_base(class) + idx as usize * slot_size(class)
+}
+
+fn header_at(addr: usize) -> &'static SlotHeader {
+    // SAFETY: callers pass the start of a committed slot, which is mapped read-write for the
+    // life of the process and starts with a SlotHeader (or zeroes, which fail the magic check).
+    unsafe { &*(addr as *const SlotHeader) }
+}
+
+/// Makes slot `idx` of zone `class` readable and writable (a megabyte of slots at a time).
+fn commit(class: usize, idx: u64) -> bool {
+    let z = &ZONE_STATE[class];
+    // Acquire: slots below `committed` were made writable by whoever raised it.
+    let have = z.committed.load(Ordering::Acquire);
+    if idx < have {
+        return true;
+    }
+    let batch = (COMMIT_BYTES / slot_size(class)).max(1) as u64;
+    let end = ((idx / batch + 1) * batch).min(slots_in_zone(class));
+    let start = slot_addr(class, have);
+    let len = slot_addr(class, end) - start;
+    // SAFETY: the range lies inside our reservation; turning PROT_NONE (or already read-write)
+    // pages read-write cannot disturb anything. Overlapping calls from two threads are harmless.
+    if unsafe { real::mprotect(start as *mut c_void, len, libc::PROT_READ | libc::PROT_WRITE) } != 0
+    {
+        return false;
+    }
+    // Release: publishes the mprotect to threads that Acquire `committed`.
+    z.committed.fetch_max(end, Ordering::Release);
+    true
+}
+
+fn pop_free(class: usize) -> Option<u64> {
+    let z = &ZONE_STATE[class];
+    // Acquire: we read the next link of the slot the head names, written before its Release push.
+    let mut head = z.free.load(Ordering::Acquire);
+    loop {
+        let top = head & 0xffff_ffff;
+        if top == 0 {
+            return None;
+        }
+        let idx = top - 1;
+        // The slot stays mapped forever, so reading a stale link is safe; the tagged CAS fails then.
+        let next = header_at(slot_addr(class, idx)).next.load(Ordering::Relaxed);
+        let new = ((head >> 32).wrapping_add(1) << 32) | next;
+        match z.free.compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Acquire) {
+            Ok(_) => return Some(idx),
+            Err(h) => head = h,
+        }
+    }
+}
+
+fn push_free(class: usize, idx: u64) {
+    let z = &ZONE_STATE[class];
+    let hdr = header_at(slot_addr(class, idx));
+    // Relaxed: the head CAS below orders it.
+    let mut head = z.free.load(Ordering::Relaxed);
+    loop {
+        hdr.next.store(head & 0xffff_ffff, Ordering::Relaxed);
+        let new = ((head >> 32).wrapping_add(1) << 32) | (idx + 1);
+        // Release: the link store above is visible to whoever pops this slot.
+        match z.free.compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(h) => head = h,
+        }
+    }
+}
+
+/// What a caller describes about a new sampled allocation.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSlot<'a> {
+    pub size: usize,
+    pub align: usize,
+    pub kind: u8,
+    pub t: u64,
+    pub tid: u32,
+    pub fork_gen: u32,
+    pub frames: &'a [u64],
+    /// Zero the user's bytes (calloc).
+    pub zero: bool,
+}
+
+/// Serves a sampled allocation from the region; null when it does not fit or the region is not
+/// reserved (the caller then falls back to libc and counts the sample as dropped).
+pub fn alloc(req: NewSlot<'_>) -> *mut c_void {
+    // Acquire: pairs with reserve().
+    if !RESERVED.load(Ordering::Acquire) {
+        return core::ptr::null_mut();
+    }
+    let align = req.align.max(16);
+    let offset = (HEADER + req.frames.len() * 8).next_multiple_of(align);
+    let Some(total) = offset.checked_add(req.size) else { return core::ptr::null_mut() };
+    let size = total.max(align).max(PAGE).next_power_of_two();
+    let class = (size / PAGE).trailing_zeros() as usize;
+    if class >= ZONES || size < total {
+        return core::ptr::null_mut();
+    }
+    let (idx, fresh) = match pop_free(class) {
+        Some(i) => (i, false),
+        None => {
+            // Relaxed: the index only has to be unique.
+            let i = ZONE_STATE[class].bump.fetch_add(1, Ordering::Relaxed);
+            if i >= slots_in_zone(class) || !commit(class, i) {
+                return core::ptr::null_mut();
+            }
+            (i, true)
+        }
+    };
+    let start = slot_addr(class, idx);
+    let user = start + offset;
+    // SAFETY: the slot is committed, ours alone (popped or freshly bumped), and large enough for
+    // header + frames + user bytes (size >= total).
+    unsafe {
+        let h = start as *mut SlotHeader;
+        (*h).magic = MAGIC;
+        (*h).fork_gen = req.fork_gen;
+        (*h).user = user as u64;
+        (*h).size = req.size as u64;
+        (*h).t = req.t;
+        (*h).tid = req.tid;
+        (*h).kind = req.kind;
+        (*h).nframes = req.frames.len() as u16;
+        core::ptr::copy_nonoverlapping(
+            req.frames.as_ptr(),
+            (start + HEADER) as *mut u64,
+            req.frames.len(),
+        );
+        if req.zero && !fresh {
+            // Pages after the first were released with MADV_DONTNEED on free and read as zero;
+            // only the part of the first page the user gets can hold old bytes.
+            let dirty_end = (start + PAGE).min(user + req.size);
+            if dirty_end > user {
+                core::ptr::write_bytes(user as *mut u8, 0, dirty_end - user);
+            }
+        }
+        // Release: a fork walker that sees LIVE sees the header written above.
+        (*h).state.store(LIVE, Ordering::Release);
+    }
+    user as *mut c_void
+}
+
+/// A sampled allocation being freed: recorded by the caller, then given back with [`release`].
+#[derive(Debug)]
+pub struct Freeing {
+    class: usize,
+    idx: u64,
+    pub header: &'static SlotHeader,
+}
+
+/// The slot whose user pointer is `p`, if `p` is one the region handed out.
+fn locate(p: *const c_void) -> Option<(usize, u64, &'static SlotHeader)> {
+    let p = p as usize;
+    // Acquire: pairs with reserve(); without a reservation nothing in the range is ours.
+    if !contains(p as *const c_void) || !RESERVED.load(Ordering::Acquire) {
+        return None;
+    }
+    let class = p.wrapping_sub(1).wrapping_sub(BASE) >> ZONE_SHIFT;
+    if class >= ZONES {
+        return None;
+    }
+    let idx = ((p - 1 - zone_base(class)) / slot_size(class)) as u64;
+    // Acquire: as in commit(); a slot above `committed` was never handed out.
+    if idx >= ZONE_STATE[class].committed.load(Ordering::Acquire) {
+        return None;
+    }
+    let header = header_at(slot_addr(class, idx));
+    (header.magic == MAGIC && header.user == p as u64).then_some((class, idx, header))
+}
+
+/// Finds the live sampled allocation `p` and marks it as being freed. `None` for a pointer that is
+/// not one (never handed out, or freed twice): the caller must then leave it alone.
+pub fn begin_free(p: *const c_void) -> Option<Freeing> {
+    let (class, idx, header) = locate(p)?;
+    // AcqRel: exactly one free wins the slot; it must see the allocation's header writes.
+    header.state.compare_exchange(LIVE, FREE, Ordering::AcqRel, Ordering::Relaxed).ok()?;
+    Some(Freeing { class, idx, header })
+}
+
+/// Returns a freed slot to its zone, releasing its memory beyond the first page.
+pub fn release(f: Freeing) {
+    let start = slot_addr(f.class, f.idx);
+    let size = slot_size(f.class);
+    if size > PAGE {
+        // SAFETY: the range is inside this slot, which nobody else owns now; DONTNEED on private
+        // anonymous memory just drops the pages (they read back as zeroes).
+        unsafe { real::madvise((start + PAGE) as *mut c_void, size - PAGE, libc::MADV_DONTNEED) };
+    }
+    push_free(f.class, f.idx);
+}
+
+/// The header of a live sampled allocation `p` (for realloc and malloc_usable_size).
+pub fn header_of(p: *const c_void) -> Option<&'static SlotHeader> {
+    let (_, _, h) = locate(p)?;
+    (h.state.load(Ordering::Acquire) == LIVE).then_some(h)
+}
+
+/// Calls `f` for every live sampled allocation made before fork generation `gen`.
+pub fn for_each_inherited(gen: u32, mut f: impl FnMut(&SlotHeader)) {
+    if !RESERVED.load(Ordering::Acquire) {
+        return;
+    }
+    for class in 0..ZONES {
+        let n = ZONE_STATE[class].committed.load(Ordering::Acquire);
+        for idx in 0..n {
+            let h = header_at(slot_addr(class, idx));
+            if h.magic == MAGIC && h.state.load(Ordering::Acquire) == LIVE && h.fork_gen < gen {
+                f(h);
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The lock-free ring that carries events from application threads to the writer thread.
+//!
+//! A bounded multi-producer queue after Vyukov: each slot has a sequence number; a producer claims
+//! a position with one CAS on `enqueue`, fills the slot, and publishes it by storing `pos + 1` into
+//! the slot's sequence. When the writer has not yet freed the slot a lap earlier, the ring is full
+//! and the producer drops the event (counted) instead of waiting. Slots are fixed-size (room for the
+//! configured stack depth) in memory mapped with a raw system call, so nothing here allocates.
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::real;
+
+/// What an event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum EventKind {
+    Alloc = 1,
+    Free = 2,
+    Munmap = 3,
+    /// `frames` holds the thread's name (16 bytes).
+    ThreadName = 4,
+    /// Python finalization began.
+    PyFinalizing = 5,
+}
+
+/// The fixed part of a slot; `nframes` frames follow it.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Event {
+    pub kind: u8,
+    /// `memshim_format::AllocKind` as its index.
+    pub alloc_kind: u8,
+    pub nframes: u16,
+    pub tid: u32,
+    pub t: u64,
+    pub addr: u64,
+    pub size: u64,
+}
+
+#[repr(C)]
+struct SlotHead {
+    seq: AtomicU64,
+    ev: Event,
+}
+
+#[repr(C, align(64))]
+pub struct Padded(pub AtomicU64);
+
+/// The ring's control block; lives at the start of its own mapping.
+#[repr(C)]
+pub struct Ring {
+    enqueue: Padded,
+    dequeue: Padded,
+    /// Events dropped because the ring was full.
+    pub dropped: Padded,
+    slots: *mut u8,
+    stride: usize,
+    mask: u64,
+    depth: usize,
+    map_len: usize,
+}
+
+// SAFETY: all shared mutation goes through atomics; slot contents are handed from one producer to
+// the consumer by the Release/Acquire pair on the slot's sequence number.
+unsafe impl Sync for Ring {}
+
+impl Ring {
+    /// Maps a ring of `capacity` (a power of two) slots with room for `depth` frames each.
+    /// Returns null when the kernel refuses the memory.
+    pub fn create(capacity: usize, depth: usize) -> *mut Ring {
+        let stride = (core::mem::size_of::<SlotHead>() + depth * 8).next_multiple_of(64);
+        let head = core::mem::size_of::<Ring>().next_multiple_of(4096);
+        let map_len = head + stride * capacity;
+        // SAFETY: a fresh private anonymous mapping; the result is checked.
+        let base = unsafe {
+            real::mmap(
+                core::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base as isize == -1 {
+            return core::ptr::null_mut();
+        }
+        let ring = base as *mut Ring;
+        // SAFETY: the mapping is large enough, zeroed, and 4096-aligned; nothing else sees it yet.
+        unsafe {
+            ring.write(Ring {
+                enqueue: Padded(AtomicU64::new(0)),
+                dequeue: Padded(AtomicU64::new(0)),
+                dropped: Padded(AtomicU64::new(0)),
+                slots: (base as *mut u8).add(head),
+                stride,
+                mask: capacity as u64 - 1,
+                depth,
+                map_len,
+            });
+            for i in 0..capacity {
+                (*ring).slot(i as u64).seq.store(i as u64, Ordering::Relaxed);
+            }
+        }
+        ring
+    }
+
+    /// Unmaps a ring nobody uses any more (the child's copy of its parent's ring).
+    ///
+    /// # Safety
+    /// `ring` came from [`Ring::create`] and no thread can touch it again.
+    pub unsafe fn destroy(ring: *mut Ring) {
+        // SAFETY: per the contract, the mapping is ours and dead.
+        unsafe { real::munmap(ring as *mut c_void, (*ring).map_len) };
+    }
+
+    fn slot(&self, pos: u64) -> &SlotHead {
+        // SAFETY: (pos & mask) < capacity, and every slot lies inside the mapping.
+        unsafe { &*(self.slots.add((pos & self.mask) as usize * self.stride) as *const SlotHead) }
+    }
+
+    fn frames_ptr(&self, pos: u64) -> *mut u64 {
+        // SAFETY: the frames follow the head inside the same slot.
+        unsafe {
+            self.slots.add((pos & self.mask) as usize * self.stride + core::mem::size_of::<SlotHead>())
+                as *mut u64
+        }
+    }
+
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+
+    /// Publishes one event; false (and counted) when the ring is full. Never waits.
+    pub fn push(&self, ev: Event, frames: &[u64]) -> bool {
+        let n = frames.len().min(self.depth);
+        // Relaxed: the CAS below orders claims; the slot's seq orders the data.
+        let mut pos = self.enqueue.0.load(Ordering::Relaxed);
+        loop {
+            let slot = self.slot(pos);
+            // Acquire: pairs with the consumer's Release when it emptied this slot a lap ago.
+            let seq = slot.seq.load(Ordering::Acquire);
+            let diff = seq as i64 - pos as i64;
+            if diff == 0 {
+                match self.enqueue.0.compare_exchange_weak(
+                    pos,
+                    pos + 1,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(actual) => pos = actual,
+                }
+            } else if diff < 0 {
+                // Relaxed: a statistic.
+                self.dropped.0.fetch_add(1, Ordering::Relaxed);
+                return false;
+            } else {
+                pos = self.enqueue.0.load(Ordering::Relaxed);
+            }
+        }
+        let slot = self.slot(pos);
+        // SAFETY: we own the slot between claiming `pos` and publishing it; the consumer reads it
+        // only after seeing seq == pos + 1.
+        unsafe {
+            let head = slot as *const SlotHead as *mut SlotHead;
+            core::ptr::addr_of_mut!((*head).ev).write(Event { nframes: n as u16, ..ev });
+            core::ptr::copy_nonoverlapping(frames.as_ptr(), self.frames_ptr(pos), n);
+        }
+        // Release: makes the event visible to the consumer that Acquires seq.
+        slot.seq.store(pos + 1, Ordering::Release);
+        true
+    }
+
+    /// Hands the next published event to `f`; false when none is ready. Single consumer only.
+    pub fn pop(&self, f: impl FnOnce(&Event, &[u64])) -> bool {
+        // Relaxed: only the consumer writes `dequeue`.
+        let pos = self.dequeue.0.load(Ordering::Relaxed);
+        let slot = self.slot(pos);
+        // Acquire: pairs with the producer's Release publish.
+        if slot.seq.load(Ordering::Acquire) != pos + 1 {
+            return false;
+        }
+        // SAFETY: published slot, owned by the consumer until it stores the next lap's seq.
+        let (ev, frames) = unsafe {
+            let ev = &slot.ev;
+            (ev, core::slice::from_raw_parts(self.frames_ptr(pos), ev.nframes as usize))
+        };
+        f(ev, frames);
+        self.dequeue.0.store(pos + 1, Ordering::Relaxed);
+        // Release: the producer that reuses this slot must see our reads finished.
+        slot.seq.store(pos + self.mask + 1, Ordering::Release);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(addr: u64) -> Event {
+        Event { kind: EventKind::Alloc as u8, alloc_kind: 0, nframes: 0, tid: 1, t: 0, addr, size: 8 }
+    }
+
+    #[test]
+    fn fifo_and_full() {
+        let r = unsafe { &*Ring::create(4, 8) };
+        for i in 0..4 {
+            assert!(r.push(ev(i), &[i, i + 1]));
+        }
+        assert!(!r.push(ev(9), &[]));
+        assert_eq!(r.dropped.0.load(Ordering::Relaxed), 1);
+        for i in 0..4 {
+            assert!(r.pop(|e, f| {
+                assert_eq!(e.addr, i);
+                assert_eq!(f, &[i, i + 1]);
+            }));
+        }
+        assert!(!r.pop(|_, _| unreachable!()));
+    }
+
+    #[test]
+    fn many_producers_lose_nothing_but_what_they_count() {
+        let r = Ring::create(1024, 4) as usize;
+        let ring = || unsafe { &*(r as *const Ring) };
+        let producers: Vec<_> = (0..4)
+            .map(|p| {
+                std::thread::spawn(move || {
+                    let mut ok = 0u64;
+                    for i in 0..20_000u64 {
+                        if ring().push(ev(p << 32 | i), &[i]) {
+                            ok += 1;
+                        }
+                    }
+                    ok
+                })
+            })
+            .collect();
+        let mut got = 0u64;
+        let mut last = [None::<u64>; 4];
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                loop {
+                    // Acquire: once producers are done, everything they pushed is visible.
+                    let finished = done.load(Ordering::Acquire);
+                    let popped = ring().pop(|e, f| {
+                        let (p, i) = ((e.addr >> 32) as usize, e.addr & 0xffff_ffff);
+                        assert_eq!(f, &[i]);
+                        // Each producer's events arrive in its own order.
+                        assert!(last[p].map_or(true, |l| l < i));
+                        last[p] = Some(i);
+                        got += 1;
+                    });
+                    if !popped && finished {
+                        break;
+                    }
+                }
+            });
+            let pushed: u64 = producers.into_iter().map(|h| h.join().unwrap()).sum();
+            assert!(pushed > 0);
+            done.store(true, Ordering::Release);
+        });
+        let dropped = ring().dropped.0.load(Ordering::Relaxed);
+        assert_eq!(got + dropped, 80_000);
+    }
+}

@@ -1,0 +1,21 @@
+/* Per-thread state of the shim, zero-initialised by the loader for every thread.
+ * initial-exec: the offset from the thread pointer is fixed at load time, so an access is one
+ * %fs-relative load with no call that could allocate (general-dynamic TLS goes through
+ * __tls_get_addr, which may resize the DTV with malloc). Layout mirrors `ThreadState` in
+ * thread.rs; keep them in sync. */
+#include <stdint.h>
+
+struct memshim_thread {
+    uint64_t countdown;
+    uint64_t rng;
+    uint32_t busy;
+    uint32_t tid;
+    uint32_t fork_gen;
+    uint32_t flags;
+};
+
+__attribute__((visibility("hidden"))) __thread struct memshim_thread memshim_tls;
+
+__attribute__((visibility("hidden"))) struct memshim_thread *memshim_thread_state(void) {
+    return &memshim_tls;
+}
