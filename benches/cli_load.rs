@@ -7,7 +7,9 @@
 use std::io::Write;
 use std::time::Instant;
 
-use memshim_format::{encode_header, AllocKind, ChunkBuilder, Drops, EndKind, Header, Module, Record};
+use memshim_format::{
+    encode_header, AllocKind, ChunkBuilder, Drops, EndKind, Header, Module, Record,
+};
 
 const STACKS: u64 = 5_000;
 const LIVE_CAP: usize = 50_000;
@@ -21,7 +23,11 @@ fn main() {
     let path = dir.join("cli_load_bench.msh");
     let written = write_capture(&path, records);
     let size = std::fs::metadata(&path).unwrap().len();
-    println!("capture: {written} records, {:.1} MiB ({})", size as f64 / 1048576.0, path.display());
+    println!(
+        "capture: {written} records, {:.1} MiB ({})",
+        size as f64 / 1048576.0,
+        path.display()
+    );
 
     for args in [&["stats"][..], &["report", "--format", "json"], &["report"]] {
         let start = Instant::now();
@@ -31,7 +37,11 @@ fn main() {
             .output()
             .expect("memshim runs");
         let secs = start.elapsed().as_secs_f64();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         println!(
             "memshim {:<22} {:>6.2} s  {:>6.2} M records/s  {:>6.1} MiB/s  peak RSS of the CLI {:>6.1} MiB",
             args.join(" "),
@@ -71,16 +81,22 @@ fn write_capture(path: &std::path::Path, records: u64) -> u64 {
     let mut chunk = ChunkBuilder::new();
     let mut buf = Vec::new();
     let mut n = 0u64;
-    let mut push = |r: Record, chunk: &mut ChunkBuilder, f: &mut std::io::BufWriter<std::fs::File>| {
-        chunk.push(&r);
-        if chunk.len() > 256 * 1024 {
-            buf.clear();
-            chunk.finish_into(&mut buf);
-            f.write_all(&buf).unwrap();
-        }
-    };
+    let mut push =
+        |r: Record, chunk: &mut ChunkBuilder, f: &mut std::io::BufWriter<std::fs::File>| {
+            chunk.push(&r);
+            if chunk.len() > 256 * 1024 {
+                buf.clear();
+                chunk.finish_into(&mut buf);
+                f.write_all(&buf).unwrap();
+            }
+        };
     let base = 0x5555_0000_0000u64;
-    let m = Module { path: "/nonexistent/bench".into(), base, segments: vec![(0, 1 << 24)], build_id: vec![1] };
+    let m = Module {
+        path: "/nonexistent/bench".into(),
+        base,
+        segments: vec![(0, 1 << 24)],
+        build_id: vec![1],
+    };
     push(Record::Modules(vec![m]), &mut chunk, &mut f);
     n += 1;
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
@@ -96,7 +112,7 @@ fn write_capture(path: &std::path::Path, records: u64) -> u64 {
     let mut addr = 0x1000_0000u64;
     while n < records {
         t += 1000;
-        if n % 2000 == 0 {
+        if n.is_multiple_of(2000) {
             let tick = Record::Tick {
                 t,
                 rss: 100 << 20,
@@ -112,24 +128,59 @@ fn write_capture(path: &std::path::Path, records: u64) -> u64 {
         if live.len() >= LIVE_CAP || (!live.is_empty() && r % 2 == 0) {
             let i = (r >> 8) as usize % live.len();
             let a = live.swap_remove(i);
-            push(Record::Free { t, tid: 1, addr: a, size: 0 }, &mut chunk, &mut f);
+            push(
+                Record::Free {
+                    t,
+                    tid: 1,
+                    addr: a,
+                    size: 0,
+                },
+                &mut chunk,
+                &mut f,
+            );
         } else {
             let stack = (r >> 16) % STACKS;
             if !seen[stack as usize] {
                 seen[stack as usize] = true;
-                let frames = (0..24).map(|k| base + 0x1000 + (stack * 7 + k * 131) % 0xf0_0000).collect();
-                push(Record::Stack { id: stack, frames, python: vec![] }, &mut chunk, &mut f);
+                let frames = (0..24)
+                    .map(|k| base + 0x1000 + (stack * 7 + k * 131) % 0xf0_0000)
+                    .collect();
+                push(
+                    Record::Stack {
+                        id: stack,
+                        frames,
+                        python: vec![],
+                    },
+                    &mut chunk,
+                    &mut f,
+                );
                 n += 1;
             }
             addr += 64;
             let size = 16 + (r >> 40) % 65536;
-            let rec = Record::Alloc { t, tid: 1, addr, size, stack, kind: AllocKind::Malloc, inherited: false };
+            let rec = Record::Alloc {
+                t,
+                tid: 1,
+                addr,
+                size,
+                stack,
+                kind: AllocKind::Malloc,
+                inherited: false,
+            };
             push(rec, &mut chunk, &mut f);
             live.push(addr);
         }
         n += 1;
     }
-    push(Record::End { t, how: EndKind::Exit, dropped: Drops::default() }, &mut chunk, &mut f);
+    push(
+        Record::End {
+            t,
+            how: EndKind::Exit,
+            dropped: Drops::default(),
+        },
+        &mut chunk,
+        &mut f,
+    );
     buf.clear();
     chunk.finish_into(&mut buf);
     f.write_all(&buf).unwrap();

@@ -16,6 +16,9 @@ pub struct Args {
     capture: PathBuf,
     #[arg(long, value_enum, default_value = "leaks")]
     kind: Kind,
+    /// Draw the root at the top (an icicle graph).
+    #[arg(long)]
+    icicle: bool,
     /// Output SVG file.
     #[arg(short, long)]
     output: PathBuf,
@@ -23,6 +26,6 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let a = load::analyze(&args.capture)?;
-    let svg = flamegraph::svg(&a, &mut Symbolizer::new(), args.kind)?;
+    let svg = flamegraph::svg(&a, &mut Symbolizer::new(), args.kind, args.icicle)?;
     output::write_file(&args.output, &svg)
 }

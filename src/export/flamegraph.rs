@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use inferno::flamegraph::{self, color::BasicPalette, Options, Palette};
+use inferno::flamegraph::{self, color::BasicPalette, Direction, Options, Palette};
 
 use super::Kind;
 use crate::analysis::Analysis;
@@ -41,8 +41,9 @@ pub fn folded(a: &Analysis, sym: &mut Symbolizer, kind: Kind) -> Vec<String> {
         .collect()
 }
 
-/// The SVG of a flamegraph; an empty profile gives a page that says so.
-pub fn svg(a: &Analysis, sym: &mut Symbolizer, kind: Kind) -> Result<Vec<u8>> {
+/// The SVG of a flamegraph; an empty profile gives a page that says so. `icicle` draws the root
+/// at the top (the HTML page does, so the widest frames show without scrolling).
+pub fn svg(a: &Analysis, sym: &mut Symbolizer, kind: Kind, icicle: bool) -> Result<Vec<u8>> {
     let lines = folded(a, sym, kind);
     let mut opt = Options::default();
     opt.title = format!("memshim: {} of pid {}", kind.name(), a.header.pid);
@@ -54,6 +55,11 @@ pub fn svg(a: &Analysis, sym: &mut Symbolizer, kind: Kind) -> Result<Vec<u8>> {
     opt.name_type = "Function:".into();
     opt.colors = Palette::Basic(BasicPalette::Mem);
     opt.deterministic = true;
+    opt.direction = if icicle {
+        Direction::Inverted
+    } else {
+        Direction::Straight
+    };
     let mut out = Vec::new();
     if lines.is_empty() {
         // inferno refuses an empty profile: say it in an SVG of our own.

@@ -18,7 +18,7 @@ pub fn page(a: &Analysis, sym: &mut Symbolizer, path: &str) -> Result<String> {
     o.push_str(
         "<style>body{font-family:sans-serif;margin:1.5em;max-width:1300px}\
          pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}\
-         iframe{width:100%;height:380px;border:1px solid #ccc}\
+         iframe{width:100%;height:560px;border:1px solid #ccc}\
          nav a{margin-right:1em}</style></head><body>\n",
     );
     o.push_str(&format!(
@@ -33,7 +33,7 @@ pub fn page(a: &Analysis, sym: &mut Symbolizer, path: &str) -> Result<String> {
         (Kind::Peak, "Peak: live when the heap was highest"),
         (Kind::Allocations, "Allocations: everything allocated"),
     ] {
-        let svg = flamegraph::svg(a, sym, kind)?;
+        let svg = flamegraph::svg(a, sym, kind, true)?;
         o.push_str(&format!("<h2 id=\"{}\">{title}</h2>\n", kind.name()));
         o.push_str(&format!(
             "<iframe class=\"flamegraph\" title=\"{title}\" src=\"data:image/svg+xml;base64,{}\"></iframe>\n",

@@ -19,6 +19,23 @@ struct Series<'a> {
     points: Vec<(f64, f64)>,
 }
 
+/// The estimated live bytes at each tick, plus the peak itself (it may fall between ticks)
+/// and the end.
+fn live_points(a: &Analysis) -> Vec<(f64, f64)> {
+    let mut v: Vec<(f64, f64)> = a
+        .ticks
+        .points
+        .iter()
+        .map(|p| (units::secs(p.t), p.live_est))
+        .collect();
+    if a.peak_bytes > 0.0 {
+        v.push((units::secs(a.peak_t), a.peak_bytes));
+    }
+    v.push((units::secs(a.last_t), a.live_total.max(0.0)));
+    v.sort_by(|x, y| x.0.total_cmp(&y.0));
+    v
+}
+
 /// The chart as a standalone SVG document.
 pub fn svg(a: &Analysis) -> String {
     let pts = &a.ticks.points;
@@ -37,7 +54,7 @@ pub fn svg(a: &Analysis) -> String {
         Series {
             name: "live (from samples)",
             color: "#ff7f0e",
-            points: pts.iter().map(|p| (xs(p), p.live_est)).collect(),
+            points: live_points(a),
         },
     ];
     series.retain(|s| s.points.iter().any(|&(_, y)| y > 0.0));
@@ -128,22 +145,27 @@ pub fn svg(a: &Analysis) -> String {
         let _ = writeln!(
             o,
             r#"<rect x="{}" y="{}" width="12" height="3" fill="{}"/><text x="{}" y="{}">{}</text>"#,
-            W - RIGHT - 190.0,
+            LEFT + 12.0,
             ly - 4.0,
             s.color,
-            W - RIGHT - 172.0,
+            LEFT + 30.0,
             ly,
             s.name
         );
     }
     // The peak.
     let px = x(peak_t);
+    // Keep the label inside the chart: on the left of the line near the right edge.
+    let (lx, anchor) = if px > W - 260.0 {
+        (px - 6.0, "end")
+    } else {
+        (px + 6.0, "start")
+    };
     let _ = writeln!(
         o,
-        r##"<g id="peak"><line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{}" stroke="#d62728" stroke-dasharray="4 3"/><circle cx="{px:.1}" cy="{:.1}" r="4" fill="#d62728"/><text x="{:.1}" y="{}" fill="#d62728">peak {} at {:.2} s</text></g>"##,
+        r##"<g id="peak"><line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{}" stroke="#d62728" stroke-dasharray="4 3"/><circle cx="{px:.1}" cy="{:.1}" r="4" fill="#d62728"/><text x="{lx:.1}" y="{}" text-anchor="{anchor}" fill="#d62728">peak {} at {:.2} s</text></g>"##,
         H - BOTTOM,
         y(a.peak_bytes),
-        px + 6.0,
         TOP + 12.0,
         units::bytes(a.peak_bytes),
         peak_t,
