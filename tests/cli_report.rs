@@ -178,3 +178,144 @@ fn several_captures_get_a_combined_summary() {
         stdout(&o)
     );
 }
+
+fn base_capture(f: &Fixture) -> Capture {
+    let mut c = Capture::new(&header(0));
+    c.push(memshim_format::Record::Modules(vec![
+        memshim_format::Module {
+            path: f.bin.display().to_string(),
+            base: BASE,
+            segments: vec![(0, 0x10_0000)],
+            build_id: build_id(&f.bin),
+        },
+    ]));
+    c
+}
+
+#[test]
+fn python_frames_render_with_kind_python_and_their_line() {
+    use memshim_format::{PyCode, PyFrame, Record};
+    let f = fixture("report-python");
+    let mut c = base_capture(&f);
+    c.push(Record::PyCode(PyCode {
+        id: 77,
+        name: "handler".into(),
+        qualname: "Service.handler".into(),
+        filename: "serve.py".into(),
+        first_line: 10,
+        // One code unit at line 10 + 2 (one-line form, delta 2).
+        linetable: vec![0x80 | (12 << 3), 0, 0],
+        py_version: (3, 11),
+    }));
+    c.push(Record::Stack {
+        id: 1,
+        frames: vec![ret(&f, "leaky_alloc"), ret(&f, "main")],
+        python: vec![PyFrame {
+            code: 77,
+            instr: 0,
+            entry: true,
+        }],
+    });
+    c.push(alloc(1, 0x1000, 4096, 1));
+    c.end(2);
+    let p = f.dir.join("py.msh");
+    c.write(&p);
+    let v = report_json(&p);
+    let frames = v["leaks"][0]["frames"].as_array().unwrap();
+    let py = frames
+        .iter()
+        .find(|fr| fr["kind"] == "python")
+        .expect("a python frame");
+    assert_eq!(py["function"], "Service.handler");
+    assert_eq!(py["file"], "serve.py");
+    assert_eq!(py["line"], 12);
+    assert_eq!(py["module"], Value::Null);
+}
+
+#[test]
+fn a_never_exiting_process_shows_its_steadily_growing_site() {
+    let f = fixture("report-growth");
+    let mut c = base_capture(&f);
+    c.push(stack(1, &[ret(&f, "leaky_alloc"), ret(&f, "main")]));
+    c.push(stack(2, &[ret(&f, "peak_fn"), ret(&f, "main")]));
+    c.push(stack(3, &[ret(&f, "clean_alloc"), ret(&f, "main")]));
+    // A 50 MiB cache filled at start and kept; 1 MiB leaked every 100 ms for 60 s; churn.
+    c.push(alloc(1, 0x8000_0000, 50 * MIB, 2));
+    let mut addr = 0x1_0000_0000u64;
+    for i in 1..=600u64 {
+        let t = i * 100_000_000;
+        addr += 2 * MIB;
+        c.push(alloc(t, addr, MIB, 1));
+        c.push(alloc(t + 1, 0x9000_0000, 8 * MIB, 3));
+        c.push(free(t + 2, 0x9000_0000));
+        c.push(tick(t + 3, 200 * MIB, 100 * MIB));
+    }
+    // No End record: the process is still running when the capture is read.
+    let p = f.dir.join("growth.msh");
+    c.write(&p);
+    let o = run(&["report", "--format", "json", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).lines().count(),
+        1,
+        "one truncation warning: {}",
+        stderr(&o)
+    );
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let growing = v["growing"].as_array().unwrap();
+    assert_eq!(growing.len(), 1, "only the leak grows: {growing:#?}");
+    assert_eq!(first_function(&growing[0]), "leaky_alloc");
+    let rate = growing[0]["growth_bytes_per_s"].as_f64().unwrap();
+    assert!(
+        (rate / (10.0 * MIB as f64) - 1.0).abs() < 0.05,
+        "10 MiB/s, got {rate}"
+    );
+    assert!(v["growing_rule"].as_str().unwrap().contains("quarter"));
+    // The flat cache is the larger leak at the end, but it does not grow.
+    assert_eq!(first_function(&v["leaks"][0]), "leaky_alloc");
+    assert_eq!(v["leaks"][0]["bytes_est"], 600 * MIB);
+    assert_eq!(first_function(&v["leaks"][1]), "peak_fn");
+}
+
+#[test]
+fn inherited_allocations_are_live_but_not_allocated_by_the_child() {
+    use memshim_format::{AllocKind, Record};
+    let f = fixture("report-fork");
+    let mut h = header(0);
+    h.forked_from = Some(4000);
+    let mut c = Capture::new(&h);
+    c.push(Record::Modules(vec![memshim_format::Module {
+        path: f.bin.display().to_string(),
+        base: BASE,
+        segments: vec![(0, 0x10_0000)],
+        build_id: build_id(&f.bin),
+    }]));
+    c.push(stack(1, &[ret(&f, "leaky_alloc")]));
+    c.push(Record::Alloc {
+        t: 0,
+        tid: 1,
+        addr: 0x10,
+        size: MIB,
+        stack: 1,
+        kind: AllocKind::Malloc,
+        inherited: true,
+    });
+    c.push(Record::Alloc {
+        t: 0,
+        tid: 1,
+        addr: 0x20,
+        size: MIB,
+        stack: 1,
+        kind: AllocKind::Malloc,
+        inherited: true,
+    });
+    c.push(free(5, 0x20));
+    c.end(10);
+    let p = f.dir.join("child.msh");
+    c.write(&p);
+    let v = report_json(&p);
+    assert_eq!(v["process"]["forked_from"], 4000);
+    assert_eq!(v["totals"]["allocated_bytes_est"], 0);
+    assert_eq!(v["totals"]["live_at_end_bytes_est"], MIB);
+    assert_eq!(v["leaks"][0]["bytes_est"], MIB);
+}
