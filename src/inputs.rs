@@ -1,5 +1,6 @@
 //! Capture arguments: plain paths, or a template with `%p` (the shim's `MEMSHIM_OUTPUT`
-//! convention) that expands to every file in its directory where `%p` is a pid.
+//! convention) that expands to every file in its directory where `%p` is a pid, or a pid and
+//! a sequence number (`1234.2`: the shim's name for the capture of a process that exec'd again).
 
 use std::path::{Path, PathBuf};
 
@@ -21,14 +22,13 @@ pub fn expand(args: &[String]) -> Result<Vec<PathBuf>> {
         let (pre, post) = name
             .split_once("%p")
             .ok_or_else(|| CliError::new(format!("{a}: %p must be in the file name")))?;
-        let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
+        let mut found: Vec<((u64, u64), PathBuf)> = std::fs::read_dir(&dir)
             .map_err(|e| CliError::about(&dir, e))?
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let n = e.file_name().into_string().ok()?;
                 let pid = n.strip_prefix(pre)?.strip_suffix(post)?;
-                let pid: u64 = pid.parse().ok()?;
-                Some((pid, e.path()))
+                Some((pid_and_seq(pid)?, e.path()))
             })
             .collect();
         if found.is_empty() {
@@ -40,4 +40,23 @@ pub fn expand(args: &[String]) -> Result<Vec<PathBuf>> {
         out.extend(found.into_iter().map(|(_, p)| p));
     }
     Ok(out)
+}
+
+/// `1234` -> (1234, 0); `1234.2` -> (1234, 2).
+fn pid_and_seq(s: &str) -> Option<(u64, u64)> {
+    match s.split_once('.') {
+        None => Some((s.parse().ok()?, 0)),
+        Some((pid, seq)) => Some((pid.parse().ok()?, seq.parse().ok()?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pids_with_and_without_sequence_numbers() {
+        assert_eq!(super::pid_and_seq("1234"), Some((1234, 0)));
+        assert_eq!(super::pid_and_seq("1234.2"), Some((1234, 2)));
+        assert_eq!(super::pid_and_seq("12a"), None);
+        assert_eq!(super::pid_and_seq("1.2.3"), None);
+    }
 }

@@ -43,7 +43,13 @@ pub fn run(args: Args) -> Result<()> {
     let paths = inputs::expand(&args.captures)?;
     let mut sym = Symbolizer::new();
     let mut reports = vec![];
+    let several = paths.len() > 1;
     for p in &paths {
+        if several && std::fs::metadata(p).is_ok_and(|m| m.len() == 0) {
+            // A process that exec'd or died before its first write: nothing to report.
+            eprintln!("memshim: warning: {}: empty capture, skipped", p.display());
+            continue;
+        }
         let a = load::analyze(p)?;
         reports.push((p.clone(), report::build(&a, &mut sym, args.top)));
     }
