@@ -46,7 +46,9 @@ pub fn init() -> &'static Config {
         seed: env("MEMSHIM_SEED").and_then(|v| match v.trim().parse::<u64>() {
             Ok(s) => Some(s),
             Err(_) => {
-                warn(&format!("MEMSHIM_SEED={v:?} is not a whole number; sampling is random"));
+                warn(&format!(
+                    "MEMSHIM_SEED={v:?} is not a whole number; sampling is random"
+                ));
                 None
             }
         }),

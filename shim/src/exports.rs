@@ -99,7 +99,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
         return libc::ENOMEM;
     }
     set_errno(errno); // success must leave errno alone
-    // SAFETY: the caller passes a valid out-pointer.
+                      // SAFETY: the caller passes a valid out-pointer.
     unsafe { *out = p };
     0
 }

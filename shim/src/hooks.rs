@@ -14,13 +14,15 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use crate::config::{self, Mode};
-use crate::real::{self, __libc_calloc, __libc_free, __libc_malloc, __libc_memalign, __libc_realloc};
+use crate::real::{
+    self, __libc_calloc, __libc_free, __libc_malloc, __libc_memalign, __libc_realloc,
+};
 use crate::recorder;
 use crate::region::{self, NewSlot};
 use crate::ring::{Event, EventKind};
 use crate::sampler::{self, FORK_GEN};
 use crate::thread::{self, Busy, ThreadState, FLAG_FREE_FAST, FLAG_NAMED};
-use crate::unwind;
+use crate::{python, unwind};
 
 const MODE_UNINIT: u8 = 0;
 const MODE_OFF: u8 = 1;
@@ -123,6 +125,7 @@ fn name_thread(t: &mut ThreadState, tid: u32) {
         kind: EventKind::ThreadName as u8,
         alloc_kind: 0,
         nframes: 0,
+        npy: 0,
         tid,
         t: real::now_ns(),
         addr: 0,
@@ -136,6 +139,7 @@ fn event(kind: EventKind, alloc_kind: Kind, tid: u32, addr: *const c_void, size:
         kind: kind as u8,
         alloc_kind: alloc_kind as u8,
         nframes: 0,
+        npy: 0,
         tid,
         t: real::now_ns(),
         addr: addr as u64,
@@ -143,8 +147,50 @@ fn event(kind: EventKind, alloc_kind: Kind, tid: u32, addr: *const c_void, size:
     }
 }
 
-fn depth() -> usize {
-    config::get().map_or(config::DEFAULT_DEPTH, |c| c.depth)
+/// A sampled stack: native return addresses, then Python frames (two words each).
+struct StackBuf {
+    words: [u64; config::MAX_DEPTH + python::MAX_PY_FRAMES * python::WORDS_PER_FRAME],
+    native: usize,
+    py: usize,
+}
+
+impl StackBuf {
+    /// Unwinds this thread's native stack and reads its Python frames (when it holds the GIL).
+    #[inline(never)]
+    fn capture() -> StackBuf {
+        let depth = config::get().map_or(config::DEFAULT_DEPTH, |c| c.depth);
+        let mut s = StackBuf {
+            words: [0; config::MAX_DEPTH + python::MAX_PY_FRAMES * 2],
+            native: 0,
+            py: 0,
+        };
+        s.native = unwind::capture(&mut s.words[..depth]);
+        s.py = python::capture(&mut s.words[s.native..]);
+        s
+    }
+
+    fn native(&self) -> &[u64] {
+        &self.words[..self.native]
+    }
+
+    fn all(&self) -> &[u64] {
+        &self.words[..self.native + self.py * python::WORDS_PER_FRAME]
+    }
+
+    fn event(
+        &self,
+        kind: EventKind,
+        alloc_kind: Kind,
+        tid: u32,
+        addr: *const c_void,
+        size: usize,
+    ) -> Event {
+        Event {
+            nframes: self.native as u16,
+            npy: self.py as u16,
+            ..event(kind, alloc_kind, tid, addr, size)
+        }
+    }
 }
 
 /// Forwards an allocation request to glibc.
@@ -178,28 +224,11 @@ pub unsafe fn alloc_slow(size: usize, align: usize, kind: Kind) -> *mut c_void {
         // SAFETY: forwarding.
         Decision::Skip => unsafe { forward(size, align, kind) },
         Decision::Sample => {
-            let mut frames = [0u64; config::MAX_DEPTH];
-            let n = unwind::capture(&mut frames[..depth()]);
-            let tid = thread::tid(t);
-            let now = real::now_ns();
-            let p = region::alloc(NewSlot {
-                size,
-                align,
-                kind: kind as u8,
-                t: now,
-                tid,
-                fork_gen: FORK_GEN.load(Ordering::Relaxed),
-                frames: &frames[..n],
-                zero: kind == Kind::Calloc,
-            });
+            let p = sample_into_region(t, size, align, kind);
             if p.is_null() {
-                // Relaxed: a statistic.
-                recorder::REGION_FULL.fetch_add(1, Ordering::Relaxed);
                 // SAFETY: forwarding.
                 return unsafe { forward(size, align, kind) };
             }
-            name_thread(t, tid);
-            recorder::push(event(EventKind::Alloc, kind, tid, p, size), &frames[..n]);
             p
         }
         Decision::Record => {
@@ -215,11 +244,13 @@ pub unsafe fn alloc_slow(size: usize, align: usize, kind: Kind) -> *mut c_void {
 
 /// Records an allocation glibc (or the kernel) made, with this thread's stack.
 fn record_alloc(t: &mut ThreadState, p: *const c_void, size: usize, kind: Kind) {
-    let mut frames = [0u64; config::MAX_DEPTH];
-    let n = unwind::capture(&mut frames[..depth()]);
+    let stack = StackBuf::capture();
     let tid = thread::tid(t);
     name_thread(t, tid);
-    recorder::push(event(EventKind::Alloc, kind, tid, p, size), &frames[..n]);
+    recorder::push(
+        stack.event(EventKind::Alloc, kind, tid, p, size),
+        stack.all(),
+    );
 }
 
 /// Frees a pointer of the region: records it, then gives the slot back. Invalid or double frees
@@ -227,13 +258,39 @@ fn record_alloc(t: &mut ThreadState, p: *const c_void, size: usize, kind: Kind) 
 fn free_sampled(t: &mut ThreadState, p: *mut c_void, record: bool) {
     if let Some(f) = region::begin_free(p) {
         if record {
+            if python::finalizing_started() {
+                mark_finalizing(thread::tid(t));
+            }
             let tid = thread::tid(t);
             // The Free must be queued before the slot can be handed out again, so the writer
             // never sees the next owner's Alloc before this Free.
-            recorder::push(event(EventKind::Free, Kind::Malloc, tid, p, f.header.size as usize), &[]);
+            recorder::push(
+                event(
+                    EventKind::Free,
+                    Kind::Malloc,
+                    tid,
+                    p,
+                    f.header.size as usize,
+                ),
+                &[],
+            );
         }
         region::release(f);
     }
+}
+
+/// Records that the interpreter began finalizing, in order with the frees that follow it.
+fn mark_finalizing(tid: u32) {
+    recorder::push(
+        event(
+            EventKind::PyFinalizing,
+            Kind::Malloc,
+            tid,
+            core::ptr::null(),
+            0,
+        ),
+        &[],
+    );
 }
 
 /// The slow path of `free`.
@@ -256,6 +313,9 @@ pub unsafe fn free_slow(p: *mut c_void) {
         // Decide the thread's mode (sets FLAG_FREE_FAST when frees need no recording).
         if let Decision::Record = decide_free(t) {
             let tid = thread::tid(t);
+            if python::finalizing_started() {
+                mark_finalizing(tid);
+            }
             recorder::push(event(EventKind::Free, Kind::Malloc, tid, p, 0), &[]);
         }
     }
@@ -308,14 +368,15 @@ pub unsafe fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_void {
         // SAFETY: `p` is live with `old_size` bytes, sampled or not as `sampled` says.
         Decision::Skip => unsafe { realloc_unrecorded(t, p, size, old_size, sampled.is_some()) },
         Decision::Sample => {
-            // SAFETY: a sampled allocation of the new size, as in malloc.
-            let q = unsafe { sample_into_region(t, size) };
+            let q = sample_into_region(t, size, 16, Kind::Realloc);
             if q.is_null() {
                 // SAFETY: no region slot: fall back to glibc's realloc semantics.
                 return unsafe { realloc_unrecorded(t, p, size, old_size, sampled.is_some()) };
             }
             // SAFETY: both blocks hold at least min(old, new) bytes.
-            unsafe { core::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, old_size.min(size)) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, old_size.min(size))
+            };
             if sampled.is_some() {
                 free_sampled(t, p, true);
             } else {
@@ -331,36 +392,41 @@ pub unsafe fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_void {
             // SAFETY: forwarding a glibc pointer (no region in `all` mode).
             let q = unsafe { __libc_realloc(p, size) };
             // On failure `p` is still live: record it again.
-            let (addr, n) = if q.is_null() { (p, old_size) } else { (q, size) };
+            let (addr, n) = if q.is_null() {
+                (p, old_size)
+            } else {
+                (q, size)
+            };
             record_alloc(t, addr, n, Kind::Realloc);
             q
         }
     }
 }
 
-/// A region allocation for a sampled realloc; null when the region cannot serve it.
-///
-/// # Safety
-/// None beyond the hooks' own.
-unsafe fn sample_into_region(t: &mut ThreadState, size: usize) -> *mut c_void {
-    let mut frames = [0u64; config::MAX_DEPTH];
-    let n = unwind::capture(&mut frames[..depth()]);
+/// Serves a sampled allocation from the region and records it; null (counted) when the region
+/// cannot serve it.
+fn sample_into_region(t: &mut ThreadState, size: usize, align: usize, kind: Kind) -> *mut c_void {
+    let stack = StackBuf::capture();
     let tid = thread::tid(t);
     let p = region::alloc(NewSlot {
         size,
-        align: 16,
-        kind: Kind::Realloc as u8,
+        align,
+        kind: kind as u8,
         t: real::now_ns(),
         tid,
         fork_gen: FORK_GEN.load(Ordering::Relaxed),
-        frames: &frames[..n],
-        zero: false,
+        frames: stack.native(),
+        zero: kind == Kind::Calloc,
     });
     if p.is_null() {
+        // Relaxed: a statistic.
         recorder::REGION_FULL.fetch_add(1, Ordering::Relaxed);
     } else {
         name_thread(t, tid);
-        recorder::push(event(EventKind::Alloc, Kind::Realloc, tid, p, size), &frames[..n]);
+        recorder::push(
+            stack.event(EventKind::Alloc, kind, tid, p, size),
+            stack.all(),
+        );
     }
     p
 }

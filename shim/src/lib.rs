@@ -25,10 +25,13 @@
 //!   unwritable output prints one `memshim:` line and leaves the host running untraced.
 
 pub mod config;
+// Unit-test builds of this crate are ordinary executables: they must not replace their own malloc.
+#[cfg(not(test))]
 mod exports;
 pub mod hooks;
 pub mod modules;
 pub mod procinfo;
+pub mod python;
 pub mod real;
 pub mod recorder;
 pub mod region;
@@ -50,6 +53,7 @@ extern "C" fn init() {
     let cfg = config::init();
     let mut mode = cfg.mode;
     unwind::warm_up();
+    python::detect();
     if matches!(mode, config::Mode::Sampled(_)) && !region::reserve() {
         real::warn("cannot reserve address space for sampled allocations; running untraced");
         mode = config::Mode::Off;
@@ -70,13 +74,16 @@ extern "C" fn fini() {
 extern "C" fn fork_child() {
     sampler::FORK_GEN.fetch_add(1, Ordering::Relaxed);
     hooks::after_fork_child();
+    python::after_fork_child();
     recorder::after_fork_child();
 }
 
+#[cfg(not(test))]
 #[used]
 #[link_section = ".init_array"]
 static INIT: extern "C" fn() = init;
 
+#[cfg(not(test))]
 #[used]
 #[link_section = ".fini_array"]
 static FINI: extern "C" fn() = fini;

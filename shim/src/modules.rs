@@ -23,15 +23,24 @@ extern "C" fn visit(info: *mut libc::dl_phdr_info, size: usize, data: *mut c_voi
         String::new()
     } else {
         // SAFETY: dlpi_name is a NUL-terminated string owned by the loader.
-        unsafe { core::ffi::CStr::from_ptr(info.dlpi_name) }.to_string_lossy().into_owned()
+        unsafe { core::ffi::CStr::from_ptr(info.dlpi_name) }
+            .to_string_lossy()
+            .into_owned()
     };
     let path = if name.is_empty() && walk.modules.is_empty() {
         // The first entry with no name is the executable itself.
-        std::fs::read_link("/proc/self/exe").map(|p| p.display().to_string()).unwrap_or_default()
+        std::fs::read_link("/proc/self/exe")
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     } else {
         name
     };
-    let mut m = Module { path, base: info.dlpi_addr, segments: Vec::new(), build_id: Vec::new() };
+    let mut m = Module {
+        path,
+        base: info.dlpi_addr,
+        segments: Vec::new(),
+        build_id: Vec::new(),
+    };
     for i in 0..info.dlpi_phnum as usize {
         // SAFETY: dlpi_phdr points at dlpi_phnum program headers.
         let ph = unsafe { &*info.dlpi_phdr.add(i) };
@@ -88,7 +97,10 @@ pub fn signature() -> Signature {
 
 /// Every loaded object now, with the counters that identify this state of the map.
 pub fn snapshot() -> (Vec<Module>, Signature) {
-    let mut walk = Walk { modules: Vec::new(), sig: (0, 0) };
+    let mut walk = Walk {
+        modules: Vec::new(),
+        sig: (0, 0),
+    };
     // SAFETY: `visit` matches the callback type and `walk` outlives the call.
     unsafe { libc::dl_iterate_phdr(Some(visit), &mut walk as *mut Walk as *mut c_void) };
     (walk.modules, walk.sig)

@@ -18,7 +18,11 @@ impl Statm {
         let mut buf = [0u8; 128];
         let n = f.read_at(&mut buf, 0).unwrap_or(0);
         let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
-        text.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) * page
+        text.split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            * page
     }
 }
 
@@ -32,8 +36,9 @@ pub fn heap_in_use() -> u64 {
 
 /// The executable's path and the command line.
 pub fn exe_and_argv() -> (String, Vec<String>) {
-    let exe =
-        std::fs::read_link("/proc/self/exe").map(|p| p.display().to_string()).unwrap_or_default();
+    let exe = std::fs::read_link("/proc/self/exe")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let mut raw = Vec::new();
     if let Ok(mut f) = std::fs::File::open("/proc/self/cmdline") {
         let _ = f.read_to_end(&mut raw);

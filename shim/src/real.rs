@@ -19,7 +19,11 @@ static USABLE_SIZE: AtomicUsize = AtomicUsize::new(0);
 pub fn resolve() {
     // SAFETY: both strings are NUL-terminated; RTLD_NEXT finds the next definition after ours.
     let f = unsafe {
-        libc::dlvsym(libc::RTLD_NEXT, c"malloc_usable_size".as_ptr(), c"GLIBC_2.2.5".as_ptr())
+        libc::dlvsym(
+            libc::RTLD_NEXT,
+            c"malloc_usable_size".as_ptr(),
+            c"GLIBC_2.2.5".as_ptr(),
+        )
     };
     // Relaxed: a plain pointer published once; a reader that misses it resolves it itself.
     USABLE_SIZE.store(f as usize, Ordering::Relaxed);
@@ -81,7 +85,9 @@ pub unsafe fn mremap(
     new_addr: *mut c_void,
 ) -> *mut c_void {
     // SAFETY: forwarded verbatim.
-    unsafe { libc::syscall(libc::SYS_mremap, old, old_len, new_len, flags, new_addr) as *mut c_void }
+    unsafe {
+        libc::syscall(libc::SYS_mremap, old, old_len, new_len, flags, new_addr) as *mut c_void
+    }
 }
 
 /// `mprotect(2)` as a raw system call.
@@ -125,7 +131,10 @@ pub fn warn(msg: &str) {
 
 /// Monotonic clock in nanoseconds (vDSO, no syscall, no allocation).
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64

@@ -81,8 +81,11 @@ pub fn running() -> bool {
 pub fn drops() -> Drops {
     let ring = RING.load(Ordering::Acquire);
     // SAFETY: as in push().
-    let ring_dropped =
-        if ring.is_null() { 0 } else { unsafe { &*ring }.dropped.0.load(Ordering::Relaxed) };
+    let ring_dropped = if ring.is_null() {
+        0
+    } else {
+        unsafe { &*ring }.dropped.0.load(Ordering::Relaxed)
+    };
     Drops {
         ring_full: ring_dropped + STARTING_DROPS.load(Ordering::Relaxed),
         region_full: REGION_FULL.load(Ordering::Relaxed),
@@ -96,14 +99,18 @@ pub fn drops() -> Drops {
 /// anything that formats text or walks the loader's lists happens on the writer thread.
 #[cold]
 fn start() -> bool {
-    if STATE.compare_exchange(IDLE, STARTING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+    if STATE
+        .compare_exchange(IDLE, STARTING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
         return STATE.load(Ordering::Acquire) == RUNNING;
     }
     let Some(cfg) = config::get() else {
         STATE.store(IDLE, Ordering::Release);
         return false;
     };
-    let ring = Ring::create(ring_capacity(cfg.mode == config::Mode::All), cfg.depth);
+    let words = cfg.depth + crate::python::MAX_PY_FRAMES * crate::python::WORDS_PER_FRAME;
+    let ring = Ring::create(ring_capacity(cfg.mode == config::Mode::All), words);
     if ring.is_null() {
         return disable("cannot map the event ring; running untraced");
     }
@@ -125,9 +132,13 @@ fn with_writer(f: impl FnOnce(&mut Writer)) -> bool {
         return false;
     }
     // SAFETY: the writer box is never freed while its process's capture runs.
-    let Ok(mut guard) = (unsafe { &*w }).lock() else { return false };
+    let Ok(mut guard) = (unsafe { &*w }).lock() else {
+        return false;
+    };
     if guard.is_none() {
-        let Some(cfg) = config::get() else { return false };
+        let Some(cfg) = config::get() else {
+            return false;
+        };
         // SAFETY: getpid has no preconditions.
         let path = config::output_path(&cfg.output, unsafe { libc::getpid() } as u32);
         match Writer::create(&path, cfg, RING.load(Ordering::Acquire)) {
@@ -137,7 +148,9 @@ fn with_writer(f: impl FnOnce(&mut Writer)) -> bool {
             }
             Err(e) => {
                 drop(guard);
-                disable(&format!("cannot write capture {path}: {e}; running untraced"));
+                disable(&format!(
+                    "cannot write capture {path}: {e}; running untraced"
+                ));
                 return false;
             }
         }
@@ -162,7 +175,12 @@ fn spawn_writer_thread() {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let mut tid: libc::pthread_t = 0;
-        let rc = libc::pthread_create(&mut tid, core::ptr::null(), writer_main, core::ptr::null_mut());
+        let rc = libc::pthread_create(
+            &mut tid,
+            core::ptr::null(),
+            writer_main,
+            core::ptr::null_mut(),
+        );
         if rc == 0 {
             libc::pthread_detach(tid);
         } else {
@@ -200,7 +218,10 @@ pub fn finish(how: EndKind) {
     if OWNER_PID.load(Ordering::Relaxed) != unsafe { libc::getpid() } as u32 {
         return; // a vfork child: the capture is its parent's
     }
-    if STATE.compare_exchange(RUNNING, FINISHED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+    if STATE
+        .compare_exchange(RUNNING, FINISHED, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
         return;
     }
     with_writer(|w| w.finish(how));

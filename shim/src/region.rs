@@ -73,8 +73,11 @@ struct Zone {
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
-const ZONE_INIT: Zone =
-    Zone { bump: AtomicU64::new(0), committed: AtomicU64::new(0), free: AtomicU64::new(0) };
+const ZONE_INIT: Zone = Zone {
+    bump: AtomicU64::new(0),
+    committed: AtomicU64::new(0),
+    free: AtomicU64::new(0),
+};
 static ZONE_STATE: [Zone; ZONES] = [ZONE_INIT; ZONES];
 static RESERVED: AtomicBool = AtomicBool::new(false);
 
@@ -160,7 +163,13 @@ fn commit(class: usize, idx: u64) -> bool {
     let len = slot_addr(class, end) - start;
     // SAFETY: the range lies inside our reservation; turning PROT_NONE (or already read-write)
     // pages read-write cannot disturb anything. Overlapping calls from two threads are harmless.
-    if unsafe { real::mprotect(start as *mut c_void, len, libc::PROT_READ | libc::PROT_WRITE) } != 0
+    if unsafe {
+        real::mprotect(
+            start as *mut c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+        )
+    } != 0
     {
         return false;
     }
@@ -180,9 +189,14 @@ fn pop_free(class: usize) -> Option<u64> {
         }
         let idx = top - 1;
         // The slot stays mapped forever, so reading a stale link is safe; the tagged CAS fails then.
-        let next = header_at(slot_addr(class, idx)).next.load(Ordering::Relaxed);
+        let next = header_at(slot_addr(class, idx))
+            .next
+            .load(Ordering::Relaxed);
         let new = ((head >> 32).wrapping_add(1) << 32) | next;
-        match z.free.compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Acquire) {
+        match z
+            .free
+            .compare_exchange_weak(head, new, Ordering::Acquire, Ordering::Acquire)
+        {
             Ok(_) => return Some(idx),
             Err(h) => head = h,
         }
@@ -198,7 +212,10 @@ fn push_free(class: usize, idx: u64) {
         hdr.next.store(head & 0xffff_ffff, Ordering::Relaxed);
         let new = ((head >> 32).wrapping_add(1) << 32) | (idx + 1);
         // Release: the link store above is visible to whoever pops this slot.
-        match z.free.compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed) {
+        match z
+            .free
+            .compare_exchange_weak(head, new, Ordering::Release, Ordering::Relaxed)
+        {
             Ok(_) => return,
             Err(h) => head = h,
         }
@@ -228,7 +245,9 @@ pub fn alloc(req: NewSlot<'_>) -> *mut c_void {
     }
     let align = req.align.max(16);
     let offset = (HEADER + req.frames.len() * 8).next_multiple_of(align);
-    let Some(total) = offset.checked_add(req.size) else { return core::ptr::null_mut() };
+    let Some(total) = offset.checked_add(req.size) else {
+        return core::ptr::null_mut();
+    };
     let size = total.max(align).max(PAGE).next_power_of_two();
     let class = (size / PAGE).trailing_zeros() as usize;
     if class >= ZONES || size < total {
@@ -311,7 +330,10 @@ fn locate(p: *const c_void) -> Option<(usize, u64, &'static SlotHeader)> {
 pub fn begin_free(p: *const c_void) -> Option<Freeing> {
     let (class, idx, header) = locate(p)?;
     // AcqRel: exactly one free wins the slot; it must see the allocation's header writes.
-    header.state.compare_exchange(LIVE, FREE, Ordering::AcqRel, Ordering::Relaxed).ok()?;
+    header
+        .state
+        .compare_exchange(LIVE, FREE, Ordering::AcqRel, Ordering::Relaxed)
+        .ok()?;
     Some(Freeing { class, idx, header })
 }
 
@@ -322,7 +344,13 @@ pub fn release(f: Freeing) {
     if size > PAGE {
         // SAFETY: the range is inside this slot, which nobody else owns now; DONTNEED on private
         // anonymous memory just drops the pages (they read back as zeroes).
-        unsafe { real::madvise((start + PAGE) as *mut c_void, size - PAGE, libc::MADV_DONTNEED) };
+        unsafe {
+            real::madvise(
+                (start + PAGE) as *mut c_void,
+                size - PAGE,
+                libc::MADV_DONTNEED,
+            )
+        };
     }
     push_free(f.class, f.idx);
 }

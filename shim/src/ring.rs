@@ -22,6 +22,8 @@ pub enum EventKind {
     ThreadName = 4,
     /// Python finalization began.
     PyFinalizing = 5,
+    /// A code object's names: `addr`/`size` locate them in the code arena (python.rs).
+    PyCode = 6,
 }
 
 /// The fixed part of a slot; `nframes` frames follow it.
@@ -31,7 +33,10 @@ pub struct Event {
     pub kind: u8,
     /// `memshim_format::AllocKind` as its index.
     pub alloc_kind: u8,
+    /// Native frames (return addresses) at the start of the slot's word area.
     pub nframes: u16,
+    /// Python frames after them, two words each (see python.rs).
+    pub npy: u16,
     pub tid: u32,
     pub t: u64,
     pub addr: u64,
@@ -42,6 +47,8 @@ pub struct Event {
 struct SlotHead {
     seq: AtomicU64,
     ev: Event,
+    /// Words actually stored after the head.
+    words: u32,
 }
 
 #[repr(C, align(64))]
@@ -57,7 +64,8 @@ pub struct Ring {
     slots: *mut u8,
     stride: usize,
     mask: u64,
-    depth: usize,
+    /// Words of frame space per slot.
+    words: usize,
     map_len: usize,
 }
 
@@ -66,10 +74,10 @@ pub struct Ring {
 unsafe impl Sync for Ring {}
 
 impl Ring {
-    /// Maps a ring of `capacity` (a power of two) slots with room for `depth` frames each.
+    /// Maps a ring of `capacity` (a power of two) slots with room for `words` frame words each.
     /// Returns null when the kernel refuses the memory.
-    pub fn create(capacity: usize, depth: usize) -> *mut Ring {
-        let stride = (core::mem::size_of::<SlotHead>() + depth * 8).next_multiple_of(64);
+    pub fn create(capacity: usize, words: usize) -> *mut Ring {
+        let stride = (core::mem::size_of::<SlotHead>() + words * 8).next_multiple_of(64);
         let head = core::mem::size_of::<Ring>().next_multiple_of(4096);
         let map_len = head + stride * capacity;
         // SAFETY: a fresh private anonymous mapping; the result is checked.
@@ -96,11 +104,14 @@ impl Ring {
                 slots: (base as *mut u8).add(head),
                 stride,
                 mask: capacity as u64 - 1,
-                depth,
+                words,
                 map_len,
             });
             for i in 0..capacity {
-                (*ring).slot(i as u64).seq.store(i as u64, Ordering::Relaxed);
+                (*ring)
+                    .slot(i as u64)
+                    .seq
+                    .store(i as u64, Ordering::Relaxed);
             }
         }
         ring
@@ -123,18 +134,17 @@ impl Ring {
     fn frames_ptr(&self, pos: u64) -> *mut u64 {
         // SAFETY: the frames follow the head inside the same slot.
         unsafe {
-            self.slots.add((pos & self.mask) as usize * self.stride + core::mem::size_of::<SlotHead>())
+            self.slots
+                .add((pos & self.mask) as usize * self.stride + core::mem::size_of::<SlotHead>())
                 as *mut u64
         }
     }
 
-    pub fn depth(&self) -> usize {
-        self.depth
-    }
-
-    /// Publishes one event; false (and counted) when the ring is full. Never waits.
-    pub fn push(&self, ev: Event, frames: &[u64]) -> bool {
-        let n = frames.len().min(self.depth);
+    /// Publishes one event; false (and counted) when the ring is full. Never waits. `words` are
+    /// the event's `nframes` native frames then its `npy` Python frames (callers keep them within
+    /// the ring's word capacity; anything beyond is cut).
+    pub fn push(&self, ev: Event, words: &[u64]) -> bool {
+        let n = words.len().min(self.words);
         // Relaxed: the CAS below orders claims; the slot's seq orders the data.
         let mut pos = self.enqueue.0.load(Ordering::Relaxed);
         loop {
@@ -165,8 +175,9 @@ impl Ring {
         // only after seeing seq == pos + 1.
         unsafe {
             let head = slot as *const SlotHead as *mut SlotHead;
-            core::ptr::addr_of_mut!((*head).ev).write(Event { nframes: n as u16, ..ev });
-            core::ptr::copy_nonoverlapping(frames.as_ptr(), self.frames_ptr(pos), n);
+            core::ptr::addr_of_mut!((*head).ev).write(ev);
+            core::ptr::copy_nonoverlapping(words.as_ptr(), self.frames_ptr(pos), n);
+            (*head).words = n as u32;
         }
         // Release: makes the event visible to the consumer that Acquires seq.
         slot.seq.store(pos + 1, Ordering::Release);
@@ -185,7 +196,10 @@ impl Ring {
         // SAFETY: published slot, owned by the consumer until it stores the next lap's seq.
         let (ev, frames) = unsafe {
             let ev = &slot.ev;
-            (ev, core::slice::from_raw_parts(self.frames_ptr(pos), ev.nframes as usize))
+            (
+                ev,
+                core::slice::from_raw_parts(self.frames_ptr(pos), slot.words as usize),
+            )
         };
         f(ev, frames);
         self.dequeue.0.store(pos + 1, Ordering::Relaxed);
@@ -200,7 +214,16 @@ mod tests {
     use super::*;
 
     fn ev(addr: u64) -> Event {
-        Event { kind: EventKind::Alloc as u8, alloc_kind: 0, nframes: 0, tid: 1, t: 0, addr, size: 8 }
+        Event {
+            kind: EventKind::Alloc as u8,
+            alloc_kind: 0,
+            nframes: 0,
+            npy: 0,
+            tid: 1,
+            t: 0,
+            addr,
+            size: 8,
+        }
     }
 
     #[test]
@@ -223,7 +246,7 @@ mod tests {
     #[test]
     fn many_producers_lose_nothing_but_what_they_count() {
         let r = Ring::create(1024, 4) as usize;
-        let ring = || unsafe { &*(r as *const Ring) };
+        let ring = move || unsafe { &*(r as *const Ring) };
         let producers: Vec<_> = (0..4)
             .map(|p| {
                 std::thread::spawn(move || {

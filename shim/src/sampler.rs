@@ -56,7 +56,14 @@ mod tests {
 
     #[test]
     fn gaps_have_the_requested_mean() {
-        let mut t = ThreadState { countdown: 0, rng: 0, busy: 0, tid: 0, fork_gen: 0, flags: 0 };
+        let mut t = ThreadState {
+            countdown: 0,
+            rng: 0,
+            busy: 0,
+            tid: 0,
+            fork_gen: 0,
+            flags: 0,
+        };
         seed(&mut t, Some(7), 1);
         let n = 200_000;
         let mean = 512 << 10;

@@ -40,7 +40,11 @@ extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
 /// the CLI strips them by module). Returns how many were written.
 #[inline(never)]
 pub fn capture(out: &mut [u64]) -> usize {
-    let mut c = Collect { buf: out.as_mut_ptr(), cap: out.len(), len: 0 };
+    let mut c = Collect {
+        buf: out.as_mut_ptr(),
+        cap: out.len(),
+        len: 0,
+    };
     // SAFETY: `step` matches the callback ABI and `c` outlives the call.
     unsafe { _Unwind_Backtrace(step, &mut c as *mut Collect as *mut c_void) };
     c.len

@@ -7,14 +7,14 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
-use memshim_format::{encode_header, AllocKind, ChunkBuilder, EndKind, Header, Record};
+use memshim_format::{encode_header, AllocKind, ChunkBuilder, EndKind, Header, PyFrame, Record};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::config::{Config, Mode};
 use crate::modules::{self, Signature};
 use crate::procinfo::{self, Statm};
 use crate::ring::{EventKind, Ring};
-use crate::{real, recorder, region, sampler};
+use crate::{python, real, recorder, region, sampler};
 
 /// Flush (and tick) period: the issue asks for >= 10 ticks and flushes a second.
 pub const FLUSH_NS: u64 = 80_000_000;
@@ -28,6 +28,7 @@ pub struct Writer {
     out: Vec<u8>,
     stacks: FxHashMap<Box<[u64]>, u64>,
     threads: FxHashSet<u32>,
+    codes: FxHashSet<u64>,
     modules: Signature,
     start: u64,
     last_flush: u64,
@@ -118,6 +119,7 @@ impl Writer {
             out: encode_header(&header),
             stacks: FxHashMap::default(),
             threads: FxHashSet::default(),
+            codes: FxHashSet::default(),
             modules: (u64::MAX, u64::MAX),
             start,
             last_flush: real::now_ns(),
@@ -155,7 +157,11 @@ impl Writer {
         while self.drain(1 << 16) > 0 {}
         self.tick();
         let t = self.rel(real::now_ns());
-        self.chunk.push(&Record::End { t, how, dropped: recorder::drops() });
+        self.chunk.push(&Record::End {
+            t,
+            how,
+            dropped: recorder::drops(),
+        });
         self.flush();
     }
 
@@ -169,13 +175,26 @@ impl Writer {
         self.chunk.push(&Record::Modules(mods));
     }
 
-    fn intern(&mut self, frames: &[u64]) -> u64 {
-        if let Some(&id) = self.stacks.get(frames) {
+    /// The id of a stack given as `native` return addresses followed by Python frame words.
+    fn intern(&mut self, words: &[u64], native: usize) -> u64 {
+        if let Some(&id) = self.stacks.get(words) {
             return id;
         }
         let id = self.stacks.len() as u64 + 1;
-        self.stacks.insert(frames.into(), id);
-        self.chunk.push(&Record::Stack { id, frames: frames.to_vec(), python: Vec::new() });
+        self.stacks.insert(words.into(), id);
+        let python = words[native.min(words.len())..]
+            .chunks_exact(python::WORDS_PER_FRAME)
+            .map(|w| PyFrame {
+                code: w[0],
+                instr: w[1] as u32,
+                entry: w[1] >> 32 & 1 == 1,
+            })
+            .collect();
+        self.chunk.push(&Record::Stack {
+            id,
+            frames: words[..native.min(words.len())].to_vec(),
+            python,
+        });
         id
     }
 
@@ -201,7 +220,7 @@ impl Writer {
         let t = self.rel(ev.t);
         match ev.kind {
             k if k == EventKind::Alloc as u8 => {
-                let stack = self.intern(frames);
+                let stack = self.intern(frames, ev.nframes as usize);
                 self.sampled_allocated += ev.size;
                 self.chunk.push(&Record::Alloc {
                     t,
@@ -215,10 +234,20 @@ impl Writer {
             }
             k if k == EventKind::Free as u8 => {
                 self.sampled_freed += ev.size;
-                self.chunk.push(&Record::Free { t, tid: ev.tid, addr: ev.addr, size: ev.size });
+                self.chunk.push(&Record::Free {
+                    t,
+                    tid: ev.tid,
+                    addr: ev.addr,
+                    size: ev.size,
+                });
             }
             k if k == EventKind::Munmap as u8 => {
-                self.chunk.push(&Record::Munmap { t, tid: ev.tid, addr: ev.addr, len: ev.size });
+                self.chunk.push(&Record::Munmap {
+                    t,
+                    tid: ev.tid,
+                    addr: ev.addr,
+                    len: ev.size,
+                });
             }
             k if k == EventKind::ThreadName as u8 => {
                 if self.threads.insert(ev.tid) {
@@ -234,6 +263,15 @@ impl Writer {
                     marker: memshim_format::Marker::PythonFinalizing,
                 });
             }
+            k if k == EventKind::PyCode as u8 => {
+                // SAFETY: PyCode events point at arena bytes written before the push.
+                let blob = unsafe { python::CodeArena::get(ev.addr, ev.size) };
+                if let Some(code) = python::decode_code(blob) {
+                    if self.codes.insert(code.id) {
+                        self.chunk.push(&Record::PyCode(code));
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -244,7 +282,7 @@ impl Writer {
             live.push((h.user, h.size, h.tid, h.kind, h.frames().to_vec()));
         });
         for (addr, size, tid, kind, frames) in live {
-            let stack = self.intern(&frames);
+            let stack = self.intern(&frames, frames.len());
             self.chunk.push(&Record::Alloc {
                 t: 0,
                 tid,
@@ -259,6 +297,13 @@ impl Writer {
 
     fn tick(&mut self) {
         let t = self.rel(real::now_ns());
+        if python::finalizing_started() {
+            // No sampled free has seen it yet: mark it here, to the tick's precision.
+            self.chunk.push(&Record::Marker {
+                t,
+                marker: memshim_format::Marker::PythonFinalizing,
+            });
+        }
         let rss = self.statm.rss(self.page);
         self.chunk.push(&Record::Tick {
             t,
