@@ -196,6 +196,7 @@ impl Analysis {
                 self.end = match how {
                     EndKind::Exit => "exit".into(),
                     EndKind::QuickExit => "_exit".into(),
+                    EndKind::Exec => "exec".into(),
                     EndKind::Signal(s) => format!("signal {s}"),
                 };
             }

@@ -95,6 +95,9 @@ pub enum EndKind {
     QuickExit,
     /// A fatal signal with this number.
     Signal(i32),
+    /// The process replaced its image with `execve`; the new program (same pid) writes its own
+    /// capture if it runs under the shim.
+    Exec,
 }
 
 /// One record of a chunk.

@@ -233,6 +233,56 @@ pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
     unsafe { _exit(status) }
 }
 
+/// # Safety
+/// As for C `execve`.
+#[no_mangle]
+pub unsafe extern "C" fn execve(
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> c_int {
+    recorder::before_exec();
+    // SAFETY: forwarding to the system call; it returns only on failure, with errno set.
+    unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int }
+}
+
+/// # Safety
+/// As for C `execv`.
+#[no_mangle]
+pub unsafe extern "C" fn execv(
+    path: *const libc::c_char,
+    argv: *const *const libc::c_char,
+) -> c_int {
+    recorder::before_exec();
+    // SAFETY: forwarding; glibc's execv calls its internal execve, not ours.
+    unsafe { real::execv(path, argv) }
+}
+
+/// # Safety
+/// As for C `execvp`.
+#[no_mangle]
+pub unsafe extern "C" fn execvp(
+    file: *const libc::c_char,
+    argv: *const *const libc::c_char,
+) -> c_int {
+    recorder::before_exec();
+    // SAFETY: forwarding.
+    unsafe { real::execvp(file, argv) }
+}
+
+/// # Safety
+/// As for C `execvpe`.
+#[no_mangle]
+pub unsafe extern "C" fn execvpe(
+    file: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> c_int {
+    recorder::before_exec();
+    // SAFETY: forwarding.
+    unsafe { real::execvpe(file, argv, envp) }
+}
+
 /// Shared body of the aligned allocators.
 ///
 /// # Safety

@@ -48,6 +48,63 @@ pub unsafe fn usable_size(p: *mut c_void) -> usize {
     unsafe { f(p) }
 }
 
+type ExecFn = unsafe extern "C" fn(*const libc::c_char, *const *const libc::c_char) -> i32;
+type ExecEnvFn = unsafe extern "C" fn(
+    *const libc::c_char,
+    *const *const libc::c_char,
+    *const *const libc::c_char,
+) -> i32;
+
+/// The next definition of an exec function (glibc's), looked up when first needed: exec is rare
+/// and never on an allocation path.
+fn next(name: &core::ffi::CStr) -> *mut c_void {
+    // SAFETY: a NUL-terminated name; RTLD_NEXT skips our own definition.
+    unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) }
+}
+
+/// glibc's `execv`.
+///
+/// # Safety
+/// As for execv.
+pub unsafe fn execv(path: *const libc::c_char, argv: *const *const libc::c_char) -> i32 {
+    let f = next(c"execv");
+    if f.is_null() {
+        return -1;
+    }
+    // SAFETY: glibc's execv has this signature.
+    unsafe { core::mem::transmute::<*mut c_void, ExecFn>(f)(path, argv) }
+}
+
+/// glibc's `execvp`.
+///
+/// # Safety
+/// As for execvp.
+pub unsafe fn execvp(file: *const libc::c_char, argv: *const *const libc::c_char) -> i32 {
+    let f = next(c"execvp");
+    if f.is_null() {
+        return -1;
+    }
+    // SAFETY: glibc's execvp has this signature.
+    unsafe { core::mem::transmute::<*mut c_void, ExecFn>(f)(file, argv) }
+}
+
+/// glibc's `execvpe`.
+///
+/// # Safety
+/// As for execvpe.
+pub unsafe fn execvpe(
+    file: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> i32 {
+    let f = next(c"execvpe");
+    if f.is_null() {
+        return -1;
+    }
+    // SAFETY: glibc's execvpe has this signature.
+    unsafe { core::mem::transmute::<*mut c_void, ExecEnvFn>(f)(file, argv, envp) }
+}
+
 /// `mmap(2)` without going through any symbol we might interpose.
 ///
 /// # Safety

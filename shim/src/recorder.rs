@@ -227,6 +227,18 @@ pub fn finish(how: EndKind) {
     with_writer(|w| w.finish(how));
 }
 
+/// Before `execve` replaces the program: everything so far goes to disk with an End record of
+/// kind Exec. Recording goes on, so if the exec fails, a later exit ends the capture again.
+pub fn before_exec() {
+    // SAFETY: getpid has no preconditions.
+    if OWNER_PID.load(Ordering::Relaxed) != unsafe { libc::getpid() } as u32 {
+        return; // a (v)fork child about to exec: nothing of this capture is its to write
+    }
+    if STATE.load(Ordering::Acquire) == RUNNING {
+        with_writer(|w| w.finish(EndKind::Exec));
+    }
+}
+
 /// In a forked child (single-threaded, from the atfork handler): forget the parent's capture so
 /// the child's first event opens its own file with its own ring and writer.
 pub fn after_fork_child() {

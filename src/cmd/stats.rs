@@ -50,6 +50,7 @@ fn one(path: &Path, as_json: bool) -> Result<()> {
         (Some(EndKind::Exit), false) => "exit".to_string(),
         (Some(EndKind::QuickExit), false) => "_exit".to_string(),
         (Some(EndKind::Signal(s)), false) => format!("signal {s}"),
+        (Some(EndKind::Exec), false) => "exec".to_string(),
         _ => "truncated".to_string(),
     };
     if as_json {
