@@ -23,6 +23,24 @@ use crate::ticks::{Point, Ticks};
 /// An allocation freed within this long of its allocation counts as short-lived.
 pub const SHORT_LIVED_NS: u64 = 100_000_000;
 
+/// The moment whose live set the leaks report shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaksAt {
+    /// When the Python interpreter began finalizing (`Py_FinalizeEx`).
+    PythonFinalizing,
+    /// The end of the capture.
+    End,
+}
+
+impl LeaksAt {
+    pub fn name(self) -> &'static str {
+        match self {
+            LeaksAt::PythonFinalizing => "python_finalizing",
+            LeaksAt::End => "end",
+        }
+    }
+}
+
 /// What one distinct stack (a site) did.
 #[derive(Debug, Default, Clone)]
 pub struct Site {
@@ -34,6 +52,8 @@ pub struct Site {
     pub short_lived_bytes: f64,
     pub live_bytes: f64,
     pub live_count: f64,
+    /// Its allocations are memory mappings.
+    pub mmap: bool,
     /// Change since the peak, in bytes and count (see the module docs).
     since_peak: (f64, f64),
 }
@@ -70,6 +90,11 @@ pub struct Analysis {
     pub dropped: Drops,
     pub last_t: u64,
     pub finalizing_t: Option<u64>,
+    /// Per site, live (bytes, count) when Python began finalizing: the leaks of a Python process
+    /// (module globals are freed after this). `None` without a `PythonFinalizing` marker.
+    pub finalizing_live: Option<Vec<(f64, f64)>>,
+    /// Estimated live total when Python began finalizing.
+    pub finalizing_total: f64,
     pub forks: Vec<u32>,
     pub records: u64,
     /// How the capture ended: `exit`, `_exit`, `signal N`; `truncated` when it did not.
@@ -116,6 +141,9 @@ impl Analysis {
             } => {
                 self.time(t);
                 let stack = self.site_for(stack);
+                if kind == AllocKind::Mmap {
+                    self.sites[stack as usize].mmap = true;
+                }
                 let weight = sample_weight(size, self.interval());
                 let a = LiveAlloc {
                     size,
@@ -186,7 +214,22 @@ impl Analysis {
             Record::Marker { t, marker } => {
                 self.time(t);
                 match marker {
-                    Marker::PythonFinalizing => self.finalizing_t = Some(t),
+                    Marker::PythonFinalizing if self.finalizing_t.is_none() => {
+                        self.finalizing_t = Some(t);
+                        self.finalizing_total = self.live_total;
+                        self.finalizing_live = Some(
+                            self.sites
+                                .iter()
+                                .map(|s| (s.live_bytes, s.live_count))
+                                .collect(),
+                        );
+                        // Growth is judged on the run before finalization frees the globals.
+                        if self.growth.times.last() != Some(&t) {
+                            self.growth
+                                .checkpoint(t, self.sites.iter().map(|s| s.live_bytes));
+                        }
+                    }
+                    Marker::PythonFinalizing => {}
                     Marker::Forked { child } => self.forks.push(child),
                 }
             }
@@ -210,9 +253,38 @@ impl Analysis {
             self.end = "truncated".into();
         }
         let t = self.last_t;
-        if self.growth.times.last() != Some(&t) {
+        if self.finalizing_t.is_none() && self.growth.times.last() != Some(&t) {
             self.growth
                 .checkpoint(t, self.sites.iter().map(|s| s.live_bytes));
+        }
+    }
+
+    /// Where the leaks report looks: when Python began finalizing if the capture says when, else
+    /// at the end of the capture.
+    pub fn leaks_at(&self) -> LeaksAt {
+        if self.finalizing_live.is_some() {
+            LeaksAt::PythonFinalizing
+        } else {
+            LeaksAt::End
+        }
+    }
+
+    /// Live (bytes, count) of site `idx` at the leaks point ([`Analysis::leaks_at`]).
+    pub fn leaked(&self, idx: u32) -> (f64, f64) {
+        match &self.finalizing_live {
+            Some(v) => v.get(idx as usize).copied().unwrap_or((0.0, 0.0)),
+            None => {
+                let s = &self.sites[idx as usize];
+                (s.live_bytes, s.live_count)
+            }
+        }
+    }
+
+    /// Estimated live total at the leaks point.
+    pub fn leaked_total(&self) -> f64 {
+        match self.leaks_at() {
+            LeaksAt::PythonFinalizing => self.finalizing_total.max(0.0),
+            LeaksAt::End => self.live_total.max(0.0),
         }
     }
 
@@ -225,7 +297,7 @@ impl Analysis {
         if t > self.last_t {
             self.last_t = t;
         }
-        if self.growth.due(t) {
+        if self.finalizing_t.is_none() && self.growth.due(t) {
             self.growth
                 .checkpoint(t, self.sites.iter().map(|s| s.live_bytes));
         }
@@ -332,6 +404,26 @@ mod tests {
         let w = 1.0 / (1.0 - (-1.0f64).exp());
         assert!((a.allocations - w).abs() < 1e-9);
         assert!((a.sites[0].live_bytes - 1000.0 * w).abs() < 1e-6);
+    }
+
+    #[test]
+    fn leaks_are_taken_when_python_begins_finalizing() {
+        let mut a = Analysis::new(Header::default());
+        a.apply(alloc(1, 0x10, 100, 1)); // a global, freed by finalization
+        a.apply(alloc(2, 0x20, 7, 2)); // a real leak
+        a.apply(Record::Marker {
+            t: 3,
+            marker: Marker::PythonFinalizing,
+        });
+        a.apply(free(4, 0x10));
+        a.apply(alloc(5, 0x30, 50, 3)); // allocated while finalizing
+        a.finish(false);
+        assert_eq!(a.leaks_at(), LeaksAt::PythonFinalizing);
+        assert_eq!(a.leaked(0), (100.0, 1.0));
+        assert_eq!(a.leaked(1), (7.0, 1.0));
+        assert_eq!(a.leaked(2), (0.0, 0.0));
+        assert_eq!(a.leaked_total(), 107.0);
+        assert_eq!(a.live_total, 57.0);
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod resolve;
 mod symbolize;
 mod ticks;
 mod units;
+mod view;
 
 use clap::{Parser, Subcommand};
 

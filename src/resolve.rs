@@ -1,10 +1,20 @@
 //! A site's frames as people read them: native frames symbolized (inlined calls expanded), Python
-//! frames named from their code objects and merged in place of the eval-loop frames.
+//! frames named from their code objects and merged in place of the eval-loop frames, then shown
+//! in the chosen [`View`].
 
 use crate::analysis::Analysis;
-use crate::frames::{merge_python, Frame};
+use crate::frames::{flatten, is_eval, merge_python, python_only, Frame, Unit};
 use crate::pyframes;
 use crate::symbolize::Symbolizer;
+use crate::view::View;
+
+/// Functions of CPython's object allocator that map a new pymalloc arena (Objects/obmalloc.c).
+const ARENA_FUNCTIONS: [&str; 2] = ["_PyObject_ArenaMmap", "new_arena"];
+
+/// What reports say about a pymalloc arena site.
+pub const ARENA_NOTE: &str =
+    "pymalloc arena (Python objects; run with --python-allocators for per-object detail): \
+the stack is the allocation that needed a new arena, the arena holds many small objects";
 
 /// Symbolizes, in batches, every native address of the given sites.
 pub fn prefetch(a: &Analysis, sym: &mut Symbolizer, sites: impl IntoIterator<Item = u32>) {
@@ -15,17 +25,54 @@ pub fn prefetch(a: &Analysis, sym: &mut Symbolizer, sites: impl IntoIterator<Ite
     sym.prefetch(&a.modules, addrs.iter());
 }
 
-/// Frames of site `idx`, innermost (the allocation call) first.
-pub fn site_frames(a: &Analysis, sym: &mut Symbolizer, idx: u32) -> Vec<Frame> {
+/// Units (one per return address or Python frame) of site `idx`, innermost first.
+pub fn site_units(a: &Analysis, sym: &mut Symbolizer, idx: u32, view: View) -> Vec<Unit> {
     let site = &a.sites[idx as usize];
-    let mut native = Vec::with_capacity(site.frames.len());
-    for &addr in &site.frames {
-        native.extend_from_slice(sym.frames(&a.modules, addr));
+    let native: Vec<Unit> = site
+        .frames
+        .iter()
+        .map(|&addr| Unit {
+            addr: Some(addr),
+            frames: sym.frames(&a.modules, addr).to_vec(),
+        })
+        .collect();
+    if view == View::NativeOnly || site.python.is_empty() {
+        return native;
     }
+    // The interpreter's module: where its eval loop is (libpython, or the executable).
+    let interp = native
+        .iter()
+        .flat_map(|u| u.frames.iter())
+        .find(|f| is_eval(f))
+        .and_then(|f| f.module.clone());
     let python = site
         .python
         .iter()
         .map(|f| (pyframes::frame(a.pycodes.get(&f.code), f), f.entry))
         .collect();
-    merge_python(native, python)
+    let merged = merge_python(native, python);
+    match view {
+        View::PythonOnly => python_only(merged, interp.as_deref()),
+        _ => merged,
+    }
+}
+
+/// Frames of site `idx`, innermost (the allocation call) first.
+pub fn site_frames(a: &Analysis, sym: &mut Symbolizer, idx: u32, view: View) -> Vec<Frame> {
+    flatten(site_units(a, sym, idx, view))
+}
+
+/// True when site `idx` is a memory mapping made by pymalloc for a new arena.
+pub fn is_pymalloc_arena(a: &Analysis, sym: &mut Symbolizer, idx: u32) -> bool {
+    let site = &a.sites[idx as usize];
+    if !site.mmap {
+        return false;
+    }
+    site.frames.iter().any(|&addr| {
+        sym.frames(&a.modules, addr).iter().any(|f| {
+            f.function
+                .as_deref()
+                .is_some_and(|n| ARENA_FUNCTIONS.iter().any(|k| n.starts_with(k)))
+        })
+    })
 }

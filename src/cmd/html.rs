@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use crate::error::Result;
 use crate::export::html;
 use crate::symbolize::Symbolizer;
+use crate::view::ViewArgs;
 use crate::{load, output};
 
 /// Write one self-contained HTML page: summary, timeline and flamegraphs (leaks, peak, allocations).
@@ -14,6 +15,8 @@ pub struct Args {
     /// Output HTML file.
     #[arg(short, long)]
     output: PathBuf,
+    #[command(flatten)]
+    view: ViewArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -22,6 +25,7 @@ pub fn run(args: Args) -> Result<()> {
         &a,
         &mut Symbolizer::new(),
         &args.capture.display().to_string(),
+        args.view.view(),
     )?;
     output::write_file(&args.output, page.as_bytes())
 }

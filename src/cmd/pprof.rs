@@ -5,20 +5,24 @@ use std::path::PathBuf;
 use crate::error::Result;
 use crate::export::pprof;
 use crate::symbolize::Symbolizer;
+use crate::view::ViewArgs;
 use crate::{load, output};
 
 /// Write a gzipped pprof heap profile (alloc_objects, alloc_space, inuse_objects, inuse_space),
 /// symbolized, with build-ids: `go tool pprof`, Pyroscope and Parca read it like a Go heap profile.
+/// In use = live at the leaks point (when Python began finalizing, if it did; else the end).
 #[derive(clap::Args)]
 pub struct Args {
     capture: PathBuf,
     /// Output file (`.pb.gz`).
     #[arg(short, long)]
     output: PathBuf,
+    #[command(flatten)]
+    view: ViewArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let a = load::analyze(&args.capture)?;
-    let p = pprof::profile(&a, &mut Symbolizer::new());
+    let p = pprof::profile(&a, &mut Symbolizer::new(), args.view.view());
     output::write_file(&args.output, &pprof::encode(&p))
 }

@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::report;
 use crate::report::json::int;
 use crate::symbolize::Symbolizer;
+use crate::view::ViewArgs;
 use crate::{inputs, load, output, units};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -19,7 +20,8 @@ pub enum Format {
 
 /// Report leaks, the peak and allocation churn of captured processes.
 ///
-/// Leaks: sites still live when the capture ended, by estimated bytes, and sites whose live bytes
+/// Leaks: sites still live when the capture ended (in a Python process: when the interpreter began
+/// finalizing, since finalization frees module globals), by estimated bytes, and sites whose live bytes
 /// grow steadily (for processes that never exit; the rule is printed). Peak: what was live when
 /// the heap was highest. Allocations: sites by total bytes allocated, with how many were
 /// short-lived. In sampled mode every number is an unbiased estimate; in `all` mode, exact.
@@ -37,6 +39,19 @@ pub struct Args {
     /// Frames shown per site in text output (innermost first).
     #[arg(long, default_value_t = 8)]
     frames: usize,
+    /// Which live set the leaks ranking shows: `auto` takes it when Python began finalizing if
+    /// the capture recorded that moment (module globals are freed after it), else at the end;
+    /// `end` always takes it at the end of the capture.
+    #[arg(long, value_enum, default_value = "auto")]
+    leaks_at: LeaksAtArg,
+    #[command(flatten)]
+    view: ViewArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LeaksAtArg {
+    Auto,
+    End,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -50,8 +65,14 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("memshim: warning: {}: empty capture, skipped", p.display());
             continue;
         }
-        let a = load::analyze(p)?;
-        reports.push((p.clone(), report::build(&a, &mut sym, args.top)));
+        let mut a = load::analyze(p)?;
+        if args.leaks_at == LeaksAtArg::End {
+            a.finalizing_live = None;
+        }
+        reports.push((
+            p.clone(),
+            report::build(&a, &mut sym, args.top, args.view.view()),
+        ));
     }
     match args.format {
         Format::Json => {

@@ -5,25 +5,34 @@ use std::collections::BTreeMap;
 use inferno::flamegraph::{self, color::BasicPalette, Direction, Options, Palette};
 
 use super::Kind;
-use crate::analysis::Analysis;
+use crate::analysis::{Analysis, LeaksAt};
 use crate::error::{CliError, Result};
 use crate::resolve;
 use crate::symbolize::Symbolizer;
+use crate::view::View;
+
+/// The leaf frame added under pymalloc arena sites.
+pub const ARENA_LEAF: &str = "[pymalloc arena: Python objects]";
 
 /// Folded stacks (`outer;...;inner bytes`), one line per distinct symbolized stack.
-pub fn folded(a: &Analysis, sym: &mut Symbolizer, kind: Kind) -> Vec<String> {
-    let value = |s: &crate::analysis::Site| match kind {
-        Kind::Leaks => s.live_bytes,
-        Kind::Peak => s.at_peak().0,
-        Kind::Allocations => s.alloc_bytes,
+/// Leaks are the live set at the leaks point (when Python began finalizing, if it did). pymalloc
+/// arena sites get a leaf frame `[pymalloc arena: Python objects]`.
+pub fn folded(a: &Analysis, sym: &mut Symbolizer, kind: Kind, view: View) -> Vec<String> {
+    let value = |i: u32| {
+        let s = &a.sites[i as usize];
+        match kind {
+            Kind::Leaks => a.leaked(i).0,
+            Kind::Peak => s.at_peak().0,
+            Kind::Allocations => s.alloc_bytes,
+        }
     };
     let sites: Vec<u32> = (0..a.sites.len() as u32)
-        .filter(|&i| value(&a.sites[i as usize]) >= 0.5)
+        .filter(|&i| value(i) >= 0.5)
         .collect();
     resolve::prefetch(a, sym, sites.iter().copied());
     let mut merged: BTreeMap<String, f64> = BTreeMap::new();
     for i in sites {
-        let frames = resolve::site_frames(a, sym, i);
+        let frames = resolve::site_frames(a, sym, i, view);
         let mut names: Vec<String> = frames
             .iter()
             .rev()
@@ -32,7 +41,10 @@ pub fn folded(a: &Analysis, sym: &mut Symbolizer, kind: Kind) -> Vec<String> {
         if names.is_empty() {
             names.push("[no frames]".into());
         }
-        *merged.entry(names.join(";")).or_insert(0.0) += value(&a.sites[i as usize]);
+        if resolve::is_pymalloc_arena(a, sym, i) {
+            names.push(ARENA_LEAF.into());
+        }
+        *merged.entry(names.join(";")).or_insert(0.0) += value(i);
     }
     merged
         .into_iter()
@@ -43,10 +55,20 @@ pub fn folded(a: &Analysis, sym: &mut Symbolizer, kind: Kind) -> Vec<String> {
 
 /// The SVG of a flamegraph; an empty profile gives a page that says so. `icicle` draws the root
 /// at the top (the HTML page does, so the widest frames show without scrolling).
-pub fn svg(a: &Analysis, sym: &mut Symbolizer, kind: Kind, icicle: bool) -> Result<Vec<u8>> {
-    let lines = folded(a, sym, kind);
+pub fn svg(
+    a: &Analysis,
+    sym: &mut Symbolizer,
+    kind: Kind,
+    icicle: bool,
+    view: View,
+) -> Result<Vec<u8>> {
+    let lines = folded(a, sym, kind, view);
     let mut opt = Options::default();
-    opt.title = format!("memshim: {} of pid {}", kind.name(), a.header.pid);
+    let what = match (kind, a.leaks_at()) {
+        (Kind::Leaks, LeaksAt::PythonFinalizing) => "leaks (live when Python began finalizing)",
+        _ => kind.name(),
+    };
+    opt.title = format!("memshim: {what} of pid {}", a.header.pid);
     opt.subtitle = Some(match a.header.sample_interval {
         0 => "all allocations recorded: exact bytes".into(),
         r => format!("sampled every {r} bytes on average: estimated bytes"),

@@ -3,14 +3,15 @@
 //! flamegraph is its own interactive SVG document in an iframe (data: URL), so the scripts of
 //! the three inferno graphs do not collide.
 
-use crate::analysis::Analysis;
+use crate::analysis::{Analysis, LeaksAt};
 use crate::error::Result;
 use crate::export::{flamegraph, timeline, Kind};
 use crate::report;
 use crate::symbolize::Symbolizer;
+use crate::view::View;
 
-pub fn page(a: &Analysis, sym: &mut Symbolizer, path: &str) -> Result<String> {
-    let r = report::build(a, sym, 10);
+pub fn page(a: &Analysis, sym: &mut Symbolizer, path: &str, view: View) -> Result<String> {
+    let r = report::build(a, sym, 10, view);
     let text = report::text::render(&r, path, 6);
     let mut o = String::new();
     o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
@@ -28,12 +29,16 @@ pub fn page(a: &Analysis, sym: &mut Symbolizer, path: &str) -> Result<String> {
     o.push_str("<nav><a href=\"#timeline\">Timeline</a><a href=\"#leaks\">Leaks</a><a href=\"#peak\">Peak</a><a href=\"#allocations\">Allocations</a><a href=\"#report\">Report</a></nav>\n");
     o.push_str("<h2 id=\"timeline\">Memory over time</h2>\n");
     o.push_str(&timeline::svg(a));
+    let leaks_title = match a.leaks_at() {
+        LeaksAt::PythonFinalizing => "Leaks: live when Python began finalizing",
+        LeaksAt::End => "Leaks: live at the end",
+    };
     for (kind, title) in [
-        (Kind::Leaks, "Leaks: live at the end"),
+        (Kind::Leaks, leaks_title),
         (Kind::Peak, "Peak: live when the heap was highest"),
         (Kind::Allocations, "Allocations: everything allocated"),
     ] {
-        let svg = flamegraph::svg(a, sym, kind, true)?;
+        let svg = flamegraph::svg(a, sym, kind, true, view)?;
         o.push_str(&format!("<h2 id=\"{}\">{title}</h2>\n", kind.name()));
         o.push_str(&format!(
             "<iframe class=\"flamegraph\" title=\"{title}\" src=\"data:image/svg+xml;base64,{}\"></iframe>\n",

@@ -13,11 +13,11 @@ use std::io::Write;
 use flate2::{write::GzEncoder, Compression};
 use prost::Message;
 
-use crate::analysis::Analysis;
-use crate::frames::Frame;
+use crate::analysis::{Analysis, LeaksAt};
+use crate::frames::{Frame, Unit};
 use crate::modules::Addr;
-use crate::pyframes;
 use crate::symbolize::Symbolizer;
+use crate::view::View;
 
 #[derive(Clone, PartialEq, Message)]
 pub struct Profile {
@@ -126,7 +126,7 @@ struct Builder {
     strings: HashMap<String, i64>,
     functions: HashMap<(String, String), u64>,
     mappings: HashMap<u32, u64>,
-    native: HashMap<Addr, u64>,
+    native: HashMap<Unit, u64>,
     python: HashMap<Frame, u64>,
 }
 
@@ -200,8 +200,10 @@ impl Builder {
         id
     }
 
-    fn native_location(&mut self, a: &Analysis, frames: &[Frame], addr: Addr) -> u64 {
-        if let Some(&id) = self.native.get(&addr) {
+    /// One location per native unit (an address, or the part of it left around the Python
+    /// frames that replaced its eval-loop frame).
+    fn native_location(&mut self, a: &Analysis, u: Unit, addr: Addr) -> u64 {
+        if let Some(&id) = self.native.get(&u) {
             return id;
         }
         let id = self.p.location.len() as u64 + 1;
@@ -211,14 +213,14 @@ impl Builder {
             let base = a.modules.modules[addr.module as usize].base;
             (self.mapping(a, addr.module), base.wrapping_add(addr.addr))
         };
-        let line = frames.iter().map(|f| self.line(f)).collect();
+        let line = u.frames.iter().map(|f| self.line(f)).collect();
         self.p.location.push(Location {
             id,
             mapping_id,
             address,
             line,
         });
-        self.native.insert(addr, id);
+        self.native.insert(u, id);
         id
     }
 
@@ -240,7 +242,9 @@ impl Builder {
 }
 
 /// The profile, not yet encoded.
-pub fn profile(a: &Analysis, sym: &mut Symbolizer) -> Profile {
+/// In use = live at the leaks point: when Python began finalizing if it did (say the comment and
+/// the leaks report), else at the end of the capture.
+pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
     let mut b = Builder::default();
     b.s("");
     b.p.sample_type = vec![
@@ -260,51 +264,40 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer) -> Profile {
     );
     let c = b.s(&note);
     b.p.comment.push(c);
+    let inuse = match a.leaks_at() {
+        LeaksAt::PythonFinalizing => "inuse_* = live when Python began finalizing",
+        LeaksAt::End => "inuse_* = live at the end of the capture",
+    };
+    let c = b.s(inuse);
+    b.p.comment.push(c);
     b.p.default_sample_type = 3;
 
     let sites: Vec<u32> = (0..a.sites.len() as u32)
         .filter(|&i| {
             let s = &a.sites[i as usize];
-            s.alloc_count > 0.0 || s.live_count > 0.0
+            s.alloc_count > 0.0 || a.leaked(i).1 > 0.0
         })
         .collect();
     crate::resolve::prefetch(a, sym, sites.iter().copied());
     for i in sites {
         let site = &a.sites[i as usize];
-        let mut py = site
-            .python
-            .iter()
-            .map(|f| (pyframes::frame(a.pycodes.get(&f.code), f), f.entry))
-            .peekable();
-        let mut ids = Vec::with_capacity(site.frames.len());
-        for &addr in &site.frames {
-            let frames = sym.frames(&a.modules, addr).to_vec();
-            let is_eval = frames
-                .last()
-                .and_then(|f| f.function.as_deref())
-                .is_some_and(|n| n.starts_with("_PyEval_EvalFrameDefault"));
-            if is_eval && py.peek().is_some() {
-                for (f, entry) in py.by_ref() {
-                    ids.push(b.python_location(f));
-                    if entry {
-                        break;
-                    }
-                }
-            } else {
-                ids.push(b.native_location(a, &frames, addr));
-            }
-        }
-        for (f, _) in py {
-            ids.push(b.python_location(f));
-        }
+        let units = crate::resolve::site_units(a, sym, i, view);
+        let ids: Vec<u64> = units
+            .into_iter()
+            .map(|u| match u.addr {
+                Some(addr) => b.native_location(a, u, addr),
+                None => b.python_location(u.frames.into_iter().next().expect("one frame")),
+            })
+            .collect();
+        let (inuse_bytes, inuse_count) = a.leaked(i);
         let r = |x: f64| x.round().max(0.0) as i64;
         b.p.sample.push(Sample {
             location_id: ids,
             value: vec![
                 r(site.alloc_count),
                 r(site.alloc_bytes),
-                r(site.live_count),
-                r(site.live_bytes),
+                r(inuse_count),
+                r(inuse_bytes),
             ],
         });
     }

@@ -4,9 +4,10 @@
 use super::{rank, Row};
 use crate::analysis::Analysis;
 use crate::symbolize::Symbolizer;
+use crate::view::View;
 
-pub fn ranking(a: &Analysis, sym: &mut Symbolizer, top: usize) -> Vec<Row> {
-    rank(a, sym, top, |s| {
+pub fn ranking(a: &Analysis, sym: &mut Symbolizer, top: usize, view: View) -> Vec<Row> {
+    rank(a, sym, top, view, |_, s| {
         (s.alloc_bytes, s.alloc_count, s.short_lived_count)
     })
 }

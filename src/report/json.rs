@@ -7,6 +7,8 @@ use serde_json::{json, Value};
 use super::{Report, Row};
 use crate::analysis::SHORT_LIVED_NS;
 use crate::growth;
+use crate::resolve::ARENA_NOTE;
+use crate::view::View;
 
 pub fn render(r: &Report, path: &str) -> Value {
     let s = &r.summary;
@@ -42,6 +44,19 @@ pub fn render(r: &Report, path: &str) -> Value {
             "live_samples_at_end": s.live_samples,
             "distinct_stacks": s.distinct_stacks,
         },
+        "leaks_at": s.leaks_at,
+        "leaks_at_s": if s.leaks_at == "python_finalizing" { json!(s.finalizing_s) } else { json!(s.duration_s) },
+        "leaks_at_note": leaks_note(s.leaks_at),
+        "leaked_bytes_est": int(s.leaked_bytes),
+        "view": view_name(r.view),
+        "pymalloc_arenas": {
+            "at_leaks_point_bytes_est": int(r.arenas.at_leaks_point),
+            "at_peak_bytes_est": int(r.arenas.at_peak),
+            "allocated_bytes_est": int(r.arenas.allocated),
+            "sites": r.arenas.sites,
+            "note": ARENA_NOTE,
+            "ranking": "arena sites rank by their bytes like other sites and carry this note",
+        },
         "leaks": r.leaks.iter().map(site).collect::<Vec<_>>(),
         "growing": r.growing.iter().map(|g| {
             let mut v = site(&g.row);
@@ -61,11 +76,33 @@ pub fn render(r: &Report, path: &str) -> Value {
 }
 
 fn site(r: &Row) -> Value {
-    json!({
+    let mut v = json!({
         "bytes_est": int(r.bytes),
         "count_est": int(r.count),
         "frames": r.frames,
-    })
+    });
+    if let Some(note) = r.note {
+        v["note"] = json!(note);
+        v["pymalloc_arena"] = json!(true);
+    }
+    v
+}
+
+/// What the leaks ranking shows, in words (also in the text header).
+pub fn leaks_note(leaks_at: &str) -> &'static str {
+    if leaks_at == "python_finalizing" {
+        "live when the Python interpreter began finalizing (Py_FinalizeEx): module globals and caches are freed after this, so live-at-exit would hide Python-level leaks"
+    } else {
+        "live at the end of the capture"
+    }
+}
+
+pub fn view_name(v: View) -> &'static str {
+    match v {
+        View::Hybrid => "hybrid",
+        View::PythonOnly => "python_only",
+        View::NativeOnly => "native_only",
+    }
 }
 
 /// An estimate as a JSON integer (rounded; estimates are never negative).

@@ -1,6 +1,7 @@
 //! `memshim report`: the summary and the three rankings (leaks, peak, allocations), built from
 //! an [`Analysis`], rendered as text or JSON. One file per report; `rank` is shared.
 
+pub mod arenas;
 pub mod churn;
 pub mod json;
 pub mod leaks;
@@ -14,6 +15,7 @@ use crate::analysis::Analysis;
 use crate::frames::Frame;
 use crate::resolve;
 use crate::symbolize::Symbolizer;
+use crate::view::View;
 
 /// One ranked site: estimates and frames, innermost first.
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub struct Row {
     /// Only for the allocations ranking: how many were freed soon after.
     pub short_lived: f64,
     pub frames: Vec<Frame>,
+    /// What the site is, when its frames alone would mislead (a pymalloc arena).
+    pub note: Option<&'static str>,
 }
 
 /// A whole report of one process.
@@ -33,31 +37,37 @@ pub struct Report {
     pub growing: Vec<leaks::GrowingRow>,
     pub peak: Vec<Row>,
     pub allocations: Vec<Row>,
+    pub arenas: arenas::Arenas,
+    pub view: View,
 }
 
-pub fn build(a: &Analysis, sym: &mut Symbolizer, top: usize) -> Report {
+pub fn build(a: &Analysis, sym: &mut Symbolizer, top: usize, view: View) -> Report {
     Report {
         summary: summary::build(a),
-        leaks: leaks::ranking(a, sym, top),
-        growing: leaks::growing(a, sym, top),
-        peak: peak::ranking(a, sym, top),
-        allocations: churn::ranking(a, sym, top),
+        leaks: leaks::ranking(a, sym, top, view),
+        growing: leaks::growing(a, sym, top, view),
+        peak: peak::ranking(a, sym, top, view),
+        allocations: churn::ranking(a, sym, top, view),
+        arenas: arenas::totals(a, sym),
+        view,
     }
 }
 
-/// Ranks sites by `value(site) -> (bytes, count, short_lived)`, merging sites whose symbolized
-/// frames are identical (distinct return addresses on the same lines), largest bytes first.
+/// Ranks sites by `value(index, site) -> (bytes, count, short_lived)`, merging sites whose
+/// symbolized frames are identical (distinct return addresses on the same lines), largest bytes
+/// first. pymalloc arenas rank by their bytes like any site, with a note saying what they are.
 pub fn rank(
     a: &Analysis,
     sym: &mut Symbolizer,
     top: usize,
-    value: impl Fn(&crate::analysis::Site) -> (f64, f64, f64),
+    view: View,
+    value: impl Fn(u32, &crate::analysis::Site) -> (f64, f64, f64),
 ) -> Vec<Row> {
     let mut cands: Vec<(u32, (f64, f64, f64))> = a
         .sites
         .iter()
         .enumerate()
-        .map(|(i, s)| (i as u32, value(s)))
+        .map(|(i, s)| (i as u32, value(i as u32, s)))
         .filter(|(_, v)| v.0 > 0.5)
         .collect();
     cands.sort_by(|x, y| y.1 .0.total_cmp(&x.1 .0));
@@ -67,7 +77,8 @@ pub fn rank(
     let mut merged: Vec<Row> = vec![];
     let mut by_frames: HashMap<Vec<Frame>, usize> = HashMap::new();
     for (i, (bytes, count, short)) in cands {
-        let frames = resolve::site_frames(a, sym, i);
+        let frames = resolve::site_frames(a, sym, i, view);
+        let note = resolve::is_pymalloc_arena(a, sym, i).then_some(resolve::ARENA_NOTE);
         match by_frames.get(&frames) {
             Some(&k) => {
                 let r = &mut merged[k];
@@ -82,6 +93,7 @@ pub fn rank(
                     count,
                     short_lived: short,
                     frames,
+                    note,
                 });
             }
         }

@@ -3,9 +3,10 @@
 use super::{rank, Row};
 use crate::analysis::Analysis;
 use crate::symbolize::Symbolizer;
+use crate::view::View;
 
-pub fn ranking(a: &Analysis, sym: &mut Symbolizer, top: usize) -> Vec<Row> {
-    rank(a, sym, top, |s| {
+pub fn ranking(a: &Analysis, sym: &mut Symbolizer, top: usize, view: View) -> Vec<Row> {
+    rank(a, sym, top, view, |_, s| {
         let (bytes, count) = s.at_peak();
         (bytes, count, 0.0)
     })

@@ -26,6 +26,10 @@ pub struct Summary {
     pub distinct_stacks: usize,
     pub records: u64,
     pub finalizing_s: Option<f64>,
+    /// Which live set the leaks ranking shows: `python_finalizing` or `end`.
+    pub leaks_at: &'static str,
+    /// Estimated live bytes at the leaks point.
+    pub leaked_bytes: f64,
     /// How it ended: `exit`, `_exit`, `signal N`, `truncated`.
     pub end: String,
 }
@@ -53,6 +57,8 @@ pub fn build(a: &Analysis) -> Summary {
         distinct_stacks: a.sites.len(),
         records: a.records,
         finalizing_s: a.finalizing_t.map(units::secs),
+        leaks_at: a.leaks_at().name(),
+        leaked_bytes: a.leaked_total(),
         end: a.end.clone(),
     }
 }

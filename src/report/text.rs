@@ -6,6 +6,7 @@ use super::{Report, Row};
 use crate::analysis::SHORT_LIVED_NS;
 use crate::growth;
 use crate::units::{bytes, count};
+use crate::view::View;
 
 pub fn render(r: &Report, path: &str, frames: usize) -> String {
     let s = &r.summary;
@@ -56,14 +57,39 @@ pub fn render(r: &Report, path: &str, frames: usize) -> String {
         );
     }
     let _ = writeln!(o, "at end     {}{est} live", bytes(s.live_at_end_bytes));
+    let leaks_title = match (s.leaks_at, s.finalizing_s) {
+        ("python_finalizing", Some(t)) => {
+            let _ = writeln!(
+                o,
+                "leaks      taken at {t:.2} s, when Python began finalizing: {}{est} live then",
+                bytes(s.leaked_bytes)
+            );
+            format!("Leaks: live when Python began finalizing ({t:.2} s; module globals are freed after this)")
+        }
+        _ => "Leaks: live at the end of the capture".to_string(),
+    };
+    if r.arenas.sites > 0 {
+        let _ = writeln!(
+            o,
+            "pymalloc   {}{est} of Python object arenas at the leaks point, {} at the peak (arena sites are marked; run with --python-allocators for per-object detail)",
+            bytes(r.arenas.at_leaks_point),
+            bytes(r.arenas.at_peak)
+        );
+    }
+    match r.view {
+        View::PythonOnly => {
+            let _ = writeln!(
+                o,
+                "frames     Python only: the allocation's own native frames, then Python frames"
+            );
+        }
+        View::NativeOnly => {
+            let _ = writeln!(o, "frames     native only: no Python frames");
+        }
+        View::Hybrid => {}
+    }
     let _ = writeln!(o, "dropped    {} records", s.dropped);
-    section(
-        &mut o,
-        "Leaks: live at the end of the capture",
-        &r.leaks,
-        frames,
-        |_| String::new(),
-    );
+    section(&mut o, &leaks_title, &r.leaks, frames, |_| String::new());
     let _ = writeln!(
         o,
         "\n== Growing: live bytes rising steadily over the run =="
@@ -121,6 +147,12 @@ fn row(o: &mut String, i: usize, r: &Row, frames: usize, extra: &str) {
         bytes(r.bytes),
         count(r.count)
     );
+    if r.note.is_some() {
+        let _ = writeln!(
+            o,
+            "       [pymalloc arena: Python objects; run with --python-allocators for per-object detail]"
+        );
+    }
     for f in r.frames.iter().take(frames) {
         let _ = writeln!(o, "       {}", f.label());
     }
