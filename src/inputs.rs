@@ -43,7 +43,7 @@ pub fn expand(args: &[String]) -> Result<Vec<PathBuf>> {
 }
 
 /// `1234` -> (1234, 0); `1234.2` -> (1234, 2).
-fn pid_and_seq(s: &str) -> Option<(u64, u64)> {
+pub fn pid_and_seq(s: &str) -> Option<(u64, u64)> {
     match s.split_once('.') {
         None => Some((s.parse().ok()?, 0)),
         Some((pid, seq)) => Some((pid.parse().ok()?, seq.parse().ok()?)),

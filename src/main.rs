@@ -10,6 +10,7 @@ mod export;
 mod frames;
 mod growth;
 mod inputs;
+mod launch;
 mod live;
 mod load;
 mod modules;
@@ -26,8 +27,8 @@ use clap::{Parser, Subcommand};
 
 /// Sampling memory profiler for Python services and their native extensions.
 ///
-/// Run a program with `LD_PRELOAD=libmemshim.so`; it writes `memshim.<pid>.msh`. These commands
-/// read such captures offline (the process need not be alive).
+/// `memshim run -- COMMAND` runs a program under libmemshim.so; it writes `memshim.<pid>.msh`.
+/// The other commands read such captures offline (the process need not be alive).
 #[derive(Parser)]
 #[command(name = "memshim", version, about, long_about)]
 struct Cli {
@@ -43,6 +44,7 @@ enum Command {
     Timeline(cmd::timeline::Args),
     Pprof(cmd::pprof::Args),
     Html(cmd::html::Args),
+    Run(cmd::run::Args),
 }
 
 fn main() {
@@ -62,6 +64,7 @@ fn main() {
         Command::Timeline(a) => cmd::timeline::run(a),
         Command::Pprof(a) => cmd::pprof::run(a),
         Command::Html(a) => cmd::html::run(a),
+        Command::Run(a) => cmd::run::run(a),
     };
     match result {
         Ok(()) => {}

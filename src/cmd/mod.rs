@@ -4,5 +4,6 @@ pub mod flamegraph;
 pub mod html;
 pub mod pprof;
 pub mod report;
+pub mod run;
 pub mod stats;
 pub mod timeline;
