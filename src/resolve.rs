@@ -8,8 +8,10 @@ use crate::pyframes;
 use crate::symbolize::Symbolizer;
 use crate::view::View;
 
-/// Functions of CPython's object allocator that map a new pymalloc arena (Objects/obmalloc.c).
-const ARENA_FUNCTIONS: [&str; 2] = ["_PyObject_ArenaMmap", "new_arena"];
+/// The function of CPython's object allocator that maps a new pymalloc arena (Objects/obmalloc.c).
+/// `_PyObject_ArenaMmap` alone is not enough: CPython also maps the chunks of its frame stack
+/// with it (`allocate_chunk`, Python/pystate.c), also under PYTHONMALLOC=malloc.
+const ARENA_FUNCTION: &str = "new_arena";
 
 /// What reports say about a pymalloc arena site.
 pub const ARENA_NOTE: &str =
@@ -72,7 +74,7 @@ pub fn is_pymalloc_arena(a: &Analysis, sym: &mut Symbolizer, idx: u32) -> bool {
         sym.frames(&a.modules, addr).iter().any(|f| {
             f.function
                 .as_deref()
-                .is_some_and(|n| ARENA_FUNCTIONS.iter().any(|k| n.starts_with(k)))
+                .is_some_and(|n| n.starts_with(ARENA_FUNCTION))
         })
     })
 }

@@ -1,0 +1,159 @@
+//! Shared helpers of the Python tests: the real interpreter, fixtures in tests/fixtures/py run
+//! under the real libmemshim.so through `memshim run` with a fixed seed, and JSON reports.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub const MIB: f64 = 1048576.0;
+/// The sampler's seed for every Python fixture (estimates are checked within 25% of the truth;
+/// seeds 1-8 put the cache_leak estimate within -14%..+9%).
+pub const SEED: &str = "7";
+
+pub fn memshim() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_memshim"));
+    // Python's own randomness (hash seeds) would change allocation sequences between runs.
+    c.env("PYTHONHASHSEED", "0");
+    c
+}
+
+/// libmemshim.so to use: `MEMSHIM_LIB`, else next to the memshim binary (`cargo build --release
+/// --workspace` builds both). None (skip) when missing outside CI.
+pub fn shim() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MEMSHIM_LIB").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let so = Path::new(env!("CARGO_BIN_EXE_memshim")).with_file_name("libmemshim.so");
+    if so.exists() {
+        return Some(so);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "{} is missing: run `cargo build --release --workspace` first",
+            so.display()
+        );
+    }
+    eprintln!("note: skipping, {} not built", so.display());
+    None
+}
+
+/// The real interpreter (not a version manager's wrapper script, which would be profiled too).
+pub fn python() -> PathBuf {
+    let o = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3 runs");
+    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/py")
+        .join(name)
+}
+
+/// A fresh scratch directory under the target dir, unique per test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("py-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `memshim run --seed SEED -o DIR/memshim.%p.msh [extra] -- python SCRIPT ARGS`, in `dir`.
+pub fn run_python(dir: &Path, extra: &[&str], script: &Path, args: &[&str]) -> Output {
+    let tmpl = dir.join("memshim.%p.msh");
+    let o = memshim()
+        .current_dir(dir)
+        .env("PYTHONPATH", dir)
+        .args(["run", "--seed", SEED, "-o", tmpl.to_str().unwrap()])
+        .args(extra)
+        .arg("--")
+        .arg(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("memshim run runs");
+    assert!(
+        o.status.success(),
+        "fixture failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "done");
+    o
+}
+
+/// The captures in `dir`.
+pub fn captures(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "msh"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs a fixture (one process) and returns its JSON report.
+pub fn report_of(name: &str, extra: &[&str], args: &[&str], view: &[&str]) -> Option<Value> {
+    shim()?;
+    let dir = scratch(name);
+    run_python(&dir, extra, &fixture(name), args);
+    let caps = captures(&dir);
+    assert_eq!(caps.len(), 1, "one process, one capture: {caps:?}");
+    Some(report(&caps[0], view))
+}
+
+pub fn report(cap: &Path, extra: &[&str]) -> Value {
+    let o = memshim()
+        .args(["report", "--format", "json", "--top", "40"])
+        .args(extra)
+        .arg(cap)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+pub fn frames(site: &Value) -> &Vec<Value> {
+    site["frames"].as_array().unwrap()
+}
+
+/// Function names of a site, innermost first.
+pub fn names(site: &Value) -> Vec<String> {
+    frames(site)
+        .iter()
+        .map(|f| f["function"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+/// The innermost Python frame of a site.
+pub fn first_python(site: &Value) -> Option<&Value> {
+    frames(site).iter().find(|f| f["kind"] == "python")
+}
+
+pub fn python_names(site: &Value) -> Vec<String> {
+    frames(site)
+        .iter()
+        .filter(|f| f["kind"] == "python")
+        .map(|f| f["function"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
+/// Sum of bytes of the sites of a ranking whose innermost Python frame is `func`.
+pub fn bytes_in(ranking: &Value, func: &str) -> f64 {
+    ranking
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| first_python(s).is_some_and(|f| f["function"] == func))
+        .map(|s| s["bytes_est"].as_f64().unwrap())
+        .sum()
+}
+
+pub fn within(est: f64, truth: f64, tol: f64) -> bool {
+    (est / truth - 1.0).abs() <= tol
+}
