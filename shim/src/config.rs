@@ -27,6 +27,8 @@ pub struct Config {
     pub mode: Mode,
     pub depth: usize,
     pub seed: Option<u64>,
+    /// Record Python frames (`MEMSHIM_PYTHON=0` turns them off).
+    pub python: bool,
     /// Output template made absolute at start (`%p` is the pid), so a later chdir does not move it.
     pub output: String,
 }
@@ -50,6 +52,16 @@ pub fn init() -> &'static Config {
                     "MEMSHIM_SEED={v:?} is not a whole number; sampling is random"
                 ));
                 None
+            }
+        }),
+        python: env("MEMSHIM_PYTHON").map_or(true, |v| match v.trim() {
+            "0" | "off" | "no" | "false" => false,
+            "1" | "on" | "yes" | "true" => true,
+            _ => {
+                warn(&format!(
+                    "MEMSHIM_PYTHON={v:?} is not 0 or 1; Python frames stay on"
+                ));
+                true
             }
         }),
         output: absolute(&env("MEMSHIM_OUTPUT").unwrap_or_else(|| "memshim.%p.msh".into())),

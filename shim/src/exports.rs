@@ -283,6 +283,13 @@ pub unsafe extern "C" fn execvpe(
     unsafe { real::execvpe(file, argv, envp) }
 }
 
+/// How many allocations the shim made for itself on application threads outside its one-time
+/// sections (start, exit). Always 0 unless the sampled path allocates: a test checks it.
+#[no_mangle]
+pub extern "C" fn memshim_debug_reentrant_allocs() -> u64 {
+    hooks::REENTRANT_ALLOCS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Shared body of the aligned allocators.
 ///
 /// # Safety

@@ -32,6 +32,17 @@ const MODE_ALL: u8 = 3;
 /// Set once by the constructor (and to OFF if the capture cannot be written).
 static MODE: AtomicU8 = AtomicU8::new(MODE_UNINIT);
 static RATE: AtomicU64 = AtomicU64::new(0);
+/// Allocations the shim itself made on an application thread outside a one-time section: the
+/// sampled path promises none (checked by a test through `memshim_debug_reentrant_allocs`).
+pub static REENTRANT_ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a recursive allocation made from inside the shim on an application thread.
+fn note_reentrant(t: &ThreadState) {
+    if t.flags & (thread::FLAG_WRITER | thread::FLAG_SETUP) == 0 {
+        // Relaxed: a statistic.
+        REENTRANT_ALLOCS.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -217,6 +228,7 @@ unsafe fn forward(size: usize, align: usize, kind: Kind) -> *mut c_void {
 pub unsafe fn alloc_slow(size: usize, align: usize, kind: Kind) -> *mut c_void {
     let t = thread::current();
     let Some(_busy) = Busy::enter(t) else {
+        note_reentrant(t);
         // SAFETY: our own allocation (unwinder, writer start): straight to glibc.
         return unsafe { forward(size, align, kind) };
     };
@@ -354,6 +366,7 @@ pub unsafe fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_void {
     }
     let t = thread::current();
     let Some(_busy) = Busy::enter(t) else {
+        note_reentrant(t);
         // Our own code never reallocs a sampled pointer; anything else goes to glibc.
         // SAFETY: forwarding a glibc pointer.
         return unsafe { __libc_realloc(p, size) };

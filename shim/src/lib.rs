@@ -48,12 +48,13 @@ use core::sync::atomic::Ordering;
 extern "C" fn init() {
     let t = thread::current();
     t.busy = 1;
+    t.flags |= thread::FLAG_SETUP;
     recorder::START_MONO.store(real::now_ns(), Ordering::Relaxed);
     real::resolve();
     let cfg = config::init();
     let mut mode = cfg.mode;
     unwind::warm_up();
-    python::detect();
+    python::detect(cfg.python);
     if matches!(mode, config::Mode::Sampled(_)) && !region::reserve() {
         real::warn("cannot reserve address space for sampled allocations; running untraced");
         mode = config::Mode::Off;
@@ -62,6 +63,7 @@ extern "C" fn init() {
     unsafe { libc::pthread_atfork(None, None, Some(fork_child)) };
     hooks::enable(mode);
     t.countdown = 0;
+    t.flags &= !thread::FLAG_SETUP;
     t.busy = 0;
 }
 

@@ -79,7 +79,7 @@ pub const PY311: Layout = Layout {
 };
 
 /// Python frames kept per sample.
-pub const MAX_PY_FRAMES: usize = 128;
+pub const MAX_PY_FRAMES: usize = 64;
 /// Words per Python frame in an event: code id, then instruction | entry << 32.
 pub const WORDS_PER_FRAME: usize = 2;
 
@@ -99,7 +99,10 @@ fn sym(name: &core::ffi::CStr) -> *mut c_void {
 }
 
 /// Looks for CPython in the process; called from the constructor (dlsym is safe there).
-pub fn detect() {
+pub fn detect(enabled: bool) {
+    if !enabled {
+        return;
+    }
     let version_sym = sym(c"Py_Version");
     let runtime = sym(c"_PyRuntime");
     if runtime.is_null() {
@@ -327,12 +330,27 @@ impl CodeArena {
     }
 }
 
-/// A Python string object's text as UTF-8 bytes, into `out` (truncated to fit).
+/// A fixed buffer on the stack that fills up and then ignores the rest (names are truncated
+/// rather than allocated for: this runs inside malloc).
+struct Buf<'a> {
+    bytes: &'a mut [u8],
+    len: usize,
+}
+
+impl Buf<'_> {
+    fn push(&mut self, b: &[u8]) {
+        let n = b.len().min(self.bytes.len() - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&b[..n]);
+        self.len += n;
+    }
+}
+
+/// A Python string object's text as UTF-8 bytes, appended to `out` (truncated to fit).
 ///
 /// # Safety
 /// `obj` is a live `str` object (or 0).
-unsafe fn read_str(l: &Layout, obj: usize, out: &mut Vec<u8>) {
-    const MAX: usize = 4096;
+unsafe fn read_str(l: &Layout, obj: usize, out: &mut Buf<'_>) {
+    const MAX: usize = 1024;
     if obj == 0 {
         return;
     }
@@ -342,22 +360,22 @@ unsafe fn read_str(l: &Layout, obj: usize, out: &mut Vec<u8>) {
         let state = *((obj + l.unicode_state) as *const u32);
         let (kind, compact, ascii) = ((state >> 2) & 7, state >> 5 & 1 == 1, state >> 6 & 1 == 1);
         if !compact {
-            out.extend_from_slice(b"?");
+            out.push(b"?");
             return;
         }
         if ascii {
             let data = (obj + l.unicode_ascii_size) as *const u8;
-            out.extend_from_slice(core::slice::from_raw_parts(data, len));
+            out.push(core::slice::from_raw_parts(data, len));
             return;
         }
         let utf8 = word(obj + l.unicode_utf8);
         if utf8 != 0 {
-            let n = word(obj + l.unicode_utf8_length).min(MAX);
-            out.extend_from_slice(core::slice::from_raw_parts(utf8 as *const u8, n));
+            let n = word(obj + l.unicode_utf8_length).min(MAX * 4);
+            out.push(core::slice::from_raw_parts(utf8 as *const u8, n));
             return;
         }
         let data = obj + l.unicode_compact_size;
-        let mut buf = [0u8; 4];
+        let mut utf = [0u8; 4];
         for i in 0..len {
             let cp = match kind {
                 1 => *((data + i) as *const u8) as u32,
@@ -365,55 +383,58 @@ unsafe fn read_str(l: &Layout, obj: usize, out: &mut Vec<u8>) {
                 _ => *((data + 4 * i) as *const u32),
             };
             let c = char::from_u32(cp).unwrap_or('\u{fffd}');
-            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            out.push(c.encode_utf8(&mut utf).as_bytes());
         }
     }
 }
 
-/// Copies a code object's names and line table into the arena and tells the writer.
+/// Copies a code object's names and line table into the arena and tells the writer. Allocates
+/// nothing: the names are gathered in a stack buffer, the line table copied straight across.
 ///
 /// # Safety
 /// `code` is a live code object; the caller holds the GIL.
 #[cold]
 unsafe fn send_code(py: &Python, code: usize, id: u64) {
     let l = py.layout;
-    // This runs on the sampled path with the thread marked busy: the Vec allocations below go
-    // straight to glibc and are freed before returning.
-    let mut blob = Vec::with_capacity(256);
-    blob.extend_from_slice(&id.to_le_bytes());
+    let mut storage = [0u8; 4096];
+    let mut head = Buf {
+        bytes: &mut storage,
+        len: 0,
+    };
+    head.push(&id.to_le_bytes());
     // SAFETY: fields of a live code object.
     let first = unsafe { *((code + l.code_firstlineno) as *const i32) };
-    blob.extend_from_slice(&(first as u32).to_le_bytes());
-    blob.extend_from_slice(&[py.layout.version.0, py.layout.version.1]);
+    head.push(&(first as u32).to_le_bytes());
+    head.push(&[l.version.0, l.version.1]);
     for off in [l.code_name, l.code_qualname, l.code_filename] {
-        let at = blob.len();
-        blob.extend_from_slice(&[0; 4]);
+        let at = head.len;
+        head.push(&[0; 4]);
         // SAFETY: the code object's str fields.
-        unsafe { read_str(l, word(code + off), &mut blob) };
-        let n = (blob.len() - at - 4) as u32;
-        blob[at..at + 4].copy_from_slice(&n.to_le_bytes());
+        unsafe { read_str(l, word(code + off), &mut head) };
+        let n = (head.len - at - 4) as u32;
+        head.bytes[at..at + 4].copy_from_slice(&n.to_le_bytes());
     }
-    // SAFETY: co_linetable is a bytes object.
-    unsafe {
-        let table = word(code + l.code_linetable);
-        let n = if table == 0 {
+    // SAFETY: co_linetable is a bytes object of the live code object.
+    let table: &[u8] = unsafe {
+        let t = word(code + l.code_linetable);
+        let n = if t == 0 {
             0
         } else {
-            word(table + l.bytes_size).min(1 << 16)
+            word(t + l.bytes_size).min(1 << 16)
         };
-        blob.extend_from_slice(&(n as u32).to_le_bytes());
-        if n > 0 {
-            blob.extend_from_slice(core::slice::from_raw_parts(
-                (table + l.bytes_sval) as *const u8,
-                n,
-            ));
-        }
-    }
-    let Some(dst) = CodeArena::reserve(blob.len()) else {
+        core::slice::from_raw_parts((t + l.bytes_sval) as *const u8, n)
+    };
+    let len = head.len + 4 + table.len();
+    let Some(dst) = CodeArena::reserve(len) else {
         return;
     };
-    // SAFETY: `dst` has blob.len() bytes reserved for us alone.
-    unsafe { core::ptr::copy_nonoverlapping(blob.as_ptr(), dst, blob.len()) };
+    // SAFETY: `dst` has `len` bytes reserved for us alone.
+    unsafe {
+        core::ptr::copy_nonoverlapping(head.bytes.as_ptr(), dst, head.len);
+        let n = (table.len() as u32).to_le_bytes();
+        core::ptr::copy_nonoverlapping(n.as_ptr(), dst.add(head.len), 4);
+        core::ptr::copy_nonoverlapping(table.as_ptr(), dst.add(head.len + 4), table.len());
+    }
     let offset = dst as usize - ARENA.load(Ordering::Acquire);
     let ev = Event {
         kind: EventKind::PyCode as u8,
@@ -423,7 +444,7 @@ unsafe fn send_code(py: &Python, code: usize, id: u64) {
         tid: 0,
         t: 0,
         addr: offset as u64,
-        size: blob.len() as u64,
+        size: len as u64,
     };
     crate::recorder::push(ev, &[]);
 }

@@ -99,6 +99,10 @@ pub fn drops() -> Drops {
 /// anything that formats text or walks the loader's lists happens on the writer thread.
 #[cold]
 fn start() -> bool {
+    thread::setup_section(start_inner)
+}
+
+fn start_inner() -> bool {
     if STATE
         .compare_exchange(IDLE, STARTING, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
@@ -204,9 +208,14 @@ extern "C" fn writer_main(_: *mut c_void) -> *mut c_void {
         if !with_writer(|w| moved = w.step()) {
             break;
         }
-        if moved == 0 {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        // Idle: look again in 5 ms. Busy: come back sooner the busier, so a burst of samples
+        // finds room in the ring instead of being dropped.
+        let pause_us = match moved {
+            0 => 5000,
+            1..=255 => 1000,
+            _ => 100,
+        };
+        std::thread::sleep(std::time::Duration::from_micros(pause_us));
     }
     core::ptr::null_mut()
 }
@@ -224,7 +233,7 @@ pub fn finish(how: EndKind) {
     {
         return;
     }
-    with_writer(|w| w.finish(how));
+    thread::setup_section(|| with_writer(|w| w.finish(how)));
 }
 
 /// Before `execve` replaces the program: everything so far goes to disk with an End record of
@@ -235,7 +244,7 @@ pub fn before_exec() {
         return; // a (v)fork child about to exec: nothing of this capture is its to write
     }
     if STATE.load(Ordering::Acquire) == RUNNING {
-        with_writer(|w| w.finish(EndKind::Exec));
+        thread::setup_section(|| with_writer(|w| w.finish(EndKind::Exec)));
     }
 }
 

@@ -45,6 +45,8 @@ pub struct Event {
 
 #[repr(C)]
 struct SlotHead {
+    /// Vyukov's sequence number minus the slot's index, so that the all-zero memory of a fresh
+    /// mapping is the valid initial state and untouched slots cost no memory.
     seq: AtomicU64,
     ev: Event,
     /// Words actually stored after the head.
@@ -107,12 +109,6 @@ impl Ring {
                 words,
                 map_len,
             });
-            for i in 0..capacity {
-                (*ring)
-                    .slot(i as u64)
-                    .seq
-                    .store(i as u64, Ordering::Relaxed);
-            }
         }
         ring
     }
@@ -124,6 +120,17 @@ impl Ring {
     pub unsafe fn destroy(ring: *mut Ring) {
         // SAFETY: per the contract, the mapping is ours and dead.
         unsafe { real::munmap(ring as *mut c_void, (*ring).map_len) };
+    }
+
+    /// The sequence number of the slot for `pos` (see [`SlotHead::seq`]).
+    fn seq(&self, pos: u64, order: Ordering) -> u64 {
+        self.slot(pos).seq.load(order).wrapping_add(pos & self.mask)
+    }
+
+    fn set_seq(&self, pos: u64, seq: u64, order: Ordering) {
+        self.slot(pos)
+            .seq
+            .store(seq.wrapping_sub(pos & self.mask), order)
     }
 
     fn slot(&self, pos: u64) -> &SlotHead {
@@ -148,9 +155,8 @@ impl Ring {
         // Relaxed: the CAS below orders claims; the slot's seq orders the data.
         let mut pos = self.enqueue.0.load(Ordering::Relaxed);
         loop {
-            let slot = self.slot(pos);
             // Acquire: pairs with the consumer's Release when it emptied this slot a lap ago.
-            let seq = slot.seq.load(Ordering::Acquire);
+            let seq = self.seq(pos, Ordering::Acquire);
             let diff = seq as i64 - pos as i64;
             if diff == 0 {
                 match self.enqueue.0.compare_exchange_weak(
@@ -180,7 +186,7 @@ impl Ring {
             (*head).words = n as u32;
         }
         // Release: makes the event visible to the consumer that Acquires seq.
-        slot.seq.store(pos + 1, Ordering::Release);
+        self.set_seq(pos, pos + 1, Ordering::Release);
         true
     }
 
@@ -190,7 +196,7 @@ impl Ring {
         let pos = self.dequeue.0.load(Ordering::Relaxed);
         let slot = self.slot(pos);
         // Acquire: pairs with the producer's Release publish.
-        if slot.seq.load(Ordering::Acquire) != pos + 1 {
+        if self.seq(pos, Ordering::Acquire) != pos + 1 {
             return false;
         }
         // SAFETY: published slot, owned by the consumer until it stores the next lap's seq.
@@ -204,7 +210,7 @@ impl Ring {
         f(ev, frames);
         self.dequeue.0.store(pos + 1, Ordering::Relaxed);
         // Release: the producer that reuses this slot must see our reads finished.
-        slot.seq.store(pos + self.mask + 1, Ordering::Release);
+        self.set_seq(pos, pos + self.mask + 1, Ordering::Release);
         true
     }
 }

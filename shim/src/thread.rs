@@ -26,6 +26,18 @@ pub const FLAG_WRITER: u32 = 2;
 /// `free` may forward any pointer outside the region without recording it (sampled or off mode,
 /// set by the slow path). Clear on a new thread, so its first free takes the slow path.
 pub const FLAG_FREE_FAST: u32 = 4;
+/// The thread is in a one-time section (constructor, writer start, an exit path) where the shim
+/// may allocate for itself; allocations anywhere else inside the shim are counted as bugs.
+pub const FLAG_SETUP: u32 = 8;
+
+/// Runs `f` as a one-time section (see [`FLAG_SETUP`]).
+pub fn setup_section<R>(f: impl FnOnce() -> R) -> R {
+    let was = current().flags & FLAG_SETUP;
+    current().flags |= FLAG_SETUP;
+    let r = f();
+    current().flags = (current().flags & !FLAG_SETUP) | was;
+    r
+}
 
 extern "C" {
     /// The TLS block of tls.c; only its address is taken, through the initial-exec sequence below.
