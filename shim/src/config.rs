@@ -29,6 +29,8 @@ pub struct Config {
     pub seed: Option<u64>,
     /// Record Python frames (`MEMSHIM_PYTHON=0` turns them off).
     pub python: bool,
+    /// Flush the capture on crash signals (`MEMSHIM_SIGNALS=0` turns it off).
+    pub signals: bool,
     /// Output template made absolute at start (`%p` is the pid), so a later chdir does not move it.
     pub output: String,
 }
@@ -54,16 +56,8 @@ pub fn init() -> &'static Config {
                 None
             }
         }),
-        python: env("MEMSHIM_PYTHON").map_or(true, |v| match v.trim() {
-            "0" | "off" | "no" | "false" => false,
-            "1" | "on" | "yes" | "true" => true,
-            _ => {
-                warn(&format!(
-                    "MEMSHIM_PYTHON={v:?} is not 0 or 1; Python frames stay on"
-                ));
-                true
-            }
-        }),
+        python: switch("MEMSHIM_PYTHON"),
+        signals: switch("MEMSHIM_SIGNALS"),
         output: absolute(&env("MEMSHIM_OUTPUT").unwrap_or_else(|| "memshim.%p.msh".into())),
     })
 }
@@ -71,6 +65,18 @@ pub fn init() -> &'static Config {
 extern "C" {
     /// glibc's getenv that returns NULL in setuid/setgid processes (libc crate lacks it).
     fn secure_getenv(name: *const libc::c_char) -> *mut libc::c_char;
+}
+
+/// An on/off setting, on unless set to 0/off/no/false.
+fn switch(name: &str) -> bool {
+    env(name).map_or(true, |v| match v.trim() {
+        "0" | "off" | "no" | "false" => false,
+        "1" | "on" | "yes" | "true" => true,
+        _ => {
+            warn(&format!("{name}={v:?} is not 0 or 1; leaving it on"));
+            true
+        }
+    })
 }
 
 fn env(name: &str) -> Option<String> {

@@ -37,6 +37,7 @@ pub mod recorder;
 pub mod region;
 pub mod ring;
 pub mod sampler;
+pub mod signals;
 pub mod thread;
 pub mod unwind;
 pub mod writer;
@@ -58,6 +59,9 @@ extern "C" fn init() {
     if matches!(mode, config::Mode::Sampled(_)) && !region::reserve() {
         real::warn("cannot reserve address space for sampled allocations; running untraced");
         mode = config::Mode::Off;
+    }
+    if mode != config::Mode::Off && cfg.signals {
+        signals::install();
     }
     // SAFETY: the handler is a plain function safe to run in the child after fork.
     unsafe { libc::pthread_atfork(None, None, Some(fork_child)) };

@@ -204,6 +204,11 @@ extern "C" fn writer_main(_: *mut c_void) -> *mut c_void {
         if STATE.load(Ordering::Acquire) != RUNNING {
             break;
         }
+        if let Some(sig) = crate::signals::flush_requested() {
+            finish(EndKind::Signal(sig));
+            crate::signals::flush_done();
+            break;
+        }
         let mut moved = 0;
         if !with_writer(|w| moved = w.step()) {
             break;
