@@ -14,8 +14,12 @@ use serde_json::Value;
 
 const MIB: f64 = 1048576.0;
 
-/// libmemshim.so next to the memshim binary (`cargo build --release --workspace` builds both).
+/// libmemshim.so: `MEMSHIM_LIB` if set, else next to the memshim binary (`cargo build --release
+/// --workspace` builds both).
 fn shim() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MEMSHIM_LIB").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
     let so = Path::new(env!("CARGO_BIN_EXE_memshim")).with_file_name("libmemshim.so");
     if so.exists() {
         return Some(so);
