@@ -69,7 +69,7 @@ extern "C" {
 
 /// An on/off setting, on unless set to 0/off/no/false.
 fn switch(name: &str) -> bool {
-    env(name).map_or(true, |v| match v.trim() {
+    env(name).is_none_or(|v| match v.trim() {
         "0" | "off" | "no" | "false" => false,
         "1" | "on" | "yes" | "true" => true,
         _ => {

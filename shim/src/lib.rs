@@ -46,6 +46,7 @@ use core::sync::atomic::Ordering;
 
 /// Runs before `main` (after the loader has already been calling our malloc for a while, which is
 /// why the hooks work with zero initialisation).
+#[cfg_attr(test, allow(dead_code))]
 extern "C" fn init() {
     let t = thread::current();
     t.busy = 1;
@@ -73,10 +74,12 @@ extern "C" fn init() {
 
 /// Runs at normal exit (return from main, `exit`, from any thread), after the program's own
 /// atexit handlers and the destructors of libraries loaded after us.
+#[cfg_attr(test, allow(dead_code))]
 extern "C" fn fini() {
     recorder::finish(memshim_format::EndKind::Exit);
 }
 
+#[cfg_attr(test, allow(dead_code))]
 extern "C" fn fork_child() {
     sampler::FORK_GEN.fetch_add(1, Ordering::Relaxed);
     hooks::after_fork_child();

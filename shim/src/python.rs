@@ -83,11 +83,13 @@ pub const MAX_PY_FRAMES: usize = 64;
 /// Words per Python frame in an event: code id, then instruction | entry << 32.
 pub const WORDS_PER_FRAME: usize = 2;
 
+type ThreadStateFn = unsafe extern "C" fn() -> *mut c_void;
+
 struct Python {
     layout: &'static Layout,
     runtime: usize,
-    unchecked_get: unsafe extern "C" fn() -> *mut c_void,
-    this_thread: unsafe extern "C" fn() -> *mut c_void,
+    unchecked_get: ThreadStateFn,
+    this_thread: ThreadStateFn,
 }
 
 static PYTHON: OnceLock<Python> = OnceLock::new();
@@ -134,9 +136,9 @@ pub fn detect(enabled: bool) {
         layout,
         runtime: runtime as usize,
         // SAFETY: both are `PyThreadState *(void)` functions of the C API.
-        unchecked_get: unsafe { core::mem::transmute::<*mut c_void, _>(get) },
+        unchecked_get: unsafe { core::mem::transmute::<*mut c_void, ThreadStateFn>(get) },
         // SAFETY: as above.
-        this_thread: unsafe { core::mem::transmute::<*mut c_void, _>(mine) },
+        this_thread: unsafe { core::mem::transmute::<*mut c_void, ThreadStateFn>(mine) },
     });
 }
 

@@ -80,10 +80,10 @@ pub fn running() -> bool {
 /// Drop counters as the capture reports them.
 pub fn drops() -> Drops {
     let ring = RING.load(Ordering::Acquire);
-    // SAFETY: as in push().
     let ring_dropped = if ring.is_null() {
         0
     } else {
+        // SAFETY: as in push().
         unsafe { &*ring }.dropped.0.load(Ordering::Relaxed)
     };
     Drops {

@@ -366,8 +366,8 @@ pub fn for_each_inherited(gen: u32, mut f: impl FnMut(&SlotHeader)) {
     if !RESERVED.load(Ordering::Acquire) {
         return;
     }
-    for class in 0..ZONES {
-        let n = ZONE_STATE[class].committed.load(Ordering::Acquire);
+    for (class, zone) in ZONE_STATE.iter().enumerate() {
+        let n = zone.committed.load(Ordering::Acquire);
         for idx in 0..n {
             let h = header_at(slot_addr(class, idx));
             if h.magic == MAGIC && h.state.load(Ordering::Acquire) == LIVE && h.fork_gen < gen {

@@ -26,6 +26,16 @@ pub enum EventKind {
     PyCode = 6,
 }
 
+impl EventKind {
+    /// The kind an event's `kind` byte names.
+    pub fn from_u8(k: u8) -> Option<EventKind> {
+        use EventKind::*;
+        [Alloc, Free, Munmap, ThreadName, PyFinalizing, PyCode]
+            .into_iter()
+            .find(|e| *e as u8 == k)
+    }
+}
+
 /// The fixed part of a slot; `nframes` frames follow it.
 #[repr(C)]
 #[derive(Debug)]
@@ -234,6 +244,7 @@ mod tests {
 
     #[test]
     fn fifo_and_full() {
+        // SAFETY: a fresh ring, never destroyed in this test.
         let r = unsafe { &*Ring::create(4, 8) };
         for i in 0..4 {
             assert!(r.push(ev(i), &[i, i + 1]));
@@ -252,6 +263,7 @@ mod tests {
     #[test]
     fn many_producers_lose_nothing_but_what_they_count() {
         let r = Ring::create(1024, 4) as usize;
+        // SAFETY: the ring is never destroyed, so the address stays valid for every thread.
         let ring = move || unsafe { &*(r as *const Ring) };
         let producers: Vec<_> = (0..4)
             .map(|p| {
@@ -278,7 +290,7 @@ mod tests {
                         let (p, i) = ((e.addr >> 32) as usize, e.addr & 0xffff_ffff);
                         assert_eq!(f, &[i]);
                         // Each producer's events arrive in its own order.
-                        assert!(last[p].map_or(true, |l| l < i));
+                        assert!(last[p].is_none_or(|l| l < i));
                         last[p] = Some(i);
                         got += 1;
                     });

@@ -218,8 +218,11 @@ impl Writer {
 
     fn on_event(&mut self, ev: &crate::ring::Event, frames: &[u64]) {
         let t = self.rel(ev.t);
-        match ev.kind {
-            k if k == EventKind::Alloc as u8 => {
+        let Some(kind) = EventKind::from_u8(ev.kind) else {
+            return;
+        };
+        match kind {
+            EventKind::Alloc => {
                 let stack = self.intern(frames, ev.nframes as usize);
                 self.sampled_allocated += ev.size;
                 self.chunk.push(&Record::Alloc {
@@ -232,7 +235,7 @@ impl Writer {
                     inherited: false,
                 });
             }
-            k if k == EventKind::Free as u8 => {
+            EventKind::Free => {
                 self.sampled_freed += ev.size;
                 self.chunk.push(&Record::Free {
                     t,
@@ -241,7 +244,7 @@ impl Writer {
                     size: ev.size,
                 });
             }
-            k if k == EventKind::Munmap as u8 => {
+            EventKind::Munmap => {
                 self.chunk.push(&Record::Munmap {
                     t,
                     tid: ev.tid,
@@ -249,21 +252,19 @@ impl Writer {
                     len: ev.size,
                 });
             }
-            k if k == EventKind::ThreadName as u8 => {
-                if self.threads.insert(ev.tid) {
-                    let bytes: Vec<u8> = frames.iter().flat_map(|w| w.to_ne_bytes()).collect();
-                    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-                    let name = String::from_utf8_lossy(&bytes[..end]).into_owned();
-                    self.chunk.push(&Record::Thread { tid: ev.tid, name });
-                }
+            EventKind::ThreadName if self.threads.insert(ev.tid) => {
+                let bytes: Vec<u8> = frames.iter().flat_map(|w| w.to_ne_bytes()).collect();
+                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+                let name = String::from_utf8_lossy(&bytes[..end]).into_owned();
+                self.chunk.push(&Record::Thread { tid: ev.tid, name });
             }
-            k if k == EventKind::PyFinalizing as u8 => {
+            EventKind::PyFinalizing => {
                 self.chunk.push(&Record::Marker {
                     t,
                     marker: memshim_format::Marker::PythonFinalizing,
                 });
             }
-            k if k == EventKind::PyCode as u8 => {
+            EventKind::PyCode => {
                 // SAFETY: PyCode events point at arena bytes written before the push.
                 let blob = unsafe { python::CodeArena::get(ev.addr, ev.size) };
                 if let Some(code) = python::decode_code(blob) {
@@ -272,7 +273,7 @@ impl Writer {
                     }
                 }
             }
-            _ => {}
+            EventKind::ThreadName => {}
         }
     }
 
