@@ -12,9 +12,8 @@ rm -rf "$out" && mkdir -p "$out"
 cc -shared -fPIC -O1 -g $("$py-config" --includes 2>/dev/null || python3-config --includes) \
   demo/leakyext.c -o "$out/leakyext$("$py" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
 cd "$out"
-echo "== running demo/serve.py under libmemshim.so =="
-PYTHONPATH="$out" MEMSHIM_SEED=1 LD_PRELOAD="$root/target/release/libmemshim.so" \
-  "$py" "$root/demo/serve.py"
+echo "== memshim run -- python3 demo/serve.py =="
+PYTHONPATH="$out" "$root/target/release/memshim" run --seed 1 -- "$py" "$root/demo/serve.py"
 capture=$(ls -t memshim.*.msh | head -1)
 echo "== memshim report $out/$capture =="
 "$root/target/release/memshim" report "$capture" --top 5
