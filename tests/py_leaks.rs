@@ -104,12 +104,18 @@ fn build_extension(dir: &std::path::Path) {
     assert!(st.success(), "building extleak.c failed");
 }
 
-fn ext_report(view: &[&str]) -> Option<serde_json::Value> {
+/// Runs ext_leak.py under the shim; returns its capture.
+fn ext_capture(name: &str) -> Option<std::path::PathBuf> {
     shim()?;
-    let dir = scratch(&format!("ext{}", view.join("").replace('-', "")));
+    let dir = scratch(name);
     build_extension(&dir);
     run_python(&dir, &[], &fixture("ext_leak.py"), &[]);
-    Some(report(&captures(&dir)[0], view))
+    Some(captures(&dir).remove(0))
+}
+
+fn ext_report(view: &[&str]) -> Option<serde_json::Value> {
+    let cap = ext_capture(&format!("ext{}", view.join("").replace('-', "")))?;
+    Some(report(&cap, view))
 }
 
 #[test]
@@ -164,4 +170,38 @@ fn python_only_and_native_only_views() {
     assert!(frames(top).iter().all(|f| f["kind"] == "native"));
     assert!(names(top).iter().any(|f| f == "_PyEval_EvalFrameDefault"));
     assert_eq!(names(top)[0], "stash_block");
+}
+
+#[test]
+fn flamegraph_and_pprof_take_the_views_too() {
+    let Some(cap) = ext_capture("ext-exports") else {
+        return;
+    };
+    let svg = |view: &[&str]| {
+        let out = cap.with_extension(format!("{}.svg", view.len()));
+        let o = memshim()
+            .args(["flamegraph", "--kind", "leaks", "-o"])
+            .arg(&out)
+            .args(view)
+            .arg(&cap)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(&out).unwrap()
+    };
+    let hybrid = svg(&[]);
+    assert!(hybrid.contains("load_model") && hybrid.contains("cfunction_call"));
+    assert!(hybrid.contains("leaks (live when Python began finalizing)"));
+    let py = svg(&["--python-only"]);
+    assert!(py.contains("load_model") && py.contains("stash_block"));
+    assert!(!py.contains("cfunction_call"), "interpreter glue collapsed");
+    let native = svg(&["--native-only"]);
+    assert!(native.contains("_PyEval_EvalFrameDefault") && !native.contains("load_model"));
+    let o = memshim()
+        .args(["pprof", "--python-only", "-o"])
+        .arg(cap.with_extension("pb.gz"))
+        .arg(&cap)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
