@@ -158,7 +158,7 @@ unsafe fn word(addr: usize) -> usize {
 
 /// Writes this thread's Python frames into `out` (two words each, innermost first) and returns
 /// how many frames. Zero when the thread does not hold the GIL or there is no Python.
-pub fn capture(out: &mut [u64]) -> usize {
+pub fn capture(out: &mut [core::mem::MaybeUninit<u64>]) -> usize {
     let Some(py) = PYTHON.get() else { return 0 };
     let l = py.layout;
     // SAFETY: both are C API getters that only read thread-state pointers (an atomic load and a
@@ -195,14 +195,15 @@ pub fn capture(out: &mut [u64]) -> usize {
             } else if code != 0 {
                 let instr = prev_instr.saturating_sub(start) / 2;
                 let entry = is_entry || core::mem::take(&mut pending_entry);
-                out[n * 2] = code_id(py, code);
-                out[n * 2 + 1] = instr as u64 | (entry as u64) << 32;
+                out[n * 2].write(code_id(py, code));
+                out[n * 2 + 1].write(instr as u64 | (entry as u64) << 32);
                 n += 1;
             }
             frame = word(frame + l.frame_previous);
         }
         if pending_entry && n > 0 {
-            out[n * 2 - 1] |= 1 << 32;
+            let last = out[n * 2 - 1].assume_init();
+            out[n * 2 - 1].write(last | 1 << 32);
         }
     }
     n

@@ -39,9 +39,9 @@ extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
 /// Fills `out` with return addresses, innermost first (the first few are the shim's own frames;
 /// the CLI strips them by module). Returns how many were written.
 #[inline(never)]
-pub fn capture(out: &mut [u64]) -> usize {
+pub fn capture(out: &mut [core::mem::MaybeUninit<u64>]) -> usize {
     let mut c = Collect {
-        buf: out.as_mut_ptr(),
+        buf: out.as_mut_ptr().cast(),
         cap: out.len(),
         len: 0,
     };
@@ -53,6 +53,6 @@ pub fn capture(out: &mut [u64]) -> usize {
 /// Runs the unwinder once so its one-time setup (a `pthread_once`) happens in the constructor and
 /// not inside some later malloc.
 pub fn warm_up() {
-    let mut buf = [0u64; 4];
+    let mut buf = [core::mem::MaybeUninit::uninit(); 4];
     capture(&mut buf);
 }
