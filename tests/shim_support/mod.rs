@@ -251,6 +251,10 @@ impl Program {
         if let Some(r) = rate {
             c.env("MEMSHIM_RATE", r);
         }
+        // The program's own settings win (tests of bad values).
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
         (run(c, dir, tag, TIMEOUT), caps)
     }
 }

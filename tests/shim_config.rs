@@ -1,0 +1,128 @@
+//! Bad settings and an unwritable output: one `memshim:` warning line on stderr, and the program
+//! runs exactly as without the shim otherwise.
+
+mod shim_support;
+
+use shim_support::*;
+
+/// Runs big_alloc.c (allocates 80 MiB: always sampled) plain and under the shim with `env`;
+/// asserts one warning line mentioning `needle`, and identical stdout, exit and other stderr.
+fn one_warning(name: &str, env: &[(&str, &str)], needle: &str) -> std::path::PathBuf {
+    let dir = scratch(name);
+    let bin = build_c(&dir, "big_alloc.c", &[]);
+    let mut prog = Program::new(&bin);
+    for (k, v) in env {
+        prog = prog.env(k, *v);
+    }
+    let plain = Program::new(&bin).run_plain(&dir);
+    let (o, caps) = prog.run_shim(&dir, "shim", None);
+    let w = warnings(&o.stderr);
+    assert_eq!(
+        w.len(),
+        1,
+        "{name}: exactly one warning line, got:\n{}",
+        o.stderr
+    );
+    assert!(
+        w[0].contains(needle),
+        "{name}: {:?} does not mention {needle}",
+        w[0]
+    );
+    let rest: String = o
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("memshim:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let o = Outcome { stderr: rest, ..o };
+    assert_same(&plain, &o, name);
+    caps
+}
+
+#[test]
+fn bad_rate_warns_once_and_uses_the_default() {
+    for bad in ["banana", "0", "12Q", "-5", "99999999999999999999G"] {
+        let caps = one_warning("bad-rate", &[("MEMSHIM_RATE", bad)], "MEMSHIM_RATE");
+        let caps = captures(&caps);
+        let cap = only(&caps);
+        assert_eq!(cap.interval(), 512 << 10, "{bad}: falls back to 512K");
+        assert!(cap.allocs().count() > 0);
+    }
+}
+
+#[test]
+fn bad_depth_and_seed_warn_once() {
+    let caps = one_warning(
+        "bad-depth",
+        &[("MEMSHIM_STACK_DEPTH", "0")],
+        "MEMSHIM_STACK_DEPTH",
+    );
+    assert_eq!(only(&captures(&caps)).header.stack_depth, 128);
+    let caps = one_warning(
+        "bad-depth2",
+        &[("MEMSHIM_STACK_DEPTH", "257")],
+        "MEMSHIM_STACK_DEPTH",
+    );
+    assert_eq!(only(&captures(&caps)).header.stack_depth, 128);
+    let caps = one_warning("bad-seed", &[("MEMSHIM_SEED", "abc")], "MEMSHIM_SEED");
+    assert_eq!(only(&captures(&caps)).header.seed, None);
+}
+
+#[test]
+fn good_settings_are_taken_silently() {
+    let dir = scratch("good-settings");
+    let bin = build_c(&dir, "big_alloc.c", &[]);
+    let plain = Program::new(&bin).run_plain(&dir);
+    for (rate, interval) in [
+        ("2M", 2u64 << 20),
+        ("64k", 64 << 10),
+        ("4096", 4096),
+        ("ALL", 0),
+    ] {
+        let prog = Program::new(&bin).env("MEMSHIM_STACK_DEPTH", "7");
+        let (o, caps) = prog.run_shim(&dir, rate, Some(rate));
+        assert_same(&plain, &o, rate);
+        let caps = captures(&caps);
+        let cap = only(&caps);
+        assert_eq!(cap.interval(), interval, "{rate}");
+        assert_eq!(cap.header.stack_depth, 7);
+        assert_eq!(cap.header.seed, Some(SEED.parse().unwrap()));
+        assert!(cap.stacks().values().all(|f| !f.is_empty() && f.len() <= 7));
+    }
+}
+
+#[test]
+fn unwritable_output_warns_once_and_runs_untraced() {
+    let dir = scratch("unwritable");
+    // A path under a regular file: cannot be created, even by root.
+    let file = dir.join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let out = file.join("memshim.%p.msh");
+    one_warning(
+        "unwritable",
+        &[("MEMSHIM_OUTPUT", out.to_str().unwrap())],
+        "not-a-dir",
+    );
+    // In a missing directory too.
+    let out = dir.join("missing/dir/memshim.%p.msh");
+    one_warning(
+        "unwritable2",
+        &[("MEMSHIM_OUTPUT", out.to_str().unwrap())],
+        "missing",
+    );
+}
+
+/// An existing file is never overwritten: the capture goes to NAME.1.msh.
+#[test]
+fn existing_capture_is_not_overwritten() {
+    let dir = scratch("exists");
+    let bin = build_c(&dir, "big_alloc.c", &[]);
+    let target = dir.join("fixed.msh");
+    std::fs::write(&target, "precious").unwrap();
+    let prog = Program::new(&bin).env("MEMSHIM_OUTPUT", target.to_str().unwrap());
+    let (o, _) = prog.run_shim(&dir, "shim", None);
+    assert!(o.success());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+    let cap = decode(&dir.join("fixed.1.msh"));
+    cap.assert_complete();
+}
