@@ -1,0 +1,86 @@
+"""Workloads of scripts/bench-peers (the pure-Python one is scripts/bench-python-workload.py).
+
+  cpairs LIB THREADS PAIRS LEAK_MIB
+      the C malloc/free microbenchmark (benches/malloc_pair.c built as a shared library), called
+      through ctypes so that Python-only profilers (memray, Fil) can run it too. The C code leaks
+      LEAK_MIB MiB from leak_blocks() (Python caller: call_pairs).
+  serve EXT_DIR REQUESTS THREADS ARRAY_MB
+      a model-serving-like loop: per request a float32 array of ARRAY_MB MB, copies, slices and
+      temporaries, a 64-entry LRU cache of feature slices, a JSON response, and the native
+      extension peersext (scripts/bench-peers-ext.c) whose score_tokens() leaks 64 KiB per call
+      (Python caller: tokenize_request). THREADS > 1 serves the requests from that many threads.
+
+Each prints a line with `leaked=BYTES` (the truth) and a checksum.
+"""
+import sys
+
+
+def call_pairs(lib, threads, pairs, leak_mib):
+    import ctypes
+
+    so = ctypes.CDLL(lib)
+    so.run_pairs.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    return so.run_pairs(threads, pairs, leak_mib)
+
+
+def cpairs(argv):
+    lib, threads, pairs, leak_mib = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
+    sys.exit(call_pairs(lib, threads, pairs, leak_mib))
+
+
+def serve(argv):
+    import collections
+    import json
+    import threading
+
+    sys.path.insert(0, argv[0])
+    import numpy as np
+    import peersext
+
+    requests, threads, array_mb = int(argv[1]), int(argv[2]), float(argv[3])
+    n = int(array_mb * 1048576 / 4)
+    words = ["Alpha", "beta", "Gamma", "delta", "epsilon", "Zeta", "eta", "theta"]
+    texts = [" ".join(words[(i * 7 + k) % 8] for k in range(40 + i % 160)) for i in range(97)]
+    cache = collections.OrderedDict()
+    lock = threading.Lock()
+    out = []
+
+    def tokenize_request(text):
+        return peersext.score_tokens(text)
+
+    def handle(i):
+        x = np.full(n, float(i % 13), dtype=np.float32)  # the request's input tensor
+        y = x.copy()
+        y[::3] *= 0.5
+        z = y[1::2] * 2.0 + 1.0  # temporaries
+        h = np.concatenate([z, y[: n // 8]])
+        feats = h[:: max(1, len(h) // 256)][:256]
+        text = peersext.normalize(texts[i % 97])
+        ntok = tokenize_request(text)
+        with lock:  # a bounded LRU cache of feature slices
+            cache[i % 128] = h[:16384].copy()
+            cache.move_to_end(i % 128)
+            while len(cache) > 64:
+                cache.popitem(last=False)
+        body = {"id": i, "tokens": ntok, "mean": float(z.mean()), "features": [round(float(v), 4) for v in feats]}
+        return json.dumps(body)
+
+    def worker(k):
+        total = 0
+        for i in range(k, requests, threads):
+            total += len(handle(i))
+        out.append(total)
+
+    if threads == 1:
+        worker(0)
+    else:
+        ts = [threading.Thread(target=worker, args=(k,), name=f"server-{k}") for k in range(threads)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    print(f"served={requests} threads={threads} leaked={peersext.leaked_bytes()} check={sum(out)}")
+
+
+if __name__ == "__main__":
+    {"cpairs": cpairs, "serve": serve}[sys.argv[1]](sys.argv[2:])
