@@ -8,6 +8,7 @@ import sys
 import tempfile
 
 lib, memshim, runs, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+instructions = len(sys.argv) > 5 and sys.argv[5] == "--instructions"
 here = os.path.dirname(os.path.abspath(__file__))
 workload = [sys.executable, os.path.join(here, "bench-python-workload.py"), rounds]
 out = tempfile.mkdtemp(prefix="memshim-bench-")
@@ -62,4 +63,23 @@ print(f"  Python code objects recorded: with frames {py_on}, with MEMSHIM_PYTHON
 if py_off:
     print("  note: this libmemshim.so ignores MEMSHIM_PYTHON=0 (Python frames still recorded):")
     print("        the two memshim rows measure the same thing.")
+
+
+def collected(env):
+    """Instructions of all threads under callgrind (valgrind), 4 rounds of the workload."""
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] + workload[:-1] + ["4"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    m = re.search(r"Collected : (\d+)", r.stderr)
+    if r.returncode != 0 or not m:
+        sys.exit("bench-python: callgrind failed:\n" + r.stderr[-2000:])
+    return int(m.group(1))
+
+
+if instructions:
+    if not shutil.which("valgrind"):
+        sys.exit("bench-python: --instructions needs valgrind (apt-get install valgrind)")
+    counts = {k: collected(configs[k]) for k in names}
+    print("instructions (callgrind, all threads, workload with 4 rounds):")
+    for k in names:
+        print(f"  {k:<28} {counts[k]:>14,}  ratio {counts[k] / counts['no preload']:5.3f}")
 shutil.rmtree(out, ignore_errors=True)
