@@ -98,12 +98,14 @@ fn decide(t: &mut ThreadState, size: u64) -> Decision {
                 t.countdown = 0;
             }
             if t.countdown == 0 {
-                // A new thread (or a reseed): draw its first gap, then judge this allocation.
+                // A new thread (or a reseed): draw its first gap.
                 t.countdown = sampler::next_gap(t, rate);
-                if size < t.countdown {
-                    t.countdown -= size;
-                    return Decision::Skip;
-                }
+            }
+            // The fast paths test this too; callers that come here for other reasons (a region
+            // pointer's realloc, an mmap) must count down like any allocation.
+            if size < t.countdown {
+                t.countdown -= size;
+                return Decision::Skip;
             }
             t.countdown = sampler::next_gap(t, rate);
             Decision::Sample

@@ -32,6 +32,8 @@ static WRITER: AtomicPtr<Mutex<Option<Writer>>> = AtomicPtr::new(core::ptr::null
 static WRITER_FD: AtomicI32 = AtomicI32::new(-1);
 /// The process whose capture this is: a vfork child shares our memory but must not finish it.
 static OWNER_PID: AtomicU32 = AtomicU32::new(0);
+/// Set by the atfork child handler: the pid of a process that is a real (not v-) fork child.
+static FORK_CHILD_PID: AtomicU32 = AtomicU32::new(0);
 /// Events dropped while another thread was still starting the writer.
 static STARTING_DROPS: AtomicU64 = AtomicU64::new(0);
 /// Sampled allocations that did not fit the region (served unrecorded by libc).
@@ -229,7 +231,13 @@ extern "C" fn writer_main(_: *mut c_void) -> *mut c_void {
 /// calls it; only the first call in the owning process does anything.
 pub fn finish(how: EndKind) {
     // SAFETY: getpid has no preconditions.
-    if OWNER_PID.load(Ordering::Relaxed) != unsafe { libc::getpid() } as u32 {
+    let pid = unsafe { libc::getpid() } as u32;
+    if STATE.load(Ordering::Acquire) == IDLE && FORK_CHILD_PID.load(Ordering::Relaxed) == pid {
+        // A forked child leaving before its first sample still gets its own capture, with the
+        // samples it inherited. (Only a real fork child: a vfork child shares this memory.)
+        start();
+    }
+    if OWNER_PID.load(Ordering::Relaxed) != pid {
         return; // a vfork child: the capture is its parent's
     }
     if STATE
@@ -271,6 +279,8 @@ pub fn after_fork_child() {
     }
     STARTING_DROPS.store(0, Ordering::Relaxed);
     REGION_FULL.store(0, Ordering::Relaxed);
+    // SAFETY: getpid has no preconditions.
+    FORK_CHILD_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
     START_MONO.store(real::now_ns(), Ordering::Relaxed);
     if STATE.load(Ordering::Relaxed) != DISABLED {
         STATE.store(IDLE, Ordering::Release);
