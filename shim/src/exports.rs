@@ -283,6 +283,18 @@ pub unsafe extern "C" fn execvpe(
     unsafe { real::execvpe(file, argv, envp) }
 }
 
+/// # Safety
+/// As for C `dlopen`.
+#[no_mangle]
+pub unsafe extern "C" fn dlopen(file: *const libc::c_char, flags: c_int) -> *mut c_void {
+    // SAFETY: forwarding to glibc's dlopen.
+    let h = unsafe { real::dlopen(file, flags) };
+    if !h.is_null() {
+        recorder::after_dlopen();
+    }
+    h
+}
+
 /// How many allocations the shim made for itself on application threads outside its one-time
 /// sections (start, exit). Always 0 unless the sampled path allocates: a test checks it.
 #[no_mangle]

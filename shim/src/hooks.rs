@@ -45,6 +45,9 @@ fn note_reentrant(t: &ThreadState) {
     }
 }
 
+/// Flag in an Alloc event's `alloc_kind`: an allocation a forked child inherited.
+pub const INHERITED: u8 = 0x80;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Kind {
@@ -247,11 +250,17 @@ pub unsafe fn alloc_slow(size: usize, align: usize, kind: Kind) -> *mut c_void {
         Decision::Skip => unsafe { forward(size, align, kind) },
         Decision::Sample => {
             let p = sample_into_region(t, size, align, kind);
-            if p.is_null() {
-                // SAFETY: forwarding.
-                return unsafe { forward(size, align, kind) };
+            if !p.is_null() {
+                return p;
             }
-            p
+            // SAFETY: forwarding.
+            let q = unsafe { forward(size, align, kind) };
+            if !q.is_null() {
+                // A sample the region could not serve and glibc did: recorded nowhere, counted.
+                // Relaxed: a statistic.
+                recorder::REGION_FULL.fetch_add(1, Ordering::Relaxed);
+            }
+            q
         }
         Decision::Record => {
             // SAFETY: forwarding.
@@ -279,6 +288,23 @@ fn record_alloc(t: &mut ThreadState, p: *const c_void, size: usize, kind: Kind) 
 /// of region pointers are ignored (the memory stays reserved) rather than crash the host.
 fn free_sampled(t: &mut ThreadState, p: *mut c_void, record: bool) {
     if let Some(f) = region::begin_free(p) {
+        // Relaxed: the generation changes only in a single-threaded fork child.
+        let gen = FORK_GEN.load(Ordering::Relaxed);
+        if record && f.header.claim_inherited(gen) {
+            // Inherited from the parent and freed before this capture's writer listed it.
+            let h = f.header;
+            let ev = Event {
+                kind: EventKind::Alloc as u8,
+                alloc_kind: h.kind | INHERITED,
+                nframes: h.nframes,
+                npy: 0,
+                tid: h.tid,
+                t: 0,
+                addr: h.user,
+                size: h.size,
+            };
+            recorder::push(ev, h.frames());
+        }
         if record {
             if python::finalizing_started() {
                 mark_finalizing(thread::tid(t));
@@ -394,7 +420,12 @@ pub unsafe fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_void {
             let q = sample_into_region(t, size, 16, Kind::Realloc);
             if q.is_null() {
                 // SAFETY: no region slot: fall back to glibc's realloc semantics.
-                return unsafe { realloc_unrecorded(t, p, size, old_size, sampled.is_some()) };
+                let r = unsafe { realloc_unrecorded(t, p, size, old_size, sampled.is_some()) };
+                if !r.is_null() {
+                    // Relaxed: a statistic.
+                    recorder::REGION_FULL.fetch_add(1, Ordering::Relaxed);
+                }
+                return r;
             }
             // SAFETY: both blocks hold at least min(old, new) bytes.
             unsafe {
@@ -441,10 +472,7 @@ fn sample_into_region(t: &mut ThreadState, size: usize, align: usize, kind: Kind
         frames: stack.native(),
         zero: kind == Kind::Calloc,
     });
-    if p.is_null() {
-        // Relaxed: a statistic.
-        recorder::REGION_FULL.fetch_add(1, Ordering::Relaxed);
-    } else {
+    if !p.is_null() {
         name_thread(t, tid);
         recorder::push(
             stack.event(EventKind::Alloc, kind, tid, p, size),

@@ -24,6 +24,7 @@
 //!   from inside the shim is forwarded untouched ([`thread::Busy`]), and a bad setting or an
 //!   unwritable output prints one `memshim:` line and leaves the host running untraced.
 
+pub mod arena;
 pub mod config;
 // Unit-test builds of this crate are ordinary executables: they must not replace their own malloc.
 #[cfg(not(test))]

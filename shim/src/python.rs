@@ -15,8 +15,8 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use crate::real;
 use crate::ring::{Event, EventKind};
+use crate::{arena, real};
 
 /// Offsets into CPython's structs, for one version.
 #[derive(Debug)]
@@ -282,57 +282,6 @@ pub fn after_fork_child() {
     FINALIZING_SEEN.store(false, Ordering::Relaxed);
 }
 
-/// Append-only memory where sampling threads leave copies of code-object names for the writer.
-pub struct CodeArena;
-
-const ARENA_LEN: usize = 32 << 20;
-static ARENA: AtomicUsize = AtomicUsize::new(0);
-static ARENA_USED: AtomicUsize = AtomicUsize::new(0);
-
-impl CodeArena {
-    /// Reserves `len` bytes; None when the arena is full (names are then unknown).
-    fn reserve(len: usize) -> Option<*mut u8> {
-        let mut base = ARENA.load(Ordering::Acquire);
-        if base == 0 {
-            // SAFETY: a fresh private anonymous mapping; the result is checked.
-            let p = unsafe {
-                real::mmap(
-                    core::ptr::null_mut(),
-                    ARENA_LEN,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                    -1,
-                    0,
-                )
-            };
-            if p as isize == -1 {
-                return None;
-            }
-            match ARENA.compare_exchange(0, p as usize, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => base = p as usize,
-                Err(other) => {
-                    // SAFETY: our own mapping, never shared.
-                    unsafe { real::munmap(p, ARENA_LEN) };
-                    base = other;
-                }
-            }
-        }
-        // Relaxed: the offset only has to be unique; the event publishes the bytes.
-        let at = ARENA_USED.fetch_add(len, Ordering::Relaxed);
-        (at + len <= ARENA_LEN).then(|| (base + at) as *mut u8)
-    }
-
-    /// The bytes an event points at.
-    ///
-    /// # Safety
-    /// `(offset, len)` comes from an event made by [`send_code`].
-    pub unsafe fn get(offset: u64, len: u64) -> &'static [u8] {
-        let base = ARENA.load(Ordering::Acquire);
-        // SAFETY: the range was reserved and fully written before the event was pushed.
-        unsafe { core::slice::from_raw_parts((base + offset as usize) as *const u8, len as usize) }
-    }
-}
-
 /// A fixed buffer on the stack that fills up and then ignores the rest (names are truncated
 /// rather than allocated for: this runs inside malloc).
 struct Buf<'a> {
@@ -428,7 +377,7 @@ unsafe fn send_code(py: &Python, code: usize, id: u64) {
         core::slice::from_raw_parts((t + l.bytes_sval) as *const u8, n)
     };
     let len = head.len + 4 + table.len();
-    let Some(dst) = CodeArena::reserve(len) else {
+    let Some(dst) = arena::reserve(len) else {
         return;
     };
     // SAFETY: `dst` has `len` bytes reserved for us alone.
@@ -438,7 +387,7 @@ unsafe fn send_code(py: &Python, code: usize, id: u64) {
         core::ptr::copy_nonoverlapping(n.as_ptr(), dst.add(head.len), 4);
         core::ptr::copy_nonoverlapping(table.as_ptr(), dst.add(head.len + 4), table.len());
     }
-    let offset = dst as usize - ARENA.load(Ordering::Acquire);
+    let offset = arena::offset_of(dst);
     let ev = Event {
         kind: EventKind::PyCode as u8,
         alloc_kind: 0,

@@ -27,6 +27,7 @@ pub fn resolve() {
     };
     // Relaxed: a plain pointer published once; a reader that misses it resolves it itself.
     USABLE_SIZE.store(f as usize, Ordering::Relaxed);
+    DLOPEN.store(next(c"dlopen") as usize, Ordering::Relaxed);
 }
 
 /// glibc's usable size of a pointer it allocated.
@@ -60,6 +61,28 @@ type ExecEnvFn = unsafe extern "C" fn(
 fn next(name: &core::ffi::CStr) -> *mut c_void {
     // SAFETY: a NUL-terminated name; RTLD_NEXT skips our own definition.
     unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) }
+}
+
+type DlopenFn = unsafe extern "C" fn(*const libc::c_char, i32) -> *mut c_void;
+/// glibc's dlopen, found in the constructor.
+static DLOPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// glibc's `dlopen`.
+///
+/// # Safety
+/// As for dlopen.
+pub unsafe fn dlopen(file: *const libc::c_char, flags: i32) -> *mut c_void {
+    // Relaxed: a pointer published once; a miss resolves it again.
+    let mut f = DLOPEN.load(Ordering::Relaxed);
+    if f == 0 {
+        f = next(c"dlopen") as usize;
+        DLOPEN.store(f, Ordering::Relaxed);
+    }
+    if f == 0 {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: glibc's dlopen has this signature.
+    unsafe { core::mem::transmute::<usize, DlopenFn>(f)(file, flags) }
 }
 
 /// glibc's `execv`.

@@ -237,6 +237,14 @@ pub fn finish(how: EndKind) {
         // samples it inherited. (Only a real fork child: a vfork child shares this memory.)
         start();
     }
+    // Another thread may be starting the capture right now: give it a moment (bounded) rather
+    // than lose everything recorded so far.
+    for _ in 0..2000 {
+        if STATE.load(Ordering::Acquire) != STARTING {
+            break;
+        }
+        std::thread::yield_now();
+    }
     if OWNER_PID.load(Ordering::Relaxed) != pid {
         return; // a vfork child: the capture is its parent's
     }
@@ -247,6 +255,38 @@ pub fn finish(how: EndKind) {
         return;
     }
     thread::setup_section(|| with_writer(|w| w.finish(how)));
+}
+
+/// After a dlopen: the calling thread snapshots the module map itself and hands it to the writer
+/// through the ring, so samples taken in the new library are always written after a map that
+/// has it, even if it is closed again before the writer looks (dlopen is rare and slow anyway).
+pub fn after_dlopen() {
+    if STATE.load(Ordering::Acquire) != RUNNING {
+        return;
+    }
+    let t = thread::current();
+    let Some(_busy) = thread::Busy::enter(t) else {
+        return;
+    };
+    thread::setup_section(|| {
+        let (mods, _) = crate::modules::snapshot();
+        let Ok(bytes) = postcard::to_allocvec(&memshim_format::Record::Modules(mods)) else {
+            return;
+        };
+        if let Some(offset) = crate::arena::put(&bytes) {
+            let ev = Event {
+                kind: crate::ring::EventKind::Modules as u8,
+                alloc_kind: 0,
+                nframes: 0,
+                npy: 0,
+                tid: 0,
+                t: 0,
+                addr: offset,
+                size: bytes.len() as u64,
+            };
+            push(ev, &[]);
+        }
+    });
 }
 
 /// Before `execve` replaces the program: everything so far goes to disk with an End record of

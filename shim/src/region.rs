@@ -22,8 +22,10 @@ use crate::real;
 pub const BASE: usize = 0x2000_0000_0000;
 const ZONE_SHIFT: u32 = 40;
 const ZONE_SIZE: usize = 1 << ZONE_SHIFT;
-pub const ZONES: usize = 20;
-/// 20 TiB of address space; PROT_NONE until used, so it costs no memory.
+/// Slots from 4 KiB to 512 GiB: any allocation the machine could make fits one.
+pub const ZONES: usize = 28;
+/// 28 TiB of address space (0x2000_0000_0000 to 0x3c00_0000_0000, below PIE executables at
+/// 0x55..); PROT_NONE until used, so it costs no memory.
 pub const REGION_LEN: usize = ZONES * ZONE_SIZE;
 const PAGE: usize = 4096;
 const COMMIT_BYTES: usize = 1 << 20;
@@ -49,11 +51,22 @@ pub struct SlotHeader {
     pub kind: u8,
     _pad: u8,
     pub nframes: u16,
+    /// The newest fork generation whose capture has reported this allocation as inherited:
+    /// whoever moves it forward (the child's writer walking the region, or the child freeing the
+    /// slot first) reports it, exactly once per generation.
+    reported_gen: AtomicU32,
 }
 
 const HEADER: usize = core::mem::size_of::<SlotHeader>();
 
 impl SlotHeader {
+    /// Claims the report of this inherited allocation for generation `gen`; true for the one
+    /// caller that must report it.
+    pub fn claim_inherited(&self, gen: u32) -> bool {
+        // AcqRel: one claimant per generation; it must see the header it reports.
+        self.fork_gen < gen && self.reported_gen.swap(gen, Ordering::AcqRel) < gen
+    }
+
     /// The stack recorded with this allocation.
     pub fn frames(&self) -> &[u64] {
         // SAFETY: `nframes` frames were written right after the header when the slot was filled.
@@ -278,6 +291,7 @@ pub fn alloc(req: NewSlot<'_>) -> *mut c_void {
         (*h).tid = req.tid;
         (*h).kind = req.kind;
         (*h).nframes = req.frames.len() as u16;
+        (*h).reported_gen.store(req.fork_gen, Ordering::Relaxed);
         core::ptr::copy_nonoverlapping(
             req.frames.as_ptr(),
             (start + HEADER) as *mut u64,
@@ -370,7 +384,8 @@ pub fn for_each_inherited(gen: u32, mut f: impl FnMut(&SlotHeader)) {
         let n = zone.committed.load(Ordering::Acquire);
         for idx in 0..n {
             let h = header_at(slot_addr(class, idx));
-            if h.magic == MAGIC && h.state.load(Ordering::Acquire) == LIVE && h.fork_gen < gen {
+            if h.magic == MAGIC && h.state.load(Ordering::Acquire) == LIVE && h.claim_inherited(gen)
+            {
                 f(h);
             }
         }

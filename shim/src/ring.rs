@@ -24,6 +24,9 @@ pub enum EventKind {
     PyFinalizing = 5,
     /// A code object's names: `addr`/`size` locate them in the code arena (python.rs).
     PyCode = 6,
+    /// The module map right after a dlopen: `addr`/`size` locate a postcard `Record::Modules` in
+    /// the arena (arena.rs).
+    Modules = 7,
 }
 
 impl EventKind {

@@ -225,14 +225,15 @@ impl Writer {
             EventKind::Alloc => {
                 let stack = self.intern(frames, ev.nframes as usize);
                 self.sampled_allocated += ev.size;
+                let inherited = ev.alloc_kind & crate::hooks::INHERITED != 0;
                 self.chunk.push(&Record::Alloc {
-                    t,
+                    t: if inherited { 0 } else { t },
                     tid: ev.tid,
                     addr: ev.addr,
                     size: ev.size,
                     stack,
-                    kind: alloc_kind(ev.alloc_kind),
-                    inherited: false,
+                    kind: alloc_kind(ev.alloc_kind & !crate::hooks::INHERITED),
+                    inherited,
                 });
             }
             EventKind::Free => {
@@ -266,11 +267,18 @@ impl Writer {
             }
             EventKind::PyCode => {
                 // SAFETY: PyCode events point at arena bytes written before the push.
-                let blob = unsafe { python::CodeArena::get(ev.addr, ev.size) };
+                let blob = unsafe { crate::arena::get(ev.addr, ev.size) };
                 if let Some(code) = python::decode_code(blob) {
                     if self.codes.insert(code.id) {
                         self.chunk.push(&Record::PyCode(code));
                     }
+                }
+            }
+            EventKind::Modules => {
+                // SAFETY: Modules events point at arena bytes written before the push.
+                let blob = unsafe { crate::arena::get(ev.addr, ev.size) };
+                if let Ok(rec @ Record::Modules(_)) = postcard::from_bytes::<Record>(blob) {
+                    self.chunk.push(&rec);
                 }
             }
             EventKind::ThreadName => {}
