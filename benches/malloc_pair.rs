@@ -9,7 +9,10 @@
 //!
 //! - `no preload`
 //! - `MEMSHIM_RATE=off`: interposed, sampling off (the forwarding cost)
-//! - `512K (default)`: unsampled pairs at the default rate (about one pair in 256 is sampled)
+//! - `1G (unsampled)`: the sampler's countdown runs but (practically) never fires: the cost of
+//!   an unsampled pair
+//! - `512K (default)`: the default rate (about one pair in 256 is sampled; the cost of those is
+//!   spread over all pairs)
 //! - `64K`, `4K`: sampled more often (unwinding + ring push on the sampled ones)
 //! - `all`: every allocation and free recorded
 //! - `1`: every allocation sampled (the cost of one sampled pair)
@@ -31,6 +34,7 @@ const CONFIGS: &[(&str, Option<&str>, u64)] = &[
     // (label, MEMSHIM_RATE (None = no preload), divisor of the pair count)
     ("no preload", None, 1),
     ("MEMSHIM_RATE=off", Some("off"), 1),
+    ("1G (unsampled)", Some("1G"), 1),
     ("512K (default)", Some("512K"), 1),
     ("64K", Some("64K"), 1),
     ("4K", Some("4K"), 50),
