@@ -433,6 +433,8 @@ def machine():
         "heaptrack": sh("heaptrack --version 2>&1 | head -1"),
         "valgrind": sh("valgrind --version"),
         "memshim_commit": sh(f"git -C {ROOT} rev-parse --short HEAD"),
+        # The build is of the work tree: say if the shim/CLI/format sources differ from the commit.
+        "memshim_uncommitted": sh(f"git -C {ROOT} status --porcelain -- shim format src Cargo.toml | tr '\\n' ' '"),
         "loadavg_start": open("/proc/loadavg").read().split()[:3],
     }
 
@@ -537,6 +539,7 @@ def main():
     keys = main_tools + (["none (massif size)", "massif"] if "massif" in tools else [])
     rows = summarize(results, keys, wls, lambda t: "none (massif size)" if t == "massif" else "none")
     info["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
+    info["driver_maxrss_kib"] = __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss
     info["duration_s"] = round(time.time() - started, 1)
     table = markdown(rows)
     print()
