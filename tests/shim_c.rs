@@ -171,7 +171,6 @@ fn forked_child_reports_inherited_samples() {
 /// An inherited sample the child frees before its writer started is still reported as inherited
 /// (an Alloc{inherited} before its Free), so the Free does not name an unknown block.
 #[test]
-#[ignore = "shim bug: inherited samples freed before the child's first record are never reported as inherited, see NOTES-shim-bugs.md"]
 fn inherited_sample_freed_first_is_reported() {
     let dir = scratch("fork-inherit-freed");
     let bin = build_c(&dir, "fork_threads.c", &[]);
@@ -227,7 +226,6 @@ fn dlopen_dlclose_of_an_allocating_library() {
 /// Every stack through a dlopen'd library is recorded while a module map holding the library at
 /// that address is in force, so it can be symbolized even though the library is gone by the end.
 #[test]
-#[ignore = "shim bug: samples from a library dlclose'd before the writer's next drain are written under a map without it, see NOTES-shim-bugs.md"]
 fn dlopen_module_map_covers_every_stack() {
     let dir = scratch("dlopen-map");
     let lib = build_c(&dir, "dlalloc.c", &["-shared", "-fPIC"]);
@@ -357,7 +355,6 @@ fn calloc_overflow_huge_malloc_zero_sizes_and_errno() {
 
 /// Failed huge allocations are not dropped records: End.dropped stays 0.
 #[test]
-#[ignore = "shim bug: a failed huge malloc/calloc counts as a region_full drop, see NOTES-shim-bugs.md"]
 fn failed_allocations_are_not_counted_as_drops() {
     let dir = scratch("edge-drops");
     let bin = build_c(&dir, "edge.c", &[]);
@@ -375,7 +372,6 @@ fn failed_allocations_are_not_counted_as_drops() {
 
 /// A satisfiable allocation larger than the region's biggest slot (2 GiB) is still recorded.
 #[test]
-#[ignore = "shim bug: sampled allocations > ~2 GiB are never recorded (region_full), see NOTES-shim-bugs.md"]
 fn allocation_larger_than_2gib_is_recorded() {
     let dir = scratch("huge-ok");
     let bin = build_c(&dir, "huge_ok.c", &[]);
@@ -424,7 +420,6 @@ fn exit_from_a_thread_all_mode() {
 }
 
 #[test]
-#[ignore = "shim bug: exit while another thread is in recorder::start (STARTING) loses the whole capture, see NOTES-shim-bugs.md"]
 fn exit_from_a_thread_sampled() {
     for _ in 0..3 {
         exit_from_thread("exit", EndKind::Exit, &[Some("4K"), None]);
@@ -493,7 +488,6 @@ fn fatal_signal_keeps_the_death_and_a_decodable_capture() {
 
 /// "flushes on fatal signals where possible": a SIGABRT/SIGSEGV death ends with End{Signal}.
 #[test]
-#[ignore = "shim gap: no fatal-signal handler, a crash loses the last <=80 ms and has no End, see NOTES-shim-bugs.md"]
 fn fatal_signal_ends_the_capture() {
     let dir = scratch("abort-end");
     let bin = build_c(&dir, "alloc_forever.c", &[]);
