@@ -458,13 +458,15 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0, help="workload size factor (default 1)")
     ap.add_argument("--massif-scale", type=float, default=0.05, help="workload size under massif (default 0.05)")
     ap.add_argument("--massif-runs", type=int, default=3, help="rounds of massif and its baseline (default 3)")
-    ap.add_argument("--tools", default=",".join(ALL_TOOLS + ["massif"]))
-    ap.add_argument("--workloads", default="c-1t,c-2t,py-alloc,serve,serve-2t")
+    ap.add_argument("--tools", default=",".join(ALL_TOOLS + ["massif"]), help="comma-separated (default: all)")
+    ap.add_argument("--workloads", default="c-1t,c-2t,py-alloc,serve,serve-2t", help="comma-separated (default: all)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds before a run is killed (default 300)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench-results"), help="directory of the results files")
     a = ap.parse_args()
 
     tools = [t for t in a.tools.split(",") if t]
+    if a.massif_runs < 1:
+        tools = [t for t in tools if t != "massif"]
     wl_all = workloads(a.scale)
     wls = [w for w in a.workloads.split(",") if w]
     main_tools = [t for t in tools if t != "massif"]
