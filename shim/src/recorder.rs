@@ -284,7 +284,14 @@ pub fn after_dlopen() {
                 addr: offset,
                 size: bytes.len() as u64,
             };
-            push(ev, &[]);
+            // A lost map makes every later sample in the library unreadable, and dlopen is rare
+            // and slow: if the ring is full, give the writer a few turns (bounded) to make room.
+            for _ in 0..200 {
+                if push(ev, &[]) {
+                    break;
+                }
+                std::thread::yield_now();
+            }
         }
     });
 }

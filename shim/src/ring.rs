@@ -41,7 +41,7 @@ impl EventKind {
 
 /// The fixed part of a slot; `nframes` frames follow it.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Event {
     pub kind: u8,
     /// `memshim_format::AllocKind` as its index.

@@ -7,7 +7,9 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
-use memshim_format::{encode_header, AllocKind, ChunkBuilder, EndKind, Header, PyFrame, Record};
+use memshim_format::{
+    encode_header, AllocKind, ChunkBuilder, EndKind, Header, Module, PyFrame, Record,
+};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::config::{Config, Mode};
@@ -30,6 +32,8 @@ pub struct Writer {
     threads: FxHashSet<u32>,
     codes: FxHashSet<u64>,
     modules: Signature,
+    /// The map most recently written.
+    map: Vec<Module>,
     start: u64,
     last_flush: u64,
     page: u64,
@@ -79,6 +83,20 @@ fn create_unique(path: &str) -> std::io::Result<File> {
     open(&candidate)
 }
 
+/// True when two modules' loaded segments share an address.
+fn overlaps(a: &Module, b: &Module) -> bool {
+    a.segments.iter().any(|&(va, len)| {
+        let (start, end) = (
+            a.base.wrapping_add(va),
+            a.base.wrapping_add(va).wrapping_add(len),
+        );
+        b.segments.iter().any(|&(vb, lb)| {
+            let s = b.base.wrapping_add(vb);
+            s < end && start < s.wrapping_add(lb)
+        })
+    })
+}
+
 impl Writer {
     /// Creates the capture file (exclusively, 0600, never through a symlink) and writes its
     /// header, the module map and, in a forked child, the live samples inherited from the parent.
@@ -121,6 +139,7 @@ impl Writer {
             threads: FxHashSet::default(),
             codes: FxHashSet::default(),
             modules: (u64::MAX, u64::MAX),
+            map: Vec::new(),
             start,
             last_flush: real::now_ns(),
             page,
@@ -169,9 +188,19 @@ impl Writer {
         t.saturating_sub(self.start)
     }
 
+    /// Writes the map as it is now, keeping the modules of the previous map that have gone but
+    /// whose range nothing new occupies: events still waiting in the ring were recorded before
+    /// they went (a dlopen'd library may be closed before the writer looks; dlopen itself sends
+    /// an exact map through the ring, see recorder::after_dlopen).
     fn refresh_modules(&mut self) {
-        let (mods, sig) = modules::snapshot();
+        let (mut mods, sig) = modules::snapshot();
         self.modules = sig;
+        for old in &self.map {
+            if !mods.iter().any(|m| overlaps(m, old)) {
+                mods.push(old.clone());
+            }
+        }
+        self.map = mods.clone();
         self.chunk.push(&Record::Modules(mods));
     }
 
@@ -277,8 +306,9 @@ impl Writer {
             EventKind::Modules => {
                 // SAFETY: Modules events point at arena bytes written before the push.
                 let blob = unsafe { crate::arena::get(ev.addr, ev.size) };
-                if let Ok(rec @ Record::Modules(_)) = postcard::from_bytes::<Record>(blob) {
-                    self.chunk.push(&rec);
+                if let Ok(Record::Modules(map)) = postcard::from_bytes::<Record>(blob) {
+                    self.chunk.push(&Record::Modules(map.clone()));
+                    self.map = map;
                 }
             }
             EventKind::ThreadName => {}
