@@ -178,16 +178,22 @@ impl StackBuf {
     /// Unwinds this thread's native stack and reads its Python frames (when it holds the GIL).
     /// Inlined so the buffer is built in the caller's frame, not copied out.
     #[inline(always)]
-    fn capture() -> StackBuf {
+    fn capture(s: &mut MaybeUninit<StackBuf>) -> &StackBuf {
         let depth = config::get().map_or(config::DEFAULT_DEPTH, |c| c.depth);
-        let mut s = StackBuf {
-            words: [MaybeUninit::uninit(); STACK_WORDS],
-            native: 0,
-            py: 0,
-        };
-        s.native = unwind::capture(&mut s.words[..depth]);
-        s.py = python::capture(&mut s.words[s.native..]);
-        s
+        // Built field by field in the caller's buffer: a struct literal mixing `uninit()` words
+        // with zeroed counts let LLVM zero all 3 KiB with one memset (18% of a sample's cost),
+        // and returning it by value copied it.
+        let p = s.as_mut_ptr();
+        // SAFETY: `words` is an array of MaybeUninit, valid in any state; the two counts are
+        // written before assume_init, so every field is initialised.
+        unsafe {
+            let words = &mut *core::ptr::addr_of_mut!((*p).words);
+            let native = unwind::capture(&mut words[..depth]);
+            let py = python::capture(&mut words[native..]);
+            core::ptr::addr_of_mut!((*p).native).write(native);
+            core::ptr::addr_of_mut!((*p).py).write(py);
+            s.assume_init_ref()
+        }
     }
 
     fn native(&self) -> &[u64] {
@@ -275,7 +281,8 @@ pub unsafe fn alloc_slow(size: usize, align: usize, kind: Kind) -> *mut c_void {
 
 /// Records an allocation glibc (or the kernel) made, with this thread's stack.
 fn record_alloc(t: &mut ThreadState, p: *const c_void, size: usize, kind: Kind) {
-    let stack = StackBuf::capture();
+    let mut buf = MaybeUninit::uninit();
+    let stack = StackBuf::capture(&mut buf);
     let tid = thread::tid(t);
     name_thread(t, tid);
     recorder::push(
@@ -460,7 +467,8 @@ pub unsafe fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_void {
 /// Serves a sampled allocation from the region and records it; null (counted) when the region
 /// cannot serve it.
 fn sample_into_region(t: &mut ThreadState, size: usize, align: usize, kind: Kind) -> *mut c_void {
-    let stack = StackBuf::capture();
+    let mut buf = MaybeUninit::uninit();
+    let stack = StackBuf::capture(&mut buf);
     let tid = thread::tid(t);
     let p = region::alloc(NewSlot {
         size,
