@@ -29,6 +29,9 @@ pub const ZONES: usize = 28;
 pub const REGION_LEN: usize = ZONES * ZONE_SIZE;
 const PAGE: usize = 4096;
 const COMMIT_BYTES: usize = 1 << 20;
+const CACHE_LINE: usize = 64;
+/// Blocks from this size on are coloured (the page of room is then under 6% of the block).
+const COLOUR_FROM: usize = 64 << 10;
 
 const MAGIC: u64 = 0x6d65_6d73_6869_6d31; // "memshim1"
 const LIVE: u32 = 1;
@@ -266,7 +269,16 @@ pub fn alloc(req: NewSlot<'_>) -> *mut c_void {
     }
     let align = req.align.max(16);
     let offset = (HEADER + req.frames.len() * 8).next_multiple_of(align);
-    let Some(total) = offset.checked_add(req.size) else {
+    // Big blocks get a colour: a slot-dependent shift of up to a page, in cache lines. Slots are
+    // aligned to their power-of-two size, so without it every sampled array of a size would
+    // start at the same offset modulo 4 MiB (say): copies between them then compete for the same
+    // cache sets and alias in the store buffer. glibc's chunks have no such common alignment.
+    let coloured = req.size >= COLOUR_FROM && align <= CACHE_LINE;
+    let room = if coloured { PAGE } else { 0 };
+    let Some(total) = offset
+        .checked_add(req.size)
+        .and_then(|t| t.checked_add(room))
+    else {
         return core::ptr::null_mut();
     };
     let size = total.max(align).max(PAGE).next_power_of_two();
@@ -286,7 +298,12 @@ pub fn alloc(req: NewSlot<'_>) -> *mut c_void {
         }
     };
     let start = slot_addr(class, idx);
-    let user = start + offset;
+    let colour = if coloured {
+        (idx as usize * 7 % (PAGE / CACHE_LINE)) * CACHE_LINE
+    } else {
+        0
+    };
+    let user = start + offset + colour;
     // SAFETY: the slot is committed, ours alone (popped or freshly bumped), and large enough for
     // header + frames + user bytes (size >= total).
     unsafe {
