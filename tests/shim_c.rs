@@ -396,7 +396,10 @@ fn allocation_larger_than_2gib_is_recorded() {
 }
 
 fn exit_from_thread(how: &str, end: EndKind, rates: &[Option<&str>]) {
-    let dir = scratch(&format!("exit-thread{how}"));
+    // One directory per (how, rates): the two tests run in parallel and must not rebuild the
+    // same fixture binary under each other (ETXTBSY).
+    let tag: Vec<&str> = rates.iter().map(|r| r.unwrap_or("default")).collect();
+    let dir = scratch(&format!("exit-thread{how}-{}", tag.join("-")));
     let bin = build_c(&dir, "exit_thread.c", &[]);
     let (plain, runs) = compare(&Program::new(&bin).arg(how), &dir, rates);
     if end == EndKind::Exit {

@@ -142,11 +142,6 @@ pub fn detect(enabled: bool) {
     });
 }
 
-/// The interpreter version whose frames are recorded, if any.
-pub fn version() -> Option<(u8, u8)> {
-    PYTHON.get().map(|p| p.layout.version)
-}
-
 /// Reads a word of the interpreter's memory.
 ///
 /// # Safety

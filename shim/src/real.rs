@@ -27,7 +27,8 @@ pub fn resolve() {
     };
     // Relaxed: a plain pointer published once; a reader that misses it resolves it itself.
     USABLE_SIZE.store(f as usize, Ordering::Relaxed);
-    DLOPEN.store(next(c"dlopen") as usize, Ordering::Relaxed);
+    // dlopen is resolved here, where dlsym is safe, not first inside some library's dlopen call.
+    let _ = glibc(&DLOPEN, c"dlopen");
 }
 
 /// glibc's usable size of a pointer it allocated.
@@ -56,31 +57,33 @@ type ExecEnvFn = unsafe extern "C" fn(
     *const *const libc::c_char,
 ) -> i32;
 
-/// The next definition of an exec function (glibc's), looked up when first needed: exec is rare
-/// and never on an allocation path.
-fn next(name: &core::ffi::CStr) -> *mut c_void {
-    // SAFETY: a NUL-terminated name; RTLD_NEXT skips our own definition.
-    unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) }
-}
-
 type DlopenFn = unsafe extern "C" fn(*const libc::c_char, i32) -> *mut c_void;
-/// glibc's dlopen, found in the constructor.
 static DLOPEN: AtomicUsize = AtomicUsize::new(0);
+static EXECV: AtomicUsize = AtomicUsize::new(0);
+static EXECVP: AtomicUsize = AtomicUsize::new(0);
+static EXECVPE: AtomicUsize = AtomicUsize::new(0);
+
+/// glibc's definition of `name` (the next one after ours), looked up once and cached in `cache`.
+/// Only for calls that are never on an allocation path: a failing dlsym allocates.
+fn glibc(cache: &AtomicUsize, name: &core::ffi::CStr) -> Option<usize> {
+    // Relaxed: a pointer published once; a thread that misses it looks it up itself.
+    let mut f = cache.load(Ordering::Relaxed);
+    if f == 0 {
+        // SAFETY: a NUL-terminated name; RTLD_NEXT skips our own definition.
+        f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
+        cache.store(f, Ordering::Relaxed);
+    }
+    (f != 0).then_some(f)
+}
 
 /// glibc's `dlopen`.
 ///
 /// # Safety
 /// As for dlopen.
 pub unsafe fn dlopen(file: *const libc::c_char, flags: i32) -> *mut c_void {
-    // Relaxed: a pointer published once; a miss resolves it again.
-    let mut f = DLOPEN.load(Ordering::Relaxed);
-    if f == 0 {
-        f = next(c"dlopen") as usize;
-        DLOPEN.store(f, Ordering::Relaxed);
-    }
-    if f == 0 {
+    let Some(f) = glibc(&DLOPEN, c"dlopen") else {
         return core::ptr::null_mut();
-    }
+    };
     // SAFETY: glibc's dlopen has this signature.
     unsafe { core::mem::transmute::<usize, DlopenFn>(f)(file, flags) }
 }
@@ -90,12 +93,11 @@ pub unsafe fn dlopen(file: *const libc::c_char, flags: i32) -> *mut c_void {
 /// # Safety
 /// As for execv.
 pub unsafe fn execv(path: *const libc::c_char, argv: *const *const libc::c_char) -> i32 {
-    let f = next(c"execv");
-    if f.is_null() {
+    let Some(f) = glibc(&EXECV, c"execv") else {
         return -1;
-    }
+    };
     // SAFETY: glibc's execv has this signature.
-    unsafe { core::mem::transmute::<*mut c_void, ExecFn>(f)(path, argv) }
+    unsafe { core::mem::transmute::<usize, ExecFn>(f)(path, argv) }
 }
 
 /// glibc's `execvp`.
@@ -103,12 +105,11 @@ pub unsafe fn execv(path: *const libc::c_char, argv: *const *const libc::c_char)
 /// # Safety
 /// As for execvp.
 pub unsafe fn execvp(file: *const libc::c_char, argv: *const *const libc::c_char) -> i32 {
-    let f = next(c"execvp");
-    if f.is_null() {
+    let Some(f) = glibc(&EXECVP, c"execvp") else {
         return -1;
-    }
+    };
     // SAFETY: glibc's execvp has this signature.
-    unsafe { core::mem::transmute::<*mut c_void, ExecFn>(f)(file, argv) }
+    unsafe { core::mem::transmute::<usize, ExecFn>(f)(file, argv) }
 }
 
 /// glibc's `execvpe`.
@@ -120,12 +121,11 @@ pub unsafe fn execvpe(
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
 ) -> i32 {
-    let f = next(c"execvpe");
-    if f.is_null() {
+    let Some(f) = glibc(&EXECVPE, c"execvpe") else {
         return -1;
-    }
+    };
     // SAFETY: glibc's execvpe has this signature.
-    unsafe { core::mem::transmute::<*mut c_void, ExecEnvFn>(f)(file, argv, envp) }
+    unsafe { core::mem::transmute::<usize, ExecEnvFn>(f)(file, argv, envp) }
 }
 
 /// `mmap(2)` without going through any symbol we might interpose.
