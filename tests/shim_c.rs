@@ -353,7 +353,7 @@ fn calloc_overflow_huge_malloc_zero_sizes_and_errno() {
     }
 }
 
-/// Failed huge allocations are not dropped records: End.dropped stays 0.
+/// Failed huge allocations are not dropped records: End.dropped.region_full stays 0.
 #[test]
 fn failed_allocations_are_not_counted_as_drops() {
     let dir = scratch("edge-drops");
@@ -361,12 +361,11 @@ fn failed_allocations_are_not_counted_as_drops() {
     let (_, runs) = compare(&Program::new(&bin), &dir, &[Some("4K"), None]);
     for caps in &runs {
         let cap = only(caps);
-        assert_eq!(
-            cap.end().unwrap().1,
-            Default::default(),
-            "drops: {:?}",
-            cap.end()
-        );
+        // A failed allocation would be counted as a sample the region could not serve
+        // (region_full). ring_full counts real drops of a ring filled by a 4K-rate burst on a
+        // busy machine (3094 seen once in CI), which is not what this test is about.
+        let dropped = cap.end().unwrap().1;
+        assert_eq!(dropped.region_full, 0, "drops: {:?}", cap.end());
     }
 }
 
