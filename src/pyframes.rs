@@ -1,6 +1,8 @@
 //! Python frames: a code object's name and file, and the line of the instruction being run,
-//! decoded from `co_linetable` (the location table of CPython 3.11 to 3.13,
-//! Objects/locations.md in the CPython tree).
+//! decoded from the code object's line table, whose format depends on the version that wrote it
+//! (`PyCode::py_version`): `co_lnotab` up to 3.9 (Objects/lnotab_notes.txt in the 3.9 tree),
+//! `co_linetable` from 3.11 on (the location table of 3.11 to 3.13, Objects/locations.md).
+//! 3.10's own `co_linetable` format is not decoded: the shim does not record 3.10 frames.
 
 use memshim_format::{PyCode, PyFrame};
 
@@ -34,6 +36,9 @@ pub fn frame(code: Option<&PyCode>, f: &PyFrame) -> Frame {
 
 /// The source line of the code unit at `instr`, when the table format is known.
 pub fn line_of(c: &PyCode, instr: u32) -> Option<u32> {
+    if c.py_version < (3, 10) {
+        return lnotab_line(c, instr);
+    }
     if c.py_version < (3, 11) {
         return None;
     }
@@ -75,6 +80,23 @@ pub fn line_of(c: &PyCode, instr: u32) -> Option<u32> {
     None
 }
 
+/// The line of code unit `instr` from a 3.9 `co_lnotab`: pairs of (bytecode offset increment,
+/// signed line increment), as 3.9's `PyCode_Addr2Line` walks them (offsets in bytes; a code unit
+/// is 2 bytes).
+fn lnotab_line(c: &PyCode, instr: u32) -> Option<u32> {
+    let target = instr as u64 * 2;
+    let mut line = c.first_line as i64;
+    let mut addr: u64 = 0;
+    for pair in c.linetable.chunks_exact(2) {
+        addr += pair[0] as u64;
+        if addr > target {
+            break;
+        }
+        line += pair[1] as i8 as i64;
+    }
+    u32::try_from(line).ok()
+}
+
 fn varint(t: &[u8], i: &mut usize) -> Option<u64> {
     let mut v: u64 = 0;
     let mut shift = 0;
@@ -112,6 +134,25 @@ mod tests {
             linetable,
             py_version: (3, 11),
         }
+    }
+
+    #[test]
+    fn decodes_a_39_lnotab() {
+        // From line 10: +8 bytes +1 line, +4 bytes +2 lines then +0 bytes -1 line (a step back
+        // of its own pair), +6 bytes +300 lines (three pairs: a delta over 127 is split).
+        let mut c = code(vec![8, 1, 4, 2, 0, 0xff, 6, 100, 0, 100, 0, 100]);
+        c.py_version = (3, 9);
+        let at = |unit: u32| line_of(&c, unit);
+        assert_eq!(at(0), Some(10)); // bytes 0..8
+        assert_eq!(at(3), Some(10));
+        assert_eq!(at(4), Some(11)); // bytes 8..12
+        assert_eq!(at(5), Some(11));
+        assert_eq!(at(6), Some(12)); // bytes 12..18: +2 then -1
+        assert_eq!(at(8), Some(12));
+        assert_eq!(at(9), Some(312)); // bytes 18..: +300
+        assert_eq!(at(1000), Some(312));
+        c.py_version = (3, 10);
+        assert_eq!(line_of(&c, 0), None, "3.10's table is not decoded");
     }
 
     #[test]
