@@ -31,6 +31,8 @@ pub struct Config {
     pub python: bool,
     /// Flush the capture on crash signals (`MEMSHIM_SIGNALS=0` turns it off).
     pub signals: bool,
+    /// `MEMSHIM_UNWIND`: cached compact rules (`fast`), libgcc throughout, or both (`check`).
+    pub unwind: crate::unwind::Mode,
     /// Output template made absolute at start (`%p` is the pid), so a later chdir does not move it.
     pub output: String,
 }
@@ -58,6 +60,7 @@ pub fn init() -> &'static Config {
         }),
         python: switch("MEMSHIM_PYTHON"),
         signals: switch("MEMSHIM_SIGNALS"),
+        unwind: env("MEMSHIM_UNWIND").map_or(crate::unwind::Mode::Fast, |v| parse_unwinder(&v)),
         output: absolute(&env("MEMSHIM_OUTPUT").unwrap_or_else(|| "memshim.%p.msh".into())),
     })
 }
@@ -130,6 +133,22 @@ fn parse_depth(v: &str) -> usize {
                 "MEMSHIM_STACK_DEPTH={v:?} must be 1..={MAX_DEPTH}; using {DEFAULT_DEPTH}"
             ));
             DEFAULT_DEPTH
+        }
+    }
+}
+
+/// `fast` (the default), `libgcc` or `check`.
+fn parse_unwinder(v: &str) -> crate::unwind::Mode {
+    use crate::unwind::Mode;
+    match v.trim() {
+        "fast" => Mode::Fast,
+        "libgcc" => Mode::Libgcc,
+        "check" => Mode::Check,
+        _ => {
+            warn(&format!(
+                "MEMSHIM_UNWIND={v:?} is not fast, libgcc or check; using fast"
+            ));
+            Mode::Fast
         }
     }
 }

@@ -295,11 +295,34 @@ pub unsafe extern "C" fn dlopen(file: *const libc::c_char, flags: c_int) -> *mut
     h
 }
 
+/// # Safety
+/// As for C `dlclose`.
+#[no_mangle]
+pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
+    // SAFETY: forwarding to glibc's dlclose.
+    let r = unsafe { real::dlclose(handle) };
+    // The library's code may be unmapped now, and another one mapped at its addresses later.
+    crate::unwind::invalidate();
+    r
+}
+
 /// How many allocations the shim made for itself on application threads outside its one-time
 /// sections (start, exit). Always 0 unless the sampled path allocates: a test checks it.
 #[no_mangle]
 pub extern "C" fn memshim_debug_reentrant_allocs() -> u64 {
     hooks::REENTRANT_ALLOCS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// How many sampled stacks the fast unwinder handed to libgcc (CFI it does not model).
+#[no_mangle]
+pub extern "C" fn memshim_debug_unwind_fallbacks() -> u64 {
+    crate::unwind::FALLBACKS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// In `MEMSHIM_UNWIND=check` mode: how many samples the two unwinders walked differently.
+#[no_mangle]
+pub extern "C" fn memshim_debug_unwind_mismatches() -> u64 {
+    crate::unwind::MISMATCHES.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// Shared body of the aligned allocators.

@@ -12,8 +12,8 @@
 //!   reserves at a fixed address, so `free` knows a sampled pointer by a range check on
 //!   constants and an unsampled free touches no shared memory. The slot header keeps the sample's
 //!   size and stack, which also makes the region the table of live samples for a forked child.
-//! - **Stacks** ([`unwind`]): DWARF unwinding with libgcc, raw return addresses; symbolized offline
-//!   by the CLI with the module map ([`modules`]) the writer records.
+//! - **Stacks** ([`unwind`]): DWARF CFI turned into compact per-address rules, cached lock-free
+//!   (libgcc for what they cannot express), raw return addresses; symbolized offline by the CLI with the module map ([`modules`]) the writer records.
 //! - **Recording** ([`ring`], [`recorder`], [`writer`]): application threads push fixed-size events
 //!   into a lock-free ring and never wait; a full ring drops and counts. One writer thread, started
 //!   on the first event (never in the constructor), interns stacks and appends checksummed chunks
@@ -56,7 +56,7 @@ extern "C" fn init() {
     real::resolve();
     let cfg = config::init();
     let mut mode = cfg.mode;
-    unwind::warm_up();
+    unwind::init(cfg.unwind);
     python::detect(cfg.python);
     if matches!(mode, config::Mode::Sampled(_)) && !region::reserve() {
         real::warn("cannot reserve address space for sampled allocations; running untraced");

@@ -29,6 +29,7 @@ pub fn resolve() {
     USABLE_SIZE.store(f as usize, Ordering::Relaxed);
     // dlopen is resolved here, where dlsym is safe, not first inside some library's dlopen call.
     let _ = glibc(&DLOPEN, c"dlopen");
+    let _ = glibc(&DLCLOSE, c"dlclose");
 }
 
 /// glibc's usable size of a pointer it allocated.
@@ -59,6 +60,7 @@ type ExecEnvFn = unsafe extern "C" fn(
 
 type DlopenFn = unsafe extern "C" fn(*const libc::c_char, i32) -> *mut c_void;
 static DLOPEN: AtomicUsize = AtomicUsize::new(0);
+static DLCLOSE: AtomicUsize = AtomicUsize::new(0);
 static EXECV: AtomicUsize = AtomicUsize::new(0);
 static EXECVP: AtomicUsize = AtomicUsize::new(0);
 static EXECVPE: AtomicUsize = AtomicUsize::new(0);
@@ -86,6 +88,18 @@ pub unsafe fn dlopen(file: *const libc::c_char, flags: i32) -> *mut c_void {
     };
     // SAFETY: glibc's dlopen has this signature.
     unsafe { core::mem::transmute::<usize, DlopenFn>(f)(file, flags) }
+}
+
+/// glibc's `dlclose`.
+///
+/// # Safety
+/// As for dlclose.
+pub unsafe fn dlclose(handle: *mut c_void) -> i32 {
+    let Some(f) = glibc(&DLCLOSE, c"dlclose") else {
+        return -1;
+    };
+    // SAFETY: glibc's dlclose has this signature.
+    unsafe { core::mem::transmute::<usize, unsafe extern "C" fn(*mut c_void) -> i32>(f)(handle) }
 }
 
 /// glibc's `execv`.

@@ -220,6 +220,7 @@ impl Program {
             "MEMSHIM_OUTPUT",
             "MEMSHIM_SEED",
             "MEMSHIM_STACK_DEPTH",
+            "MEMSHIM_UNWIND",
         ] {
             c.env_remove(k);
         }

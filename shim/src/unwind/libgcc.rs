@@ -1,6 +1,5 @@
-//! Native stacks by DWARF unwinding (`_Unwind_Backtrace` from libgcc_s). CPython and Debian's libc
-//! are built without frame pointers, so walking %rbp finds one frame; the unwinder finds them all.
-//! libgcc locates FDEs with glibc's lock-free `_dl_find_object`: no lock, no allocation.
+//! The general unwinder: `_Unwind_Backtrace` from libgcc_s, for what the compact rules cannot
+//! express. libgcc locates FDEs with glibc's lock-free `_dl_find_object`: no lock, no allocation.
 
 use core::ffi::{c_int, c_void};
 
@@ -9,6 +8,8 @@ struct Collect {
     buf: *mut u64,
     cap: usize,
     len: usize,
+    /// Frames still to skip: this function's own, and `skip` more.
+    skip: usize,
 }
 
 extern "C" {
@@ -30,29 +31,27 @@ extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
     if ip == 0 || c.len >= c.cap {
         return URC_END_OF_STACK;
     }
+    if c.skip > 0 {
+        c.skip -= 1;
+        return URC_NO_REASON;
+    }
     // SAFETY: len < cap, and buf holds cap elements.
     unsafe { *c.buf.add(c.len) = ip };
     c.len += 1;
     URC_NO_REASON
 }
 
-/// Fills `out` with return addresses, innermost first (the first few are the shim's own frames;
-/// the CLI strips them by module). Returns how many were written.
+/// Fills `out` with return addresses, innermost first, starting `skip` frames above this
+/// function's caller. Returns how many were written.
 #[inline(never)]
-pub fn capture(out: &mut [core::mem::MaybeUninit<u64>]) -> usize {
+pub fn capture(out: &mut [core::mem::MaybeUninit<u64>], skip: usize) -> usize {
     let mut c = Collect {
         buf: out.as_mut_ptr().cast(),
         cap: out.len(),
         len: 0,
+        skip: skip + 1,
     };
     // SAFETY: `step` matches the callback ABI and `c` outlives the call.
     unsafe { _Unwind_Backtrace(step, &mut c as *mut Collect as *mut c_void) };
     c.len
-}
-
-/// Runs the unwinder once so its one-time setup (a `pthread_once`) happens in the constructor and
-/// not inside some later malloc.
-pub fn warm_up() {
-    let mut buf = [core::mem::MaybeUninit::uninit(); 4];
-    capture(&mut buf);
 }

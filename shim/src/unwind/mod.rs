@@ -1,0 +1,222 @@
+//! Native stacks: raw return addresses, unwound with DWARF CFI (CPython and Debian's libc have no
+//! frame pointers).
+//!
+//! libgcc's `_Unwind_Backtrace` re-finds and re-interprets the FDE of every frame of every sample
+//! (~3 us per sample, 60-80% of a sample's cost). Like framehop and the Go and async-profiler
+//! unwinders, memshim instead turns the CFI at each return address into a compact [`rule::Rule`]
+//! once, keeps it in a lock-free cache keyed by address, and walks with a few loads per frame.
+//! What the compact rules cannot express (CFA expressions, signal frames, exotic registers) sends
+//! that sample's whole walk to libgcc ([`libgcc`]), so stacks are never worse than before.
+//! `MEMSHIM_UNWIND=libgcc` forces libgcc everywhere (for comparison and as an escape hatch);
+//! `MEMSHIM_UNWIND=check` walks every sample both ways and counts disagreements (for tests).
+
+mod dwarf;
+mod libgcc;
+pub mod rule;
+
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+use rule::Rule;
+
+/// Cache words: 2-way sets of one-word entries (128 KiB of .bss, touched as used).
+const SLOTS: usize = 1 << 14;
+static CACHE: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+
+/// Samples whose walk went to libgcc although the fast walker was on (a test reads it).
+pub static FALLBACKS: AtomicU64 = AtomicU64::new(0);
+
+/// Samples whose fast and libgcc stacks differed, in check mode (a test reads it).
+pub static MISMATCHES: AtomicU64 = AtomicU64::new(0);
+
+/// Which unwinder walks samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Libgcc = 0,
+    Fast = 1,
+    /// Fast, and libgcc too, counting every sample where they disagree.
+    Check = 2,
+}
+
+static MODE: AtomicU8 = AtomicU8::new(Mode::Fast as u8);
+
+/// Frames a compact rule may step over: larger jumps of the stack pointer mean the CFI (or a
+/// frame-pointer chain it relies on) is not what it claims, and the walk stops.
+const MAX_FRAME_BYTES: u64 = 64 << 20;
+
+/// Resolves what the unwinders need and runs each once, so their one-time setup happens in the
+/// constructor and not inside some later malloc.
+pub fn init(mode: Mode) {
+    dwarf::resolve();
+    MODE.store(mode as u8, Ordering::Relaxed);
+    let mut buf = [MaybeUninit::uninit(); 4];
+    libgcc::capture(&mut buf, 0);
+    capture(&mut buf);
+}
+
+/// Forgets every cached rule: after dlclose, another library may be mapped where the closed one
+/// was. (A sample taken inside that window by another thread could still use a stale rule; the
+/// walk's bounds checks keep that from reading outside the stack's neighbourhood.)
+pub fn invalidate() {
+    for w in &CACHE {
+        // Relaxed: entries are independent words; a racing insert of a fresh rule is harmless.
+        w.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Fills `out` with return addresses, innermost first, starting with the caller of this function
+/// (the first few are the shim's own frames; the CLI strips them by module). Returns how many.
+#[inline(never)]
+pub fn capture(out: &mut [MaybeUninit<u64>]) -> usize {
+    // Relaxed: set once in the constructor.
+    let mode = MODE.load(Ordering::Relaxed);
+    if mode == Mode::Libgcc as u8 {
+        return through_libgcc(out);
+    }
+    let (ip, sp, bp): (u64, u64, u64);
+    // SAFETY: reads three registers; touches no memory and no stack. The CFI row at the `lea`'s
+    // successor describes this frame with exactly these %rsp and %rbp values.
+    unsafe {
+        core::arch::asm!(
+            "lea {ip}, [rip]",
+            "mov {sp}, rsp",
+            "mov {bp}, rbp",
+            ip = out(reg) ip,
+            sp = out(reg) sp,
+            bp = out(reg) bp,
+            options(nomem, nostack, preserves_flags),
+        );
+    }
+    match walk(ip, sp, bp, out) {
+        Some(n) if mode == Mode::Check as u8 => {
+            let mut theirs = [MaybeUninit::uninit(); crate::config::MAX_DEPTH];
+            let m = through_libgcc(&mut theirs[..out.len()]);
+            // SAFETY: each walker initialised the first `n` and `m` words of its buffer.
+            let (a, b) = unsafe {
+                (
+                    core::slice::from_raw_parts(out.as_ptr().cast::<u64>(), n),
+                    core::slice::from_raw_parts(theirs.as_ptr().cast::<u64>(), m),
+                )
+            };
+            if a != b {
+                // Relaxed: a statistic.
+                MISMATCHES.fetch_add(1, Ordering::Relaxed);
+            }
+            n
+        }
+        Some(n) => n,
+        None => {
+            // Relaxed: a statistic. Only walks that need libgcc write it, never the common case.
+            FALLBACKS.fetch_add(1, Ordering::Relaxed);
+            through_libgcc(out)
+        }
+    }
+}
+
+/// libgcc's walk, starting at the same frame as the fast one: it skips its own frame and this
+/// function's caller (`capture`), which therefore must not tail-call it.
+#[inline(always)]
+fn through_libgcc(out: &mut [MaybeUninit<u64>]) -> usize {
+    let n = libgcc::capture(out, 1);
+    // Code after the call keeps it from becoming a jump, which would remove `capture`'s frame.
+    core::hint::black_box(());
+    n
+}
+
+/// The compact-rule walk from this frame's registers; `None` when some frame needs libgcc.
+#[inline(always)]
+fn walk(mut ip: u64, mut sp: u64, mut bp: u64, out: &mut [MaybeUninit<u64>]) -> Option<usize> {
+    let mut n = 0;
+    let mut at = ip; // the first frame is at `ip` itself; callers are at return address - 1
+    while n < out.len() {
+        let rule = match lookup(at) {
+            Lookup::Rule(r) => r,
+            Lookup::NoInfo => break,
+            Lookup::Busy => return None,
+        };
+        let Rule::Step {
+            from_bp,
+            cfa_offset,
+            bp_saved_at,
+        } = rule
+        else {
+            if rule == Rule::End {
+                break;
+            }
+            return None;
+        };
+        let cfa = if from_bp { bp } else { sp }.wrapping_add(cfa_offset as u64);
+        if cfa <= sp || cfa - sp > MAX_FRAME_BYTES || cfa % 8 != 0 {
+            break; // the stack only grows towards the caller, and not wildly
+        }
+        // SAFETY: per this module's CFI, the return address is the word below the CFA and the
+        // caller's %rbp (when saved) lies between the CFA and this frame's stack pointer: both in
+        // this thread's live stack, which the checks above keep the walk within reach of. This
+        // trusts the CFI exactly as far as libgcc does.
+        unsafe {
+            ip = ((cfa - 8) as *const u64).read();
+            if bp_saved_at != 0 {
+                bp = ((cfa - bp_saved_at as u64) as *const u64).read();
+            }
+        }
+        sp = cfa;
+        if ip < 4096 {
+            break; // a zeroed return address ends a stack by convention
+        }
+        out[n].write(ip);
+        n += 1;
+        at = ip - 1;
+    }
+    Some(n)
+}
+
+enum Lookup {
+    Rule(Rule),
+    /// No module or no CFI covers the address: the stack ends here.
+    NoInfo,
+    /// The rule could not be derived now without waiting.
+    Busy,
+}
+
+#[inline(always)]
+fn set_of(ip: u64) -> usize {
+    (ip.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS.trailing_zeros() + 1)) as usize * 2
+}
+
+/// The rule for the instruction at `ip`, from the cache or derived and cached.
+#[inline(always)]
+fn lookup(ip: u64) -> Lookup {
+    if ip >= rule::MAX_CACHED_IP {
+        return derive(ip);
+    }
+    let set = set_of(ip);
+    for w in &CACHE[set..set + 2] {
+        // Relaxed: an entry is one self-validating word; there is nothing else to order with.
+        if let Some(r) = rule::unpack(w.load(Ordering::Relaxed), ip) {
+            return Lookup::Rule(r);
+        }
+    }
+    let found = derive(ip);
+    if let Lookup::Rule(r) = found {
+        let word = rule::pack(ip, r);
+        // Relaxed: as above. Fill an empty way, else evict one chosen by the address.
+        let way = if CACHE[set].load(Ordering::Relaxed) == 0 {
+            0
+        } else if CACHE[set + 1].load(Ordering::Relaxed) == 0 {
+            1
+        } else {
+            (ip >> 4) as usize & 1
+        };
+        CACHE[set + way].store(word, Ordering::Relaxed);
+    }
+    found
+}
+
+#[cold]
+fn derive(ip: u64) -> Lookup {
+    match dwarf::rule_for(ip) {
+        dwarf::Found::Rule(r) => Lookup::Rule(r),
+        dwarf::Found::NoInfo => Lookup::NoInfo,
+        dwarf::Found::Busy => Lookup::Busy,
+    }
+}
