@@ -2,7 +2,8 @@
 # Provisions the CPython interpreters that tests/py_versions.rs runs under the real shim, besides
 # the machine's own 3.11, into $MEMSHIM_PYTHONS (default /var/cache/memshim-pythons). Idempotent:
 # a version whose directory has its `ok` marker is left alone. Needs root (debootstrap) and
-# Debian's archive (deb.debian.org); nothing else from outside.
+# Debian's archive, from the mirror this machine's apt uses ($MEMSHIM_DEBIAN_MIRROR overrides);
+# nothing else from outside.
 #
 #   3.9   Debian 11 (bullseye) python3.9 3.9.2: its .debs (checked against the suite's Packages
 #         index) unpacked into 3.9/root; it runs on this machine's newer glibc with PYTHONHOME.
@@ -12,7 +13,15 @@
 # 3.8, 3.10 and 3.12 have no build in any Debian suite reachable here: the shim refuses them.
 set -euo pipefail
 DEST=${MEMSHIM_PYTHONS:-/var/cache/memshim-pythons}
-MIRROR=${MEMSHIM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The Debian mirror apt is set up with (deb822 sources first, then a one-line sources.list).
+mirror() {
+  local m
+  m=$(awk '/^URIs:/ && $2 ~ /\/debian\/?$/ { print $2; exit }' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  [ -n "$m" ] || m=$(awk '$1 == "deb" && $2 ~ /\/debian\/?$/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
+  [ -n "$m" ] || { echo "python-versions: no Debian mirror in apt's sources; set MEMSHIM_DEBIAN_MIRROR" >&2; exit 1; }
+  echo "${m%/}"
+}
+MIRROR=${MEMSHIM_DEBIAN_MIRROR:-$(mirror)}
 mkdir -p "$DEST"
 start=$(date +%s)
 

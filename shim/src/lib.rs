@@ -84,6 +84,7 @@ extern "C" fn fini() {
 extern "C" fn fork_child() {
     sampler::FORK_GEN.fetch_add(1, Ordering::Relaxed);
     hooks::after_fork_child();
+    unwind::after_fork_child();
     python::after_fork_child();
     recorder::after_fork_child();
 }

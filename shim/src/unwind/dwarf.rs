@@ -73,6 +73,11 @@ pub enum Found {
     Busy,
 }
 
+/// In a forked child: a parent thread that was deriving a rule at the fork does not exist here.
+pub fn after_fork_child() {
+    SCRATCH.busy.store(false, Ordering::Release);
+}
+
 /// What the CFI says about the instruction at `ip` (callers pass return address - 1).
 pub fn rule_for(ip: u64) -> Found {
     // Relaxed: set once in the constructor.

@@ -54,6 +54,11 @@ pub fn init(mode: Mode) {
     capture(&mut buf);
 }
 
+/// In a forked child (single-threaded): releases what the parent's other threads held.
+pub fn after_fork_child() {
+    dwarf::after_fork_child();
+}
+
 /// Forgets every cached rule: after dlclose, another library may be mapped where the closed one
 /// was. (A sample taken inside that window by another thread could still use a stale rule; the
 /// walk's bounds checks keep that from reading outside the stack's neighbourhood.)
