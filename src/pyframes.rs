@@ -195,4 +195,128 @@ mod tests {
             Some(12)
         );
     }
+
+    /// Prints, for every code object of a few stdlib modules, its first line and line table
+    /// (co_lnotab before 3.10, co_linetable after) and the line of each code unit as the
+    /// interpreter itself tells it (dis.findlinestarts in 3.9, co_lines() from 3.10).
+    const LINES_PY: &str = r#"
+import dis, sys
+def walk(co):
+    yield co
+    for c in co.co_consts:
+        if hasattr(c, "co_code"):
+            yield from walk(c)
+for name in ["dis", "inspect", "threading", "argparse", "collections", "json.decoder", "typing"]:
+    m = __import__(name, fromlist=["_"])
+    with open(m.__file__) as f:
+        top = compile(f.read(), m.__file__, "exec")
+    for co in walk(top):
+        units = len(co.co_code) // 2
+        lines = [None] * units
+        if sys.version_info < (3, 10):
+            table = co.co_lnotab
+            starts = sorted(dis.findlinestarts(co))
+            for i, (addr, line) in enumerate(starts):
+                end = starts[i + 1][0] if i + 1 < len(starts) else 2 * units
+                for u in range(addr // 2, end // 2):
+                    lines[u] = line
+        else:
+            table = co.co_linetable
+            for start, end, line in co.co_lines():
+                for u in range(start // 2, end // 2):
+                    lines[u] = line
+        print("C", co.co_firstlineno, table.hex() or "-")
+        print("L", *["-" if l is None else l for l in lines])
+"#;
+
+    fn provisioned(version: &str) -> std::path::PathBuf {
+        let base = std::env::var_os("MEMSHIM_PYTHONS")
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| "/var/cache/memshim-pythons".into());
+        let dir = base.join(version);
+        assert!(
+            dir.join("ok").exists(),
+            "CPython {version} is not provisioned in {}: run scripts/python-versions.sh (as \
+             root), or set MEMSHIM_PYTHONS to where it put the interpreters",
+            base.display()
+        );
+        dir.join("root")
+    }
+
+    /// Decodes every line table `cmd` (running [`LINES_PY`]) prints and compares each code
+    /// unit's line with the interpreter's own.
+    fn matches_the_interpreter(version: (u8, u8), mut cmd: std::process::Command) {
+        let out = cmd.output().expect("the interpreter runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut lines = text.lines();
+        let (mut codes, mut units) = (0, 0);
+        while let (Some(c), Some(l)) = (lines.next(), lines.next()) {
+            let c: Vec<&str> = c.split(' ').collect();
+            let hex = if c[2] == "-" { "" } else { c[2] };
+            let table = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            let mut code = code(table);
+            code.first_line = c[1].parse().unwrap();
+            code.py_version = version;
+            for (u, want) in l.split(' ').skip(1).enumerate() {
+                let want = if want == "-" {
+                    None
+                } else {
+                    Some(want.parse().unwrap())
+                };
+                assert_eq!(
+                    line_of(&code, u as u32),
+                    want,
+                    "{version:?}: unit {u} of a code object at line {}",
+                    code.first_line
+                );
+                units += 1;
+            }
+            codes += 1;
+        }
+        assert!(
+            codes > 500 && units > 20_000,
+            "{version:?}: only {codes} code objects, {units} units"
+        );
+    }
+
+    #[test]
+    fn lnotab_lines_match_cpython_39() {
+        let root = provisioned("3.9");
+        let mut cmd = std::process::Command::new(root.join("usr/bin/python3.9"));
+        cmd.env("PYTHONHOME", root.join("usr"))
+            .args(["-c", LINES_PY]);
+        matches_the_interpreter((3, 9), cmd);
+    }
+
+    #[test]
+    fn linetable_lines_match_cpython_311() {
+        let mut cmd = std::process::Command::new("python3");
+        cmd.args(["-c", LINES_PY]);
+        matches_the_interpreter((3, 11), cmd);
+    }
+
+    /// 3.13 keeps 3.11's table format (run in its Debian 13 tree, as tests/py_versions.rs does).
+    #[test]
+    fn linetable_lines_match_cpython_313() {
+        let root = provisioned("3.13");
+        let mut cmd = std::process::Command::new("chroot");
+        cmd.arg(&root).args([
+            "env",
+            "-i",
+            "PATH=/usr/bin:/bin",
+            "python3.13",
+            "-c",
+            LINES_PY,
+        ]);
+        matches_the_interpreter((3, 13), cmd);
+    }
 }
