@@ -238,13 +238,14 @@ unsafe fn forward(size: usize, align: usize, kind: Kind) -> *mut c_void {
     }
 }
 
-/// The slow path of every allocating hook.
+/// The slow path of every allocating hook. `extern "C"` (it cannot unwind: a panic aborts) so
+/// the hooks call it without a landing pad, as a tail jump: their fast paths need no frame.
 ///
 /// # Safety
 /// As for malloc; `align` is a power of two.
 #[cold]
 #[inline(never)]
-pub unsafe fn alloc_slow(size: usize, align: usize, kind: Kind) -> *mut c_void {
+pub unsafe extern "C" fn alloc_slow(size: usize, align: usize, kind: Kind) -> *mut c_void {
     let t = thread::current();
     let Some(_busy) = Busy::enter(t) else {
         note_reentrant(t);
@@ -354,7 +355,7 @@ fn mark_finalizing(tid: u32) {
 /// As for free.
 #[cold]
 #[inline(never)]
-pub unsafe fn free_slow(p: *mut c_void) {
+pub unsafe extern "C" fn free_slow(p: *mut c_void) {
     if p.is_null() {
         return;
     }
@@ -395,7 +396,7 @@ fn decide_free(t: &mut ThreadState) -> Decision {
 /// As for realloc.
 #[cold]
 #[inline(never)]
-pub unsafe fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_void {
+pub unsafe extern "C" fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_void {
     if p.is_null() {
         // SAFETY: realloc(NULL, n) is malloc(n).
         return unsafe { alloc_slow(size, 16, Kind::Malloc) };
