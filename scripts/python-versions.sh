@@ -48,7 +48,7 @@ py39() {
     read -r f sum < <(awk -v p="$p" '
       $1 == "Package:" { cur = $2 }
       cur == p && $1 == "Filename:" { f = $2 }
-      cur == p && $1 == "SHA256:" { print f, $2; exit }' "$dir/Packages")
+      cur == p && $1 == "SHA256:" { print f, $2; exit }' "$dir/Packages") || true
     [ -n "${f:-}" ] || { echo "python-versions: $p not in bullseye's index" >&2; exit 1; }
     curl -fsS --retry 3 -m 300 -o "$dir/debs/${f##*/}" "$MIRROR/$f"
     echo "$sum  $dir/debs/${f##*/}" | sha256sum -c --quiet -
@@ -60,18 +60,26 @@ py39() {
   touch "$dir/ok"
 }
 
+# Unmounts whatever is mounted under $1 (debootstrap mounts /proc and /sys in the tree and may
+# leave them there when it fails), deepest first, so that rm -rf never walks into them.
+umount_under() {
+  local m
+  for m in $(awk -v d="$1/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r); do
+    umount -l "$m" || true
+  done
+}
+
 # --- 3.13: a minimal trixie tree -----------------------------------------------------------------
 py313() {
   local dir=$DEST/3.13
   [ -e "$dir/ok" ] && return 0
+  [ -d "$dir" ] && umount_under "$dir"
   rm -rf "$dir"
   mkdir -p "$dir"
   debootstrap --variant=minbase --include=python3.13-minimal,libpython3.13-stdlib,libpython3.13-dev \
     trixie "$dir/root" "$MIRROR" >"$dir/debootstrap.log" 2>&1 ||
-    { tail -30 "$dir/debootstrap.log" >&2; exit 1; }
-  # debootstrap leaves /proc (and /sys) mounted in the tree when it can mount them.
-  umount "$dir/root/proc" 2>/dev/null || true
-  umount "$dir/root/sys" 2>/dev/null || true
+    { tail -30 "$dir/debootstrap.log" >&2; umount_under "$dir"; exit 1; }
+  umount_under "$dir"
   rm -rf "$dir/root/var/cache/apt/archives"/*.deb
   chroot "$dir/root" python3.13 -c 'import sys, threading; assert sys.version_info[:2] == (3, 13)'
   touch "$dir/ok"
