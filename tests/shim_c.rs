@@ -35,12 +35,16 @@ fn threads_free_each_others_memory() {
         assert_eq!(cap.end().unwrap().0, EndKind::Exit);
         let stacks = cap.stacks_through(&ranges(cap, &bin, "producer_alloc"));
         let r = replay(cap, &stacks);
+        // At 4K the ring may overflow in bursts: the capture counts each dropped record, and
+        // only those can be missing.
+        let drops = cap.end().unwrap().1.ring_full as usize;
         assert!(
-            r.live.is_empty(),
-            "{rate:?}: {} blocks never freed",
-            r.live.len()
+            r.live.len() + r.lost_frees <= drops,
+            "{rate:?}: {} blocks never freed, {} lost frees, {drops} drops",
+            r.live.len(),
+            r.lost_frees
         );
-        assert_eq!(r.freed, r.allocs.len());
+        assert_eq!(r.freed + r.live.len() + r.lost_frees, r.allocs.len());
         // Four producers and four consumers: a block freed by its own thread is impossible.
         assert_eq!(
             r.cross_thread, r.freed,

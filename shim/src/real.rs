@@ -224,6 +224,16 @@ pub fn warn(msg: &str) {
 }
 
 /// Monotonic clock in nanoseconds (vDSO, no syscall, no allocation).
+/// Sleeps about `us` microseconds (nanosleep: a system call, no allocation, no lock).
+pub fn sleep_us(us: u64) {
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: (us * 1000) as _,
+    };
+    // SAFETY: ts is a valid timespec; an interrupted sleep just ends early.
+    unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+}
+
 pub fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

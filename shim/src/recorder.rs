@@ -51,7 +51,14 @@ fn ring_capacity(all: bool) -> usize {
     }
 }
 
-/// Sends one event to the writer; false when it was dropped. Never waits.
+/// How long a producer in `all` mode waits for room in a full ring before dropping: that mode
+/// promises every allocation, so a burst waits for the writer instead of leaving holes (the
+/// sampled default never waits). Bounded, and spent once for good: if the writer ever fails to
+/// make room in time (say it waits on a lock the producer holds), nobody waits again.
+const ALL_MODE_PATIENCE_NS: u64 = 5_000_000;
+static PATIENCE_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Sends one event to the writer; false when it was dropped. Waits only in `all` mode (above).
 pub fn push(ev: Event, frames: &[u64]) -> bool {
     // Acquire: RUNNING is stored after RING, so a RUNNING state means the ring pointer is valid.
     match STATE.load(Ordering::Acquire) {
@@ -69,9 +76,18 @@ pub fn push(ev: Event, frames: &[u64]) -> bool {
         _ => return false,
     }
     let ring = RING.load(Ordering::Acquire);
+    if ring.is_null() {
+        return false;
+    }
+    // Relaxed: a setting, and a give-up flag where a stale read costs one more wait.
+    let patience = PATIENCE_NS.load(Ordering::Relaxed);
     // SAFETY: a non-null RING points at a live ring (it is only replaced in a fork child, which is
     // single-threaded at that moment).
-    !ring.is_null() && unsafe { &*ring }.push(ev, frames)
+    let pushed = unsafe { &*ring }.push(ev, frames, patience);
+    if !pushed && patience > 0 {
+        PATIENCE_NS.store(0, Ordering::Relaxed);
+    }
+    pushed
 }
 
 /// True while a capture is being written (events would be kept).
@@ -116,7 +132,13 @@ fn start_inner() -> bool {
         return false;
     };
     let words = cfg.depth + crate::python::MAX_PY_FRAMES * crate::python::WORDS_PER_FRAME;
-    let ring = Ring::create(ring_capacity(cfg.mode == config::Mode::All), words);
+    let all = cfg.mode == config::Mode::All;
+    let ring = Ring::create(ring_capacity(all), words);
+    // Relaxed: read by producers only after RING is published (Release below).
+    PATIENCE_NS.store(
+        if all { ALL_MODE_PATIENCE_NS } else { 0 },
+        Ordering::Relaxed,
+    );
     if ring.is_null() {
         return disable("cannot map the event ring; running untraced");
     }

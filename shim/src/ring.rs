@@ -33,9 +33,17 @@ impl EventKind {
     /// The kind an event's `kind` byte names.
     pub fn from_u8(k: u8) -> Option<EventKind> {
         use EventKind::*;
-        [Alloc, Free, Munmap, ThreadName, PyFinalizing, PyCode]
-            .into_iter()
-            .find(|e| *e as u8 == k)
+        [
+            Alloc,
+            Free,
+            Munmap,
+            ThreadName,
+            PyFinalizing,
+            PyCode,
+            Modules,
+        ]
+        .into_iter()
+        .find(|e| *e as u8 == k)
     }
 }
 
@@ -160,11 +168,13 @@ impl Ring {
         }
     }
 
-    /// Publishes one event; false (and counted) when the ring is full. Never waits. `words` are
-    /// the event's `nframes` native frames then its `npy` Python frames (callers keep them within
-    /// the ring's word capacity; anything beyond is cut).
-    pub fn push(&self, ev: Event, words: &[u64]) -> bool {
+    /// Publishes one event; false (and counted) when the ring is full. `words` are the event's
+    /// `nframes` native frames then its `npy` Python frames (callers keep them within the ring's
+    /// word capacity; anything beyond is cut). With `patience_ns` 0 it never waits; otherwise a
+    /// full ring is retried (sleeping 20 us at a time) for up to that long before dropping.
+    pub fn push(&self, ev: Event, words: &[u64], patience_ns: u64) -> bool {
         let n = words.len().min(self.words);
+        let mut deadline = 0;
         // Relaxed: the CAS below orders claims; the slot's seq orders the data.
         let mut pos = self.enqueue.0.load(Ordering::Relaxed);
         loop {
@@ -182,6 +192,17 @@ impl Ring {
                     Err(actual) => pos = actual,
                 }
             } else if diff < 0 {
+                if patience_ns > 0 {
+                    let now = real::now_ns();
+                    if deadline == 0 {
+                        deadline = now + patience_ns;
+                    }
+                    if now < deadline {
+                        real::sleep_us(20);
+                        pos = self.enqueue.0.load(Ordering::Relaxed);
+                        continue;
+                    }
+                }
                 // Relaxed: a statistic.
                 self.dropped.0.fetch_add(1, Ordering::Relaxed);
                 return false;
@@ -246,13 +267,51 @@ mod tests {
     }
 
     #[test]
+    fn every_event_kind_decodes() {
+        use EventKind::*;
+        for k in [
+            Alloc,
+            Free,
+            Munmap,
+            ThreadName,
+            PyFinalizing,
+            PyCode,
+            Modules,
+        ] {
+            assert_eq!(EventKind::from_u8(k as u8), Some(k));
+        }
+        assert_eq!(EventKind::from_u8(0), None);
+    }
+
+    #[test]
+    fn a_patient_push_waits_for_room_then_gives_up() {
+        // SAFETY: a fresh ring, never destroyed in this test.
+        let r = unsafe { &*Ring::create(2, 1) };
+        assert!(r.push(ev(1), &[], 0) && r.push(ev(2), &[], 0));
+        let t = crate::real::now_ns();
+        assert!(!r.push(ev(3), &[], 2_000_000), "nobody makes room: dropped");
+        assert!(
+            crate::real::now_ns() - t >= 2_000_000,
+            "after waiting its patience"
+        );
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                assert!(r.pop(|e, _| assert_eq!(e.addr, 1)));
+            });
+            assert!(r.push(ev(4), &[], 1_000_000_000), "room made while waiting");
+        });
+        assert_eq!(r.dropped.0.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
     fn fifo_and_full() {
         // SAFETY: a fresh ring, never destroyed in this test.
         let r = unsafe { &*Ring::create(4, 8) };
         for i in 0..4 {
-            assert!(r.push(ev(i), &[i, i + 1]));
+            assert!(r.push(ev(i), &[i, i + 1], 0));
         }
-        assert!(!r.push(ev(9), &[]));
+        assert!(!r.push(ev(9), &[], 0));
         assert_eq!(r.dropped.0.load(Ordering::Relaxed), 1);
         for i in 0..4 {
             assert!(r.pop(|e, f| {
@@ -273,7 +332,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut ok = 0u64;
                     for i in 0..20_000u64 {
-                        if ring().push(ev(p << 32 | i), &[i]) {
+                        if ring().push(ev(p << 32 | i), &[i], 0) {
                             ok += 1;
                         }
                     }
