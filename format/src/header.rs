@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// First eight bytes of every capture.
 pub const MAGIC: [u8; 8] = *b"MEMSHIM\0";
 /// The version this crate writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Bytes before the header body: magic, version, flags, body length.
 pub const PREAMBLE_LEN: usize = 16;
 
@@ -43,13 +43,18 @@ impl Header {
     }
 }
 
-/// Encodes the preamble, header body and header checksum.
+/// Encodes the preamble, header body and header checksum, for plain chunks.
 pub fn encode_header(h: &Header) -> Vec<u8> {
+    encode_header_with(h, 0)
+}
+
+/// As [`encode_header`], with preamble flags (e.g. [`crate::FLAG_ZSTD`]).
+pub fn encode_header_with(h: &Header, flags: u16) -> Vec<u8> {
     let body = postcard::to_allocvec(h).expect("a Header always serializes");
     let mut out = Vec::with_capacity(PREAMBLE_LEN + body.len() + 4);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&flags.to_le_bytes());
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&body);
     out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
@@ -75,6 +80,11 @@ pub fn decode_header(bytes: &[u8]) -> Result<(Header, usize), crate::Error> {
     }
     if version == 0 {
         return Err(Error::Corrupt("format version 0".into()));
+    }
+    let flags = u16::from_le_bytes([bytes[10], bytes[11]]);
+    let known = if version >= 2 { crate::FLAG_ZSTD } else { 0 };
+    if flags & !known != 0 {
+        return Err(Error::Corrupt(format!("unknown header flags {flags:#x}")));
     }
     let len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
     if len > crate::MAX_CHUNK {

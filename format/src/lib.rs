@@ -7,7 +7,7 @@
 //! preamble (16 bytes, little endian):
 //!   0..8   magic   b"MEMSHIM\0"
 //!   8..10  u16     format version (FORMAT_VERSION)
-//!   10..12 u16     flags, reserved, 0
+//!   10..12 u16     flags: bit 0 (FLAG_ZSTD, version 2+) the chunks are compressed; others 0
 //!   12..16 u32     header_body length in bytes
 //! header_body      postcard encoding of [`Header`]
 //! header_crc       u32 LE, CRC-32 (IEEE) of header_body
@@ -15,6 +15,10 @@
 //! chunk  := len:u32 LE  crc:u32 LE  payload[len]
 //! payload          concatenated postcard encodings of [`Record`], nothing else
 //! ```
+//!
+//! With `FLAG_ZSTD` the bytes after the header are one zstd stream whose content is `chunk*`,
+//! flushed at every write and never ended ([`stream`]): the checksums and the truncation rule
+//! below apply to the decompressed chunks. Version 1 files (never compressed) still decode.
 //!
 //! The writer (one thread per process) appends a whole chunk with one `write(2)` at least every
 //! 100 ms and on every exit path, so a process killed with SIGKILL leaves a file whose complete
@@ -42,11 +46,13 @@ mod chunk;
 mod header;
 mod reader;
 mod record;
+pub mod stream;
 
 pub use chunk::{encode_chunk, ChunkBuilder, MAX_CHUNK};
-pub use header::{decode_header, encode_header, Header, FORMAT_VERSION, MAGIC};
+pub use header::{decode_header, encode_header, encode_header_with, Header, FORMAT_VERSION, MAGIC};
 pub use reader::{Error, Reader};
 pub use record::*;
+pub use stream::{Compressor, FLAG_ZSTD};
 
 /// Extension kind reserved for aggregated live-heap snapshots (bounded-size production mode).
 pub const EXT_SNAPSHOT: u32 = 1;

@@ -5,7 +5,8 @@ use std::io::{self, Read};
 
 use crate::chunk::CHUNK_HEADER;
 use crate::header::PREAMBLE_LEN;
-use crate::{decode_header, Header, Record, MAX_CHUNK};
+use crate::stream::{read_full, Body};
+use crate::{decode_header, Header, Record, FLAG_ZSTD, MAX_CHUNK};
 
 /// Why a capture cannot be read (further).
 #[derive(Debug)]
@@ -44,17 +45,21 @@ impl std::error::Error for Error {}
 
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
-        Error::Io(e)
+        if e.kind() == io::ErrorKind::InvalidData {
+            Error::Corrupt(e.to_string()) // the decompressor's verdict on the bytes
+        } else {
+            Error::Io(e)
+        }
     }
 }
 
 /// Reads records one at a time from any byte stream.
 pub struct Reader<R> {
-    inner: R,
+    inner: Body<R>,
     header: Header,
     chunk: Vec<u8>,
     pos: usize,
-    bytes_read: u64,
+    header_len: u64,
     chunks: u64,
     truncated: bool,
     ended: bool,
@@ -79,12 +84,13 @@ impl<R: Read> Reader<R> {
             let got = read_full(&mut inner, &mut all[PREAMBLE_LEN..])?;
             all.truncate(PREAMBLE_LEN + got);
             let (header, used) = decode_header(&all)?;
+            let flags = u16::from_le_bytes([pre[10], pre[11]]);
             return Ok(Reader {
-                inner,
+                inner: Body::new(inner, flags & FLAG_ZSTD != 0)?,
                 header,
                 chunk: Vec::new(),
                 pos: 0,
-                bytes_read: used as u64,
+                header_len: used as u64,
                 chunks: 0,
                 truncated: false,
                 ended: false,
@@ -97,9 +103,9 @@ impl<R: Read> Reader<R> {
         &self.header
     }
 
-    /// Bytes consumed so far (for progress).
+    /// File bytes consumed so far (for progress).
     pub fn bytes_read(&self) -> u64 {
-        self.bytes_read
+        self.header_len + self.inner.file_bytes()
     }
 
     /// Complete chunks decoded so far.
@@ -143,6 +149,7 @@ impl<R: Read> Reader<R> {
         let mut head = [0u8; CHUNK_HEADER];
         let n = read_full(&mut self.inner, &mut head)?;
         if n == 0 {
+            self.truncated = self.inner.cut();
             return Ok(false);
         }
         if n < CHUNK_HEADER {
@@ -170,7 +177,6 @@ impl<R: Read> Reader<R> {
                 self.chunks
             )));
         }
-        self.bytes_read += (CHUNK_HEADER + len) as u64;
         self.chunks += 1;
         self.pos = 0;
         Ok(true)
@@ -182,18 +188,4 @@ impl<R: Read> Iterator for Reader<R> {
     fn next(&mut self) -> Option<Self::Item> {
         self.next_record().transpose()
     }
-}
-
-/// Reads until `buf` is full or the stream ends; returns the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match r.read(&mut buf[done..]) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }

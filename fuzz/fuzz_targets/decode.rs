@@ -14,12 +14,16 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let mut framed = memshim_format::encode_header(&memshim_format::Header::default());
-    framed.extend_from_slice(data);
-    if let Ok(reader) = Reader::new(&framed[..]) {
-        for record in reader {
-            if record.is_err() {
-                break;
+    // Behind a plain header and behind a compressed one (the zstd block decoder).
+    for flags in [0, memshim_format::FLAG_ZSTD] {
+        let mut framed =
+            memshim_format::encode_header_with(&memshim_format::Header::default(), flags);
+        framed.extend_from_slice(data);
+        if let Ok(reader) = Reader::new(&framed[..]) {
+            for record in reader {
+                if record.is_err() {
+                    break;
+                }
             }
         }
     }

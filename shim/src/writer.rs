@@ -8,7 +8,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
 use memshim_format::{
-    encode_header, AllocKind, ChunkBuilder, EndKind, Header, Module, PyFrame, Record,
+    encode_header_with, AllocKind, ChunkBuilder, Compressor, EndKind, Header, Module, PyFrame,
+    Record, FLAG_ZSTD,
 };
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -27,7 +28,10 @@ pub struct Writer {
     file: File,
     ring: *mut Ring,
     chunk: ChunkBuilder,
+    /// Framed chunks waiting for the next write.
     out: Vec<u8>,
+    /// The capture's zstd stream (None: plain chunks, if zstd could not start).
+    zstd: Option<Compressor>,
     stacks: FxHashMap<Box<[u64]>, u64>,
     threads: FxHashSet<u32>,
     codes: FxHashSet<u64>,
@@ -130,11 +134,18 @@ impl Writer {
             shim_version: env!("CARGO_PKG_VERSION").to_string(),
             extra: Vec::new(),
         };
+        let zstd = Compressor::new().ok();
+        let flags = if zstd.is_some() { FLAG_ZSTD } else { 0 };
+        // The header first, alone and uncompressed: a process that execs right away still leaves
+        // a readable file.
+        let mut file = file;
+        file.write_all(&encode_header_with(&header, flags))?;
         let mut w = Writer {
             file,
             ring,
             chunk: ChunkBuilder::new(),
-            out: encode_header(&header),
+            out: Vec::new(),
+            zstd,
             stacks: FxHashMap::default(),
             threads: FxHashSet::default(),
             codes: FxHashSet::default(),
@@ -147,8 +158,6 @@ impl Writer {
             sampled_allocated: 0,
             sampled_freed: 0,
         };
-        // The header first, alone: a process that execs right away still leaves a readable file.
-        w.flush();
         w.refresh_modules();
         if fork_gen > 0 {
             w.write_inherited(fork_gen);
@@ -354,11 +363,28 @@ impl Writer {
         });
     }
 
-    /// Frames what is pending and writes it with one write; a failed write loses that data only.
+    /// Frames what is pending, compresses it into a block (flushing the stream, so everything
+    /// written so far decodes) and writes it with one write. A failed write ends what the file
+    /// can tell (the stream cannot resume past a gap); the reader stops there.
     fn flush(&mut self) {
         self.chunk.finish_into(&mut self.out);
         if !self.out.is_empty() {
-            let _ = self.file.write_all(&self.out);
+            match self.zstd.as_mut() {
+                // One block per MAX_CHUNK of chunk bytes (a block's output is bounded for readers).
+                Some(z) => {
+                    for part in self.out.chunks(memshim_format::MAX_CHUNK) {
+                        match z.compress(part) {
+                            Ok(block) => {
+                                let _ = self.file.write_all(block);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                None => {
+                    let _ = self.file.write_all(&self.out);
+                }
+            }
             self.out.clear();
         }
         self.last_flush = real::now_ns();

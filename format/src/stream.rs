@@ -1,0 +1,199 @@
+//! The compressed body of version-2 captures (header flag [`FLAG_ZSTD`]).
+//!
+//! ```text
+//! body   := block*
+//! block  := len:u32 LE  crc:u32 LE  zstd[len]
+//! ```
+//!
+//! The `zstd` parts of all blocks, concatenated, are one zstd stream, flushed (never ended) at the
+//! end of each block: decompressing blocks 0..=i yields whole chunks (the `chunk*` of version 1).
+//! The writer appends one block per write, so a process killed between two writes leaves a file
+//! that decodes completely, and one killed during a write leaves a short last block, reported as
+//! truncated; the CRC catches damage before the decompressor sees it.
+//!
+//! One stream rather than one frame per block: the writer flushes every 80 ms, small chunks
+//! compress poorly alone, and content repeats across them (module maps resent after each
+//! dlopen, similar stacks and names), which a shared window turns into back-references.
+
+use std::io::{self, Read, Write};
+
+use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
+
+/// Header flag: the body is zstd blocks.
+pub const FLAG_ZSTD: u16 = 1;
+
+/// zstd level for the writer: the fastest, which still finds the long repeats (the writer runs
+/// inside the profiled process; `all` mode writes tens of MB/s).
+const LEVEL: i32 = 1;
+
+/// Most bytes one block may decompress to (a writer flushes far less; this bounds a bad file).
+pub const MAX_BLOCK_OUTPUT: usize = 4 * crate::MAX_CHUNK;
+
+/// The writer's side: compresses framed chunks into one block to append to the file.
+pub struct Compressor {
+    enc: zstd::stream::write::Encoder<'static, Vec<u8>>,
+    block: Vec<u8>,
+}
+
+impl Compressor {
+    pub fn new() -> io::Result<Self> {
+        Ok(Compressor {
+            enc: zstd::stream::write::Encoder::new(Vec::new(), LEVEL)?,
+            block: Vec::new(),
+        })
+    }
+
+    /// Compresses `chunks` (framed chunks, at most [`MAX_BLOCK_OUTPUT`] bytes) and flushes the
+    /// stream; returns the block to write, valid until the next call.
+    pub fn compress(&mut self, chunks: &[u8]) -> io::Result<&[u8]> {
+        self.enc.get_mut().clear();
+        self.enc.write_all(chunks)?;
+        self.enc.flush()?;
+        let z = self.enc.get_ref();
+        self.block.clear();
+        self.block
+            .extend_from_slice(&(z.len() as u32).to_le_bytes());
+        self.block
+            .extend_from_slice(&crc32fast::hash(z).to_le_bytes());
+        self.block.extend_from_slice(z);
+        Ok(&self.block)
+    }
+}
+
+/// The reader's side: the chunk bytes after the header, plain or decompressed.
+pub(crate) struct Body<R> {
+    inner: R,
+    /// File bytes taken from `inner`.
+    file_bytes: u64,
+    zstd: Option<Unpacker>,
+}
+
+struct Unpacker {
+    dec: Decoder<'static>,
+    block: Vec<u8>,
+    out: Vec<u8>,
+    pos: usize,
+    /// The file ended inside a block.
+    cut: bool,
+}
+
+impl<R: Read> Body<R> {
+    pub fn new(inner: R, compressed: bool) -> io::Result<Self> {
+        let zstd = if compressed {
+            Some(Unpacker {
+                dec: Decoder::new()?,
+                block: Vec::new(),
+                out: Vec::new(),
+                pos: 0,
+                cut: false,
+            })
+        } else {
+            None
+        };
+        Ok(Body {
+            inner,
+            file_bytes: 0,
+            zstd,
+        })
+    }
+
+    pub fn file_bytes(&self) -> u64 {
+        self.file_bytes
+    }
+
+    /// True when the file ended inside a compressed block (the last write was cut short).
+    pub fn cut(&self) -> bool {
+        self.zstd.as_ref().is_some_and(|z| z.cut)
+    }
+
+    /// Decompresses the next block into `out`; false at the end of the file.
+    fn next_block(&mut self) -> io::Result<bool> {
+        let z = self.zstd.as_mut().expect("compressed body");
+        let mut head = [0u8; 8];
+        let n = read_full(&mut self.inner, &mut head)?;
+        self.file_bytes += n as u64;
+        if n < head.len() {
+            z.cut = n > 0;
+            return Ok(false);
+        }
+        let len = u32::from_le_bytes(head[..4].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(head[4..].try_into().unwrap());
+        if len > MAX_BLOCK_OUTPUT {
+            return Err(corrupt(format!("compressed block claims {len} bytes")));
+        }
+        z.block.resize(len, 0);
+        let got = read_full(&mut self.inner, &mut z.block)?;
+        self.file_bytes += got as u64;
+        if got < len {
+            z.cut = true;
+            return Ok(false);
+        }
+        if crc32fast::hash(&z.block) != crc {
+            return Err(corrupt("checksum mismatch in a compressed block".into()));
+        }
+        z.out.clear();
+        z.pos = 0;
+        let mut input = InBuffer::around(&z.block);
+        loop {
+            if z.out.len() >= MAX_BLOCK_OUTPUT {
+                return Err(corrupt(
+                    "a compressed block expands beyond the limit".into(),
+                ));
+            }
+            z.out.reserve(64 << 10);
+            let start = z.out.len();
+            let cap = z.out.capacity();
+            let room_left = {
+                let mut output = OutBuffer::around_pos(&mut z.out, start);
+                z.dec
+                    .run(&mut input, &mut output)
+                    .map_err(|e| corrupt(format!("compressed block: {e}")))?;
+                output.pos() < cap
+            };
+            // Done when all input is in and the decoder had room to spare (nothing held back).
+            if input.pos() == z.block.len() && room_left {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+impl<R: Read> Read for Body<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.zstd.is_none() {
+            let n = self.inner.read(buf)?;
+            self.file_bytes += n as u64;
+            return Ok(n);
+        }
+        loop {
+            let z = self.zstd.as_mut().expect("compressed body");
+            if z.pos < z.out.len() {
+                let n = buf.len().min(z.out.len() - z.pos);
+                buf[..n].copy_from_slice(&z.out[z.pos..z.pos + n]);
+                z.pos += n;
+                return Ok(n);
+            }
+            if !self.next_block()? {
+                return Ok(0);
+            }
+        }
+    }
+}
+
+fn corrupt(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why)
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+pub(crate) fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match r.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
