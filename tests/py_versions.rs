@@ -437,3 +437,48 @@ fn versions_without_a_verified_layout_get_native_frames_and_one_warning() {
         );
     }
 }
+
+/// CPython 3.12+ counts the process's threads after os.fork() and prints a DeprecationWarning
+/// when there is more than one: the shim's writer steps aside around each fork, so a
+/// single-threaded program's output stays as without the shim, and comes back after it (the
+/// ticks of the parent's timeline go on).
+#[test]
+fn py313_fork_leaves_no_thread_for_the_interpreter_to_warn_about() {
+    let v = Version::Py313;
+    let dir = scratch("3.13-fork");
+    let script = dir.join("fork_quiet.py");
+    std::fs::copy(py_common::fixture("fork_quiet.py"), &script).unwrap();
+    let o = v.run(&dir, &script, &[]);
+    assert_eq!(
+        o.stderr, "",
+        "the program printed nothing to stderr without the shim"
+    );
+    let caps: Vec<_> = py_common::captures(&dir)
+        .iter()
+        .map(|p| decode(p))
+        .collect();
+    assert_eq!(caps.len(), 4, "the parent and three children");
+    let parent = caps
+        .iter()
+        .find(|c| c.header.forked_from.is_none())
+        .expect("the parent's capture");
+    parent.assert_complete();
+    let end = parent
+        .records
+        .iter()
+        .find_map(|r| match r {
+            Record::End { t, .. } => Some(*t),
+            _ => None,
+        })
+        .unwrap();
+    // After the forks the parent runs 0.6 s: the writer, back, ticks every 80 ms.
+    let late_ticks = parent
+        .records
+        .iter()
+        .filter(|r| matches!(r, Record::Tick { t, .. } if *t + 400_000_000 > end))
+        .count();
+    assert!(late_ticks >= 3, "{late_ticks} ticks in the last 0.4 s");
+    for c in &caps {
+        c.assert_complete();
+    }
+}

@@ -42,6 +42,7 @@ pub mod signals;
 pub mod thread;
 pub mod unwind;
 pub mod writer;
+pub mod writer_thread;
 
 use core::sync::atomic::Ordering;
 
@@ -65,8 +66,9 @@ extern "C" fn init() {
     if mode != config::Mode::Off && cfg.signals {
         signals::install();
     }
-    // SAFETY: the handler is a plain function safe to run in the child after fork.
-    unsafe { libc::pthread_atfork(None, None, Some(fork_child)) };
+    // SAFETY: both handlers are plain functions: the prepare one may wait (bounded) for our own
+    // writer thread, the child one runs single-threaded.
+    unsafe { libc::pthread_atfork(Some(before_fork), None, Some(fork_child)) };
     hooks::enable(mode);
     t.countdown = 0;
     t.flags &= !thread::FLAG_SETUP;
@@ -78,6 +80,11 @@ extern "C" fn init() {
 #[cfg_attr(test, allow(dead_code))]
 extern "C" fn fini() {
     recorder::finish(memshim_format::EndKind::Exit);
+}
+
+#[cfg_attr(test, allow(dead_code))]
+extern "C" fn before_fork() {
+    writer_thread::before_fork();
 }
 
 #[cfg_attr(test, allow(dead_code))]

@@ -8,7 +8,6 @@
 //! fork child: RUNNING/STARTING/IDLE --> IDLE (new file, new ring, new writer on its first event)
 //! ```
 
-use core::ffi::c_void;
 use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
@@ -87,6 +86,7 @@ pub fn push(ev: Event, frames: &[u64]) -> bool {
     if !pushed && patience > 0 {
         PATIENCE_NS.store(0, Ordering::Relaxed);
     }
+    crate::writer_thread::resume_if_due();
     pushed
 }
 
@@ -148,13 +148,13 @@ fn start_inner() -> bool {
     OWNER_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
     // Release: publishes RING and WRITER to every thread that sees RUNNING.
     STATE.store(RUNNING, Ordering::Release);
-    spawn_writer_thread();
+    crate::writer_thread::spawn();
     true
 }
 
 /// Runs `f` on the open writer, opening the capture first if nobody has yet. False when the
 /// capture cannot be written (recording is then disabled, with one warning).
-fn with_writer(f: impl FnOnce(&mut Writer)) -> bool {
+pub fn with_writer(f: impl FnOnce(&mut Writer)) -> bool {
     let w = WRITER.load(Ordering::Acquire);
     if w.is_null() {
         return false;
@@ -192,61 +192,6 @@ fn disable(why: &str) -> bool {
     crate::hooks::disable();
     STATE.store(DISABLED, Ordering::Release);
     false
-}
-
-/// Starts the writer with every signal blocked, so the host's signals never land on our thread.
-fn spawn_writer_thread() {
-    // SAFETY: plain libc calls on valid, local out-parameters; the old mask is restored.
-    unsafe {
-        let mut all: libc::sigset_t = core::mem::zeroed();
-        let mut old: libc::sigset_t = core::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        let mut tid: libc::pthread_t = 0;
-        let rc = libc::pthread_create(
-            &mut tid,
-            core::ptr::null(),
-            writer_main,
-            core::ptr::null_mut(),
-        );
-        if rc == 0 {
-            libc::pthread_detach(tid);
-        } else {
-            real::warn("cannot start the writer thread; the capture is written at exit only");
-        }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
-    }
-}
-
-extern "C" fn writer_main(_: *mut c_void) -> *mut c_void {
-    let t = thread::current();
-    t.busy = 1;
-    t.flags |= thread::FLAG_WRITER;
-    // SAFETY: PR_SET_NAME reads a NUL-terminated name of at most 16 bytes.
-    unsafe { libc::prctl(libc::PR_SET_NAME, c"memshim-writer".as_ptr()) };
-    loop {
-        if STATE.load(Ordering::Acquire) != RUNNING {
-            break;
-        }
-        if let Some(sig) = crate::signals::flush_requested() {
-            finish(EndKind::Signal(sig));
-            crate::signals::flush_done();
-            break;
-        }
-        let mut moved = 0;
-        if !with_writer(|w| moved = w.step()) {
-            break;
-        }
-        // Idle: look again in 5 ms. Busy: come back sooner the busier, so a burst of samples
-        // finds room in the ring instead of being dropped.
-        let pause_us = match moved {
-            0 => 5000,
-            1..=255 => 1000,
-            _ => 100,
-        };
-        std::thread::sleep(std::time::Duration::from_micros(pause_us));
-    }
-    core::ptr::null_mut()
 }
 
 /// Finishes the capture: drains what is left, writes the End record, flushes. Every exit path
@@ -346,6 +291,7 @@ pub fn after_fork_child() {
         // SAFETY: closing the child's own copy of the parent's capture descriptor.
         unsafe { libc::close(fd) };
     }
+    crate::writer_thread::after_fork_child();
     STARTING_DROPS.store(0, Ordering::Relaxed);
     REGION_FULL.store(0, Ordering::Relaxed);
     // SAFETY: getpid has no preconditions.

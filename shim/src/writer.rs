@@ -180,6 +180,13 @@ impl Writer {
         n
     }
 
+    /// Drains the ring and writes everything, without ending the capture (the writer thread
+    /// stepping aside for a fork).
+    pub fn flush_now(&mut self) {
+        while self.drain(1 << 16) > 0 {}
+        self.flush();
+    }
+
     /// The final flush of an exit path.
     pub fn finish(&mut self, how: EndKind) {
         while self.drain(1 << 16) > 0 {}

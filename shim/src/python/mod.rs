@@ -129,14 +129,17 @@ fn layout_for(version: (u8, u8), hex: Option<u32>, runtime: usize) -> Result<Lay
 /// Looks for CPython in the process; called from the constructor (dlsym is safe there). Prints
 /// one warning when Python is there but its frames cannot be read.
 pub fn detect(enabled: bool) {
-    if !enabled {
-        return;
-    }
     let runtime = sym(c"_PyRuntime");
     if runtime.is_null() {
         return; // not a Python process (or Python is loaded later with dlopen)
     }
     let (version, hex) = version();
+    // 3.12+ counts the process's threads after os.fork() and warns about ours: see writer_thread.
+    // Relaxed: set before any thread but the main one exists.
+    crate::writer_thread::QUIET_FORK.store(version >= (3, 12), Ordering::Relaxed);
+    if !enabled {
+        return;
+    }
     let layout = match layout_for(version, hex, runtime as usize) {
         Ok(l) => l,
         Err(why) => {

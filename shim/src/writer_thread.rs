@@ -1,0 +1,204 @@
+//! The writer thread's life: spawned on the first event, drains the ring until the capture ends,
+//! and, in CPython 3.12+ processes, steps aside while the process forks.
+//!
+//! CPython 3.12+ counts the process's threads right after `os.fork()` returns in the parent (the
+//! 20th field of /proc/self/stat) and prints a DeprecationWarning when there is more than one: our
+//! writer alone would make a single-threaded service print it at every fork. So the atfork
+//! prepare handler asks the writer to stop (flushed, not finished) and joins it, bounded; the
+//! thread is spawned again by the first event at least [`RESUME_DELAY_NS`] after the fork, when
+//! the interpreter's check is long done. Events of that gap wait in the ring. Elsewhere the
+//! writer runs through forks (nothing counts it, and a gap would only delay the flushes).
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use memshim_format::EndKind;
+
+use crate::{real, recorder, thread};
+
+/// Set at start when the process is CPython 3.12+ (python::detect).
+pub static QUIET_FORK: AtomicBool = AtomicBool::new(false);
+
+const RUN: u32 = 0;
+/// The forking thread asks the writer to stop.
+const STOP_ASKED: u32 = 1;
+/// The writer agreed and is leaving: whoever asked must join it.
+const STOPPING: u32 = 2;
+
+/// A futex word: the writer sleeps on it between rounds, so a stop request wakes it at once.
+static CONTROL: AtomicU32 = AtomicU32::new(RUN);
+/// The running writer thread (0: none).
+static THREAD: AtomicU64 = AtomicU64::new(0);
+/// While the writer is stopped for a fork: when an event may spawn it again (0: not stopped).
+static RESUME_AT: AtomicU64 = AtomicU64::new(0);
+
+/// How long after a fork the writer stays away.
+const RESUME_DELAY_NS: u64 = 20_000_000;
+/// How long a fork waits for the writer to stop before going ahead with it running.
+const STOP_WAIT_NS: u64 = 100_000_000;
+
+/// Starts the writer with every signal blocked, so the host's signals never land on our thread.
+pub fn spawn() {
+    // SAFETY: plain libc calls on valid, local out-parameters; the old mask is restored.
+    unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let mut tid: libc::pthread_t = 0;
+        let rc = libc::pthread_create(&mut tid, core::ptr::null(), run, core::ptr::null_mut());
+        if rc == 0 {
+            // Relaxed: read by the fork handler of this process only, after the spawn returned.
+            THREAD.store(tid as u64, Ordering::Relaxed);
+        } else {
+            real::warn("cannot start the writer thread; the capture is written at exit only");
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+    }
+}
+
+extern "C" fn run(_: *mut c_void) -> *mut c_void {
+    let t = thread::current();
+    t.busy = 1;
+    t.flags |= thread::FLAG_WRITER;
+    // SAFETY: PR_SET_NAME reads a NUL-terminated name of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"memshim-writer".as_ptr()) };
+    loop {
+        if !recorder::running() {
+            break;
+        }
+        if let Some(sig) = crate::signals::flush_requested() {
+            recorder::finish(EndKind::Signal(sig));
+            crate::signals::flush_done();
+            break;
+        }
+        let mut moved = 0;
+        if !recorder::with_writer(|w| moved = w.step()) {
+            break;
+        }
+        // AcqRel: the forking thread joins us once it sees STOPPING.
+        if CONTROL
+            .compare_exchange(STOP_ASKED, STOPPING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            recorder::with_writer(|w| w.flush_now());
+            return core::ptr::null_mut(); // joined by the forking thread
+        }
+        // Idle: look again in 5 ms. Busy: come back sooner the busier, so a burst of samples
+        // finds room in the ring instead of being dropped.
+        let pause_us = match moved {
+            0 => 5000,
+            1..=255 => 1000,
+            _ => 100,
+        };
+        sleep_unless_asked(pause_us);
+    }
+    // Leaving for good (capture finished or disabled): nobody will join us.
+    // SAFETY: detaching the calling thread.
+    unsafe { libc::pthread_detach(libc::pthread_self()) };
+    // Relaxed: only this process's fork handler reads it.
+    THREAD.store(0, Ordering::Relaxed);
+    core::ptr::null_mut()
+}
+
+/// Sleeps up to `us` microseconds on [`CONTROL`]; a stop request ends the sleep early.
+fn sleep_unless_asked(us: u64) {
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: (us * 1000) as _,
+    };
+    // SAFETY: FUTEX_WAIT on a live, aligned u32 with a relative timeout; it returns at once if
+    // the word is no longer RUN, or on a wake, a signal or the timeout. No allocation, no lock.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            CONTROL.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            RUN,
+            &ts as *const libc::timespec,
+        );
+    }
+}
+
+/// The atfork prepare handler's part: in a CPython 3.12+ process, stop the writer (flushed) so
+/// the parent has only its own threads when the interpreter counts them after the fork.
+pub fn before_fork() {
+    // Relaxed: set once in the constructor.
+    if !QUIET_FORK.load(Ordering::Relaxed) {
+        return;
+    }
+    // Relaxed: the writer's handle, written by this process's spawner.
+    let tid = THREAD.load(Ordering::Relaxed);
+    if tid == 0 || !recorder::running() {
+        return;
+    }
+    // AcqRel: pairs with the writer's CAS.
+    if CONTROL
+        .compare_exchange(RUN, STOP_ASKED, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return;
+    }
+    wake();
+    let deadline = real::now_ns() + STOP_WAIT_NS;
+    loop {
+        // Acquire: pairs with the writer's agreement.
+        if CONTROL.load(Ordering::Acquire) == STOPPING {
+            break;
+        }
+        if real::now_ns() >= deadline {
+            // Withdraw the request; if the writer agreed meanwhile, it is leaving: join it.
+            if CONTROL
+                .compare_exchange(STOP_ASKED, RUN, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return;
+            }
+            break;
+        }
+        real::sleep_us(100);
+    }
+    // SAFETY: `tid` is our writer, joinable (it detaches itself only when leaving for good, and
+    // it agreed to stop instead); it is returning from its start function now.
+    unsafe { libc::pthread_join(tid as libc::pthread_t, core::ptr::null_mut()) };
+    // Relaxed: the handle and the schedule are this process's; publication order is irrelevant.
+    THREAD.store(0, Ordering::Relaxed);
+    RESUME_AT.store(real::now_ns() + RESUME_DELAY_NS, Ordering::Relaxed);
+    CONTROL.store(RUN, Ordering::Release);
+}
+
+/// Called by every event push: spawns the writer again once a fork's gap has passed.
+#[inline]
+pub fn resume_if_due() {
+    // Relaxed: a schedule; a stale read delays the resume to a later event.
+    let at = RESUME_AT.load(Ordering::Relaxed);
+    if at == 0 || real::now_ns() < at {
+        return;
+    }
+    // One event wins the respawn.
+    if RESUME_AT
+        .compare_exchange(at, 0, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        thread::setup_section(spawn);
+    }
+}
+
+/// In a forked child: no writer exists here; the child's first event spawns its own.
+pub fn after_fork_child() {
+    THREAD.store(0, Ordering::Relaxed);
+    RESUME_AT.store(0, Ordering::Relaxed);
+    CONTROL.store(RUN, Ordering::Relaxed);
+}
+
+fn wake() {
+    // SAFETY: FUTEX_WAKE on a live, aligned u32 wakes at most one waiter (the writer).
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            CONTROL.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        );
+    }
+}
