@@ -65,6 +65,22 @@ fn threads_free_each_others_memory() {
 }
 
 #[test]
+fn forks_while_the_writer_walks_the_loader_list() {
+    // 400 forks while another thread keeps the writer stepping (each step asks the loader for
+    // its counters); every child walks the loader's list itself. Before the atfork walk lock,
+    // a child hung in dl_iterate_phdr now and then (and its capture never ended).
+    let dir = scratch("fork-storm");
+    let bin = build_c(&dir, "fork_storm.c", &[]);
+    let (plain, runs) = compare(&Program::new(&bin), &dir, &[Some("4K")]);
+    assert_eq!(plain.stdout, "forks 400 ok 400\n");
+    let caps = &runs[0];
+    assert_eq!(caps.len(), 401, "the parent and every child");
+    for c in caps {
+        c.assert_complete();
+    }
+}
+
+#[test]
 fn fork_in_a_threaded_process() {
     let dir = scratch("fork-threads");
     let bin = build_c(&dir, "fork_threads.c", &[]);

@@ -243,7 +243,9 @@ pub unsafe extern "C" fn execve(
 ) -> c_int {
     recorder::before_exec();
     // SAFETY: forwarding to the system call; it returns only on failure, with errno set.
-    unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int }
+    let r = unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int };
+    recorder::after_failed_exec();
+    r
 }
 
 /// # Safety
@@ -255,7 +257,9 @@ pub unsafe extern "C" fn execv(
 ) -> c_int {
     recorder::before_exec();
     // SAFETY: forwarding; glibc's execv calls its internal execve, not ours.
-    unsafe { real::execv(path, argv) }
+    let r = unsafe { real::execv(path, argv) };
+    recorder::after_failed_exec();
+    r
 }
 
 /// # Safety
@@ -267,7 +271,9 @@ pub unsafe extern "C" fn execvp(
 ) -> c_int {
     recorder::before_exec();
     // SAFETY: forwarding.
-    unsafe { real::execvp(file, argv) }
+    let r = unsafe { real::execvp(file, argv) };
+    recorder::after_failed_exec();
+    r
 }
 
 /// # Safety
@@ -280,7 +286,9 @@ pub unsafe extern "C" fn execvpe(
 ) -> c_int {
     recorder::before_exec();
     // SAFETY: forwarding.
-    unsafe { real::execvpe(file, argv, envp) }
+    let r = unsafe { real::execvpe(file, argv, envp) };
+    recorder::after_failed_exec();
+    r
 }
 
 /// # Safety

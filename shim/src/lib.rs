@@ -54,6 +54,7 @@ extern "C" fn init() {
     t.busy = 1;
     t.flags |= thread::FLAG_SETUP;
     recorder::START_MONO.store(real::now_ns(), Ordering::Relaxed);
+    recorder::note_init_pid();
     real::resolve();
     let cfg = config::init();
     let mut mode = cfg.mode;
@@ -68,7 +69,7 @@ extern "C" fn init() {
     }
     // SAFETY: both handlers are plain functions: the prepare one may wait (bounded) for our own
     // writer thread, the child one runs single-threaded.
-    unsafe { libc::pthread_atfork(Some(before_fork), None, Some(fork_child)) };
+    unsafe { libc::pthread_atfork(Some(before_fork), Some(fork_parent), Some(fork_child)) };
     hooks::enable(mode);
     t.countdown = 0;
     t.flags &= !thread::FLAG_SETUP;
@@ -85,10 +86,17 @@ extern "C" fn fini() {
 #[cfg_attr(test, allow(dead_code))]
 extern "C" fn before_fork() {
     writer_thread::before_fork();
+    modules::before_fork();
+}
+
+#[cfg_attr(test, allow(dead_code))]
+extern "C" fn fork_parent() {
+    modules::after_fork();
 }
 
 #[cfg_attr(test, allow(dead_code))]
 extern "C" fn fork_child() {
+    modules::after_fork();
     sampler::FORK_GEN.fetch_add(1, Ordering::Relaxed);
     hooks::after_fork_child();
     unwind::after_fork_child();

@@ -2,6 +2,7 @@
 //! symbolize offline after the process is gone. Runs on the writer thread only.
 
 use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use memshim_format::Module;
 
@@ -79,6 +80,60 @@ fn build_id(mut notes: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// Held around our own `dl_iterate_phdr` calls, and by the atfork prepare handler across the
+/// fork. dl_iterate_phdr holds the loader's `dl_load_write_lock`, which glibc's fork does not
+/// take: a fork while our writer was inside it left the child's loader lock locked for good (the
+/// child's first dl_iterate_phdr, ours or the program's, then hung; seen in a multiprocessing
+/// test). With this lock the fork waits for the walk to end.
+static WALK: AtomicU32 = AtomicU32::new(0);
+/// The prepare handler got WALK (so the parent and child handlers release it).
+static HELD_FOR_FORK: AtomicBool = AtomicBool::new(false);
+
+/// Calls `f` with WALK held (waiting for another walk to finish: they are short).
+fn walking<R>(f: impl FnOnce() -> R) -> R {
+    // Acquire: pairs with the Release of the previous holder.
+    while WALK
+        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        crate::real::sleep_us(20);
+    }
+    let r = f();
+    // Release: ends the critical section.
+    WALK.store(0, Ordering::Release);
+    r
+}
+
+/// atfork prepare: wait (bounded, 100 ms) until no walk of ours is under way, and keep others
+/// out until the fork is done. A program that forks from inside its own dl_iterate_phdr
+/// callback would make us wait forever: past the bound the fork goes ahead as before.
+pub fn before_fork() {
+    let deadline = crate::real::now_ns() + 100_000_000;
+    loop {
+        // Acquire: as in `walking`.
+        if WALK
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            HELD_FOR_FORK.store(true, Ordering::Relaxed);
+            return;
+        }
+        if crate::real::now_ns() >= deadline {
+            return;
+        }
+        crate::real::sleep_us(20);
+    }
+}
+
+/// atfork parent and child: release what `before_fork` took.
+pub fn after_fork() {
+    // Relaxed: set and read by the forking thread (and its copy in the child).
+    if HELD_FOR_FORK.swap(false, Ordering::Relaxed) {
+        // Release: ends the critical section.
+        WALK.store(0, Ordering::Release);
+    }
+}
+
 /// Only the loader's counters (cheap enough to ask before every drain).
 pub fn signature() -> Signature {
     extern "C" fn first(info: *mut libc::dl_phdr_info, size: usize, data: *mut c_void) -> c_int {
@@ -91,7 +146,9 @@ pub fn signature() -> Signature {
     }
     let mut sig = (0, 0);
     // SAFETY: `first` matches the callback type and `sig` outlives the call.
-    unsafe { libc::dl_iterate_phdr(Some(first), &mut sig as *mut Signature as *mut c_void) };
+    walking(|| unsafe {
+        libc::dl_iterate_phdr(Some(first), &mut sig as *mut Signature as *mut c_void)
+    });
     sig
 }
 
@@ -102,6 +159,8 @@ pub fn snapshot() -> (Vec<Module>, Signature) {
         sig: (0, 0),
     };
     // SAFETY: `visit` matches the callback type and `walk` outlives the call.
-    unsafe { libc::dl_iterate_phdr(Some(visit), &mut walk as *mut Walk as *mut c_void) };
+    walking(|| unsafe {
+        libc::dl_iterate_phdr(Some(visit), &mut walk as *mut Walk as *mut c_void)
+    });
     (walk.modules, walk.sig)
 }

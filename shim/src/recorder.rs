@@ -8,7 +8,9 @@
 //! fork child: RUNNING/STARTING/IDLE --> IDLE (new file, new ring, new writer on its first event)
 //! ```
 
-use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering,
+};
 use std::sync::Mutex;
 
 use memshim_format::{Drops, EndKind};
@@ -33,6 +35,12 @@ static WRITER_FD: AtomicI32 = AtomicI32::new(-1);
 static OWNER_PID: AtomicU32 = AtomicU32::new(0);
 /// Set by the atfork child handler: the pid of a process that is a real (not v-) fork child.
 static FORK_CHILD_PID: AtomicU32 = AtomicU32::new(0);
+/// The pid the constructor ran in (the process whose memory this is, unless forked since).
+static INIT_PID: AtomicU32 = AtomicU32::new(0);
+/// Between an exec hook's start and the exec's failure: starting a capture or writing more of
+/// it now would leave a file cut by the new program image (glibc's execvp may allocate while it
+/// tries each PATH entry).
+static EXEC_PENDING: AtomicBool = AtomicBool::new(false);
 /// Events dropped while another thread was still starting the writer.
 static STARTING_DROPS: AtomicU64 = AtomicU64::new(0);
 /// Sampled allocations that did not fit the region (served unrecorded by libc).
@@ -63,7 +71,8 @@ pub fn push(ev: Event, frames: &[u64]) -> bool {
     match STATE.load(Ordering::Acquire) {
         RUNNING => {}
         IDLE => {
-            if !start() {
+            // Acquire: pairs with before_exec's store.
+            if EXEC_PENDING.load(Ordering::Acquire) || !start() {
                 return false;
             }
         }
@@ -263,16 +272,52 @@ pub fn after_dlopen() {
     });
 }
 
+/// Records the constructor's pid (see [`owns_this_memory`]).
+pub fn note_init_pid() {
+    // SAFETY: getpid has no preconditions.
+    INIT_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
+}
+
+/// True in the process whose memory this is: the one the constructor ran in, or a real fork
+/// child. A vfork child shares its parent's memory and must change nothing in it.
+fn owns_this_memory(pid: u32) -> bool {
+    // Relaxed: both are written before any thread of this process could read them.
+    pid == INIT_PID.load(Ordering::Relaxed) || pid == FORK_CHILD_PID.load(Ordering::Relaxed)
+}
+
 /// Before `execve` replaces the program: everything so far goes to disk with an End record of
-/// kind Exec. Recording goes on, so if the exec fails, a later exit ends the capture again.
+/// kind Exec, and nothing starts or writes until the exec fails (a capture file half-written
+/// when the new image replaces us would not decode). If the exec fails, recording goes on and a
+/// later exit ends the capture again.
 pub fn before_exec() {
     // SAFETY: getpid has no preconditions.
-    if OWNER_PID.load(Ordering::Relaxed) != unsafe { libc::getpid() } as u32 {
-        return; // a (v)fork child about to exec: nothing of this capture is its to write
+    let pid = unsafe { libc::getpid() } as u32;
+    if !owns_this_memory(pid) {
+        return; // a vfork child about to exec: nothing here is its to change
+    }
+    // Release: a writer thread that sees it (under the writer's lock) writes nothing more.
+    EXEC_PENDING.store(true, Ordering::Release);
+    if OWNER_PID.load(Ordering::Relaxed) != pid {
+        return; // no capture of this process yet
     }
     if STATE.load(Ordering::Acquire) == RUNNING {
         thread::setup_section(|| with_writer(|w| w.finish(EndKind::Exec)));
     }
+}
+
+/// The exec failed and this program goes on.
+pub fn after_failed_exec() {
+    // SAFETY: getpid has no preconditions.
+    if owns_this_memory(unsafe { libc::getpid() } as u32) {
+        // Release: pairs with push's and the writer's loads.
+        EXEC_PENDING.store(false, Ordering::Release);
+    }
+}
+
+/// True while an exec is under way (the writer thread then writes nothing).
+pub fn exec_pending() -> bool {
+    // Acquire: pairs with before_exec's store.
+    EXEC_PENDING.load(Ordering::Acquire)
 }
 
 /// In a forked child (single-threaded, from the atfork handler): forget the parent's capture so
@@ -296,6 +341,7 @@ pub fn after_fork_child() {
     REGION_FULL.store(0, Ordering::Relaxed);
     // SAFETY: getpid has no preconditions.
     FORK_CHILD_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
+    EXEC_PENDING.store(false, Ordering::Relaxed);
     START_MONO.store(real::now_ns(), Ordering::Relaxed);
     if STATE.load(Ordering::Relaxed) != DISABLED {
         STATE.store(IDLE, Ordering::Release);

@@ -73,7 +73,13 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
             break;
         }
         let mut moved = 0;
-        if !recorder::with_writer(|w| moved = w.step()) {
+        // Checked under the writer's lock: an exec hook sets it before taking the lock to end
+        // the capture, after which nothing more may be written (see recorder::before_exec).
+        if !recorder::with_writer(|w| {
+            if !recorder::exec_pending() {
+                moved = w.step();
+            }
+        }) {
             break;
         }
         // AcqRel: the forking thread joins us once it sees STOPPING.
