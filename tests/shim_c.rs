@@ -65,6 +65,24 @@ fn threads_free_each_others_memory() {
 }
 
 #[test]
+fn all_mode_keeps_up_with_a_tight_loop() {
+    // The loop allocates faster than the writer can record: in all mode producers wait for
+    // the writer (as long as it makes progress) rather than drop.
+    let dir = scratch("all-tight");
+    let bin = build_c(&dir, "pairs.c", &[]);
+    let prog = Program::new(&bin).arg("400000");
+    let (plain, runs) = compare(&prog, &dir, &[Some("all")]);
+    assert_eq!(plain.stdout, "pairs 400000\n");
+    let cap = only(&runs[0]);
+    assert_eq!(cap.end().unwrap().1.total(), 0, "no drops");
+    let stacks = cap.stacks_through(&ranges(cap, &bin, "main"));
+    let r = replay(cap, &stacks);
+    // The loop's 400,000, plus stdio's buffer for the printf (also called from main, never freed).
+    assert_eq!(r.allocs.len(), 400_001, "every allocation of the loop");
+    assert!(r.live.len() <= 1 && r.lost_frees == 0);
+}
+
+#[test]
 fn forks_while_the_writer_walks_the_loader_list() {
     // 400 forks while another thread keeps the writer stepping (each step asks the loader for
     // its counters); every child walks the loader's list itself. Before the atfork walk lock,

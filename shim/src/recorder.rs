@@ -48,21 +48,25 @@ pub static REGION_FULL: AtomicU64 = AtomicU64::new(0);
 /// When this process's capture began (constructor, or fork for a child).
 pub static START_MONO: AtomicU64 = AtomicU64::new(0);
 
-/// Slots in the ring: a sampled process produces a few thousand events a second at most; `all`
-/// mode produces millions and gets a deeper ring.
+/// 64-byte units in the ring (an event takes 1 + its frame words / 7: a C stack 2-5, a deep
+/// Python stack up to ~30). Sampled: 2 MiB, some 1,000 deep Python events or 10,000 C ones
+/// between two turns of the writer; `all` mode produces millions a second: 8 MiB. Untouched
+/// units cost no memory.
 fn ring_capacity(all: bool) -> usize {
     if all {
-        1 << 15
+        1 << 17
     } else {
-        1 << 12
+        1 << 15
     }
 }
 
-/// How long a producer in `all` mode waits for room in a full ring before dropping: that mode
-/// promises every allocation, so a burst waits for the writer instead of leaving holes (the
-/// sampled default never waits). Bounded, and spent once for good: if the writer ever fails to
-/// make room in time (say it waits on a lock the producer holds), nobody waits again.
-const ALL_MODE_PATIENCE_NS: u64 = 5_000_000;
+/// How long a producer in `all` mode waits for a full ring's writer to make progress before
+/// dropping (1 s: compressing a big flush takes tens of ms). That mode promises every
+/// allocation, so producers wait for the writer (throttled to its pace, as memray and
+/// heaptrack are by their synchronous writes) instead of leaving holes; the sampled default
+/// never waits. If the writer ever makes no progress that long (say it waits on a lock a
+/// producer holds), nobody waits again.
+const ALL_MODE_PATIENCE_NS: u64 = 1_000_000_000;
 static PATIENCE_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Sends one event to the writer; false when it was dropped. Waits only in `all` mode (above).

@@ -1,10 +1,13 @@
 //! The lock-free ring that carries events from application threads to the writer thread.
 //!
-//! A bounded multi-producer queue after Vyukov: each slot has a sequence number; a producer claims
-//! a position with one CAS on `enqueue`, fills the slot, and publishes it by storing `pos + 1` into
-//! the slot's sequence. When the writer has not yet freed the slot a lap earlier, the ring is full
-//! and the producer drops the event (counted) instead of waiting. Slots are fixed-size (room for the
-//! configured stack depth) in memory mapped with a raw system call, so nothing here allocates.
+//! A bounded multi-producer queue after Vyukov, in 64-byte units: each unit has a sequence
+//! number; a producer claims the units its event needs (a 10-frame stack takes 3, a deep Python
+//! one 15) with one CAS on `enqueue`, fills them, and publishes the event by storing `pos + 1`
+//! into its head unit's sequence. When the writer has not yet freed the units a lap earlier, the
+//! ring is full and the producer drops the event (counted) instead of waiting. Fixed-size slots
+//! with room for the deepest stack made every event cost 3 KiB of ring (12 MiB of resident
+//! memory, and a cold cache line or page per push); units keep it to what the event needs.
+//! The memory is mapped with a raw system call, so nothing here allocates.
 
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -64,14 +67,31 @@ pub struct Event {
     pub size: u64,
 }
 
+/// One cache line of the ring. Every unit starts with its sequence number; an event takes a
+/// head unit (sequence, event, word count, one frame word) and as many continuation units as its
+/// frames need (seven words each, after the untouched sequence word).
+const UNIT: usize = 64;
+/// Frame words in the head unit and in each continuation unit.
+const HEAD_WORDS: usize = (UNIT - core::mem::size_of::<SlotHead>()) / 8;
+const CONT_WORDS: usize = UNIT / 8 - 1;
+
 #[repr(C)]
 struct SlotHead {
-    /// Vyukov's sequence number minus the slot's index, so that the all-zero memory of a fresh
-    /// mapping is the valid initial state and untouched slots cost no memory.
+    /// Vyukov's sequence number minus the unit's index, so that the all-zero memory of a fresh
+    /// mapping is the valid initial state and untouched units cost no memory.
     seq: AtomicU64,
     ev: Event,
-    /// Words actually stored after the head.
+    /// Frame words stored (in this unit and the continuation units after it).
     words: u32,
+    /// Units the event takes, head included.
+    units: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<SlotHead>() <= UNIT - 8);
+
+/// Units an event of `n` frame words takes.
+fn units_for(n: usize) -> u64 {
+    1 + n.saturating_sub(HEAD_WORDS).div_ceil(CONT_WORDS) as u64
 }
 
 #[repr(C, align(64))]
@@ -84,25 +104,24 @@ pub struct Ring {
     dequeue: Padded,
     /// Events dropped because the ring was full.
     pub dropped: Padded,
-    slots: *mut u8,
-    stride: usize,
+    units: *mut u8,
     mask: u64,
-    /// Words of frame space per slot.
+    /// Most frame words an event may carry (more are cut).
     words: usize,
     map_len: usize,
 }
 
-// SAFETY: all shared mutation goes through atomics; slot contents are handed from one producer to
-// the consumer by the Release/Acquire pair on the slot's sequence number.
+// SAFETY: all shared mutation goes through atomics; unit contents are handed from one producer
+// to the consumer by the Release/Acquire pair on the head unit's sequence number.
 unsafe impl Sync for Ring {}
 
 impl Ring {
-    /// Maps a ring of `capacity` (a power of two) slots with room for `words` frame words each.
-    /// Returns null when the kernel refuses the memory.
+    /// Maps a ring of `capacity` (a power of two) 64-byte units; events carry up to `words`
+    /// frame words. Returns null when the kernel refuses the memory.
     pub fn create(capacity: usize, words: usize) -> *mut Ring {
-        let stride = (core::mem::size_of::<SlotHead>() + words * 8).next_multiple_of(64);
+        let words = words.min((capacity - 1) * CONT_WORDS + HEAD_WORDS);
         let head = core::mem::size_of::<Ring>().next_multiple_of(4096);
-        let map_len = head + stride * capacity;
+        let map_len = head + UNIT * capacity;
         // SAFETY: a fresh private anonymous mapping; the result is checked.
         let base = unsafe {
             real::mmap(
@@ -124,8 +143,7 @@ impl Ring {
                 enqueue: Padded(AtomicU64::new(0)),
                 dequeue: Padded(AtomicU64::new(0)),
                 dropped: Padded(AtomicU64::new(0)),
-                slots: (base as *mut u8).add(head),
-                stride,
+                units: (base as *mut u8).add(head),
                 mask: capacity as u64 - 1,
                 words,
                 map_len,
@@ -143,48 +161,58 @@ impl Ring {
         unsafe { real::munmap(ring as *mut c_void, (*ring).map_len) };
     }
 
-    /// The sequence number of the slot for `pos` (see [`SlotHead::seq`]).
+    fn unit(&self, pos: u64) -> *mut u8 {
+        // SAFETY: (pos & mask) < capacity, and every unit lies inside the mapping.
+        unsafe { self.units.add((pos & self.mask) as usize * UNIT) }
+    }
+
+    fn seq_cell(&self, pos: u64) -> &AtomicU64 {
+        // SAFETY: every unit starts with its sequence word, an aligned AtomicU64.
+        unsafe { &*(self.unit(pos) as *const AtomicU64) }
+    }
+
+    /// The sequence number of the unit for `pos` (see [`SlotHead::seq`]).
     fn seq(&self, pos: u64, order: Ordering) -> u64 {
-        self.slot(pos).seq.load(order).wrapping_add(pos & self.mask)
+        self.seq_cell(pos).load(order).wrapping_add(pos & self.mask)
     }
 
     fn set_seq(&self, pos: u64, seq: u64, order: Ordering) {
-        self.slot(pos)
-            .seq
+        self.seq_cell(pos)
             .store(seq.wrapping_sub(pos & self.mask), order)
     }
 
-    fn slot(&self, pos: u64) -> &SlotHead {
-        // SAFETY: (pos & mask) < capacity, and every slot lies inside the mapping.
-        unsafe { &*(self.slots.add((pos & self.mask) as usize * self.stride) as *const SlotHead) }
-    }
-
-    fn frames_ptr(&self, pos: u64) -> *mut u64 {
-        // SAFETY: the frames follow the head inside the same slot.
-        unsafe {
-            self.slots
-                .add((pos & self.mask) as usize * self.stride + core::mem::size_of::<SlotHead>())
-                as *mut u64
-        }
+    /// Where frame word `i` of the event whose head is at `pos` lives.
+    fn word_ptr(&self, pos: u64, i: usize) -> *mut u64 {
+        let (unit, off) = if i < HEAD_WORDS {
+            (pos, core::mem::size_of::<SlotHead>() / 8 + i)
+        } else {
+            let j = i - HEAD_WORDS;
+            (pos + 1 + (j / CONT_WORDS) as u64, 1 + j % CONT_WORDS)
+        };
+        // SAFETY: `off` < UNIT / 8: inside the unit.
+        unsafe { (self.unit(unit) as *mut u64).add(off) }
     }
 
     /// Publishes one event; false (and counted) when the ring is full. `words` are the event's
-    /// `nframes` native frames then its `npy` Python frames (callers keep them within the ring's
-    /// word capacity; anything beyond is cut). With `patience_ns` 0 it never waits; otherwise a
-    /// full ring is retried (sleeping 20 us at a time) for up to that long before dropping.
+    /// `nframes` native frames then its `npy` Python frames (anything beyond the ring's word
+    /// limit is cut). With `patience_ns` 0 it never waits; otherwise a full ring is retried
+    /// (sleeping 20 us at a time) as long as the consumer keeps freeing units, and dropped once it
+    /// has freed none for that long.
     pub fn push(&self, ev: Event, words: &[u64], patience_ns: u64) -> bool {
         let n = words.len().min(self.words);
-        let mut deadline = 0;
-        // Relaxed: the CAS below orders claims; the slot's seq orders the data.
+        let k = units_for(n);
+        let (mut deadline, mut seen) = (0, 0);
+        // Relaxed: the CAS below orders claims; the head unit's seq orders the data.
         let mut pos = self.enqueue.0.load(Ordering::Relaxed);
         loop {
-            // Acquire: pairs with the consumer's Release when it emptied this slot a lap ago.
-            let seq = self.seq(pos, Ordering::Acquire);
-            let diff = seq as i64 - pos as i64;
+            // The consumer frees units in order, so the event's last unit being free for this
+            // lap means all of them are. Acquire: pairs with the consumer's Release.
+            let seq = self.seq(pos + k - 1, Ordering::Acquire);
+            let diff = seq as i64 - (pos + k - 1) as i64;
             if diff == 0 {
                 match self.enqueue.0.compare_exchange_weak(
                     pos,
-                    pos + 1,
+                    pos + k,
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 ) {
@@ -193,9 +221,14 @@ impl Ring {
                 }
             } else if diff < 0 {
                 if patience_ns > 0 {
+                    // Wait while the consumer makes progress; give up after `patience_ns`
+                    // without any (it may be blocked on something this thread holds).
                     let now = real::now_ns();
-                    if deadline == 0 {
+                    // Relaxed: a progress hint only.
+                    let consumed = self.dequeue.0.load(Ordering::Relaxed);
+                    if deadline == 0 || consumed != seen {
                         deadline = now + patience_ns;
+                        seen = consumed;
                     }
                     if now < deadline {
                         real::sleep_us(20);
@@ -210,14 +243,17 @@ impl Ring {
                 pos = self.enqueue.0.load(Ordering::Relaxed);
             }
         }
-        let slot = self.slot(pos);
-        // SAFETY: we own the slot between claiming `pos` and publishing it; the consumer reads it
-        // only after seeing seq == pos + 1.
+        // SAFETY: we own units pos..pos+k between claiming them and publishing the head; the
+        // consumer reads them only after seeing the head's seq == pos + 1, and no producer
+        // touches claimed units. Continuation units' sequence words are left alone.
         unsafe {
-            let head = slot as *const SlotHead as *mut SlotHead;
+            let head = self.unit(pos) as *mut SlotHead;
             core::ptr::addr_of_mut!((*head).ev).write(ev);
-            core::ptr::copy_nonoverlapping(words.as_ptr(), self.frames_ptr(pos), n);
             (*head).words = n as u32;
+            (*head).units = k as u32;
+            for (i, w) in words[..n].iter().enumerate() {
+                self.word_ptr(pos, i).write(*w);
+            }
         }
         // Release: makes the event visible to the consumer that Acquires seq.
         self.set_seq(pos, pos + 1, Ordering::Release);
@@ -228,23 +264,29 @@ impl Ring {
     pub fn pop(&self, f: impl FnOnce(&Event, &[u64])) -> bool {
         // Relaxed: only the consumer writes `dequeue`.
         let pos = self.dequeue.0.load(Ordering::Relaxed);
-        let slot = self.slot(pos);
         // Acquire: pairs with the producer's Release publish.
         if self.seq(pos, Ordering::Acquire) != pos + 1 {
             return false;
         }
-        // SAFETY: published slot, owned by the consumer until it stores the next lap's seq.
-        let (ev, frames) = unsafe {
-            let ev = &slot.ev;
-            (
-                ev,
-                core::slice::from_raw_parts(self.frames_ptr(pos), slot.words as usize),
-            )
+        let mut frames = [0u64;
+            crate::config::MAX_DEPTH
+                + crate::python::MAX_PY_FRAMES * crate::python::WORDS_PER_FRAME];
+        // SAFETY: a published event, owned by the consumer until it frees its units below.
+        let (ev, n, k) = unsafe {
+            let head = self.unit(pos) as *const SlotHead;
+            let n = ((*head).words as usize).min(frames.len());
+            for (i, w) in frames[..n].iter_mut().enumerate() {
+                *w = self.word_ptr(pos, i).read();
+            }
+            ((*head).ev, n, (*head).units as u64)
         };
-        f(ev, frames);
-        self.dequeue.0.store(pos + 1, Ordering::Relaxed);
-        // Release: the producer that reuses this slot must see our reads finished.
-        self.set_seq(pos, pos + self.mask + 1, Ordering::Release);
+        f(&ev, &frames[..n]);
+        self.dequeue.0.store(pos + k, Ordering::Relaxed);
+        // Free the units, head last of all but in order: a producer checks an event's last unit
+        // and relies on every earlier one being free. Release: our reads are done.
+        for u in pos..pos + k {
+            self.set_seq(u, u + self.mask + 1, Ordering::Release);
+        }
         true
     }
 }
@@ -284,6 +326,33 @@ mod tests {
     }
 
     #[test]
+    fn events_of_every_size_wrap_around_intact() {
+        // SAFETY: a fresh ring, never destroyed in this test.
+        let r = unsafe { &*Ring::create(64, 300) };
+        for round in 0..50u64 {
+            // Sizes that take 1 to 9 units, so events straddle the end of the ring.
+            let sizes = [0usize, 1, 2, 8, 9, 15, 16, 30, 57];
+            let mut pushed = Vec::new();
+            for (j, &n) in sizes.iter().enumerate() {
+                let words: Vec<u64> = (0..n as u64)
+                    .map(|w| round << 32 | (j as u64) << 16 | w)
+                    .collect();
+                if r.push(ev(round * 100 + j as u64), &words, 0) {
+                    pushed.push((round * 100 + j as u64, words));
+                }
+            }
+            assert!(!pushed.is_empty());
+            for (addr, words) in pushed {
+                assert!(r.pop(|e, f| {
+                    assert_eq!(e.addr, addr);
+                    assert_eq!(f, &words[..]);
+                }));
+            }
+            assert!(!r.pop(|_, _| unreachable!()));
+        }
+    }
+
+    #[test]
     fn a_patient_push_waits_for_room_then_gives_up() {
         // SAFETY: a fresh ring, never destroyed in this test.
         let r = unsafe { &*Ring::create(2, 1) };
@@ -307,7 +376,8 @@ mod tests {
     #[test]
     fn fifo_and_full() {
         // SAFETY: a fresh ring, never destroyed in this test.
-        let r = unsafe { &*Ring::create(4, 8) };
+        let r = unsafe { &*Ring::create(8, 8) };
+        assert_eq!(units_for(2), 2);
         for i in 0..4 {
             assert!(r.push(ev(i), &[i, i + 1], 0));
         }
