@@ -59,6 +59,12 @@ print(f"workload: {' '.join(workload)}  ({runs} interleaved runs, CPU = user+sys
 for k in names:
     med = statistics.median(times[k])
     print(f"  {k:<28} median {med:6.3f} s  ratio {med / base_med:5.3f}  (min {min(times[k]):.3f}, max {max(times[k]):.3f})")
+# Each run's ratio to the no-preload run of the same round (taken seconds apart), then the median:
+# pairing cancels most of a shared machine's drift between rounds.
+for k in names[1:]:
+    paired = sorted(t / b for t, b in zip(times[k], times["no preload"]))
+    q = statistics.quantiles(paired, n=4) if len(paired) > 1 else [paired[0]] * 3
+    print(f"  {k:<28} paired ratio {statistics.median(paired):5.3f}  (quartiles {q[0]:.3f}-{q[2]:.3f})")
 print(f"  Python code objects recorded: with frames {py_on}, with MEMSHIM_PYTHON=0 {py_off}")
 if py_off:
     print("  note: this libmemshim.so ignores MEMSHIM_PYTHON=0 (Python frames still recorded):")
