@@ -101,3 +101,13 @@ print("done", len(hits) > 0)
 "#;
     check("py-signals", Program::new(python()).arg("-c").arg(script));
 }
+
+#[test]
+fn cxx_exceptions_through_deep_stacks_in_two_threads() {
+    // The program's own unwinding (C++ throw, through libgcc on its stack) while the shim
+    // samples, exception objects included, and unwinds for itself.
+    let dir = scratch("everyday-cxx");
+    let bin = build_c(&dir, "cxx_exceptions.cpp", &["-lstdc++"]);
+    let (plain, _) = compare(&Program::new(&bin), &dir, &RATES);
+    assert_eq!(plain.stdout, "caught 5442800 5442800\n");
+}
