@@ -148,3 +148,34 @@ fn fast_unwinder_agrees_with_libgcc_on_every_python_sample() {
         "Python frames ride along with fast native stacks"
     );
 }
+
+#[test]
+fn fast_unwinder_agrees_with_libgcc_through_cxx_exceptions() {
+    // Every allocation of a C++ program that throws through deep stacks in two threads is
+    // walked both ways (check mode); a probe preloaded after the shim prints the counters.
+    let dir = scratch("unwind-cxx");
+    let bin = build_c(&dir, "cxx_exceptions.cpp", &["-O2", "-lstdc++"]);
+    let probe = build_c(&dir, "unwind_probe.c", &["-shared", "-fPIC", "-ldl"]);
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.env(
+        "LD_PRELOAD",
+        format!("{} {}", shim_so().display(), probe.display()),
+    )
+    .env("MEMSHIM_RATE", "all")
+    .env("MEMSHIM_UNWIND", "check")
+    .env("MEMSHIM_OUTPUT", dir.join("memshim.%p.msh"));
+    let out = shim_support::run(cmd, &dir, "cxx-check", TIMEOUT);
+    assert!(out.success(), "{out:?}");
+    assert_eq!(out.stdout, "caught 5442800 5442800\n");
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("mismatches "))
+        .unwrap_or_else(|| panic!("no counters: {}", out.stderr));
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(v[0], 0, "fast and libgcc disagree: {line}");
+    assert!(v[1] < 100, "almost every walk is the fast one: {line}");
+}
