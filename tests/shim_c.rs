@@ -448,8 +448,15 @@ fn exit_from_thread(how: &str, end: EndKind, rates: &[Option<&str>]) {
     }
     for (rate, caps) in rates.iter().zip(&runs) {
         let cap = only(caps);
-        assert_eq!(cap.end().unwrap().0, end, "{rate:?}");
-        assert!(cap.allocs().count() > 0, "{rate:?}");
+        let (how, dropped) = cap.end().unwrap();
+        assert_eq!(how, end, "{rate:?}");
+        // Every sample is recorded or counted: under heavy load the thread starting the
+        // recorder can be descheduled for the program's whole run, and the samples taken
+        // meanwhile are dropped (and counted) rather than waited for.
+        assert!(
+            cap.allocs().count() > 0 || dropped.ring_full > 0,
+            "{rate:?}: no sample recorded and none counted as dropped"
+        );
     }
 }
 
