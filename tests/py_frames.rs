@@ -32,14 +32,7 @@ fn each_thread_sample_carries_its_own_python_frames() {
     let mut seen = [0.0f64; 3];
     for site in v["allocations"].as_array().unwrap() {
         let pn = python_names(site);
-        let mine: Vec<usize> = (0..3)
-            .filter(|&k| pn.iter().any(|n| n == workers[k]))
-            .collect();
-        assert!(
-            mine.len() <= 1,
-            "frames of two threads in one sample: {pn:?}"
-        );
-        if let [k] = mine[..] {
+        if let Some(k) = worker_of(&pn, &workers) {
             // A worker's sample: its function innermost, the thread machinery outside, never
             // the main thread's main().
             assert_eq!(pn[0], workers[k], "{pn:?}");

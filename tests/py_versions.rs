@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use memshim_format::Record;
-use py_common::{bytes_in, first_python, frames, names, python_names, within, MIB};
+use py_common::{bytes_in, first_python, frames, names, python_names, within, worker_of, MIB};
 use serde_json::Value;
 use shim_support::{build_c, decode, run, shim_so, warnings, Outcome, TIMEOUT};
 
@@ -234,14 +234,7 @@ fn threads(v: Version) {
     let mut seen = [0.0f64; 3];
     for site in r["allocations"].as_array().unwrap() {
         let pn = python_names(site);
-        let mine: Vec<usize> = (0..3)
-            .filter(|&k| pn.iter().any(|n| n == workers[k]))
-            .collect();
-        assert!(
-            mine.len() <= 1,
-            "frames of two threads in one sample: {pn:?}"
-        );
-        if let [k] = mine[..] {
+        if let Some(k) = worker_of(&pn, &workers) {
             assert_eq!(pn[0], workers[k], "{pn:?}");
             let line = first_python(site).unwrap()["line"].as_u64().unwrap();
             assert_eq!(

@@ -89,13 +89,16 @@ static WALK: AtomicU32 = AtomicU32::new(0);
 /// The prepare handler got WALK (so the parent and child handlers release it).
 static HELD_FOR_FORK: AtomicBool = AtomicBool::new(false);
 
+/// Takes WALK if it is free.
+fn try_take_walk() -> bool {
+    // Acquire: pairs with the Release of the previous holder.
+    WALK.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+}
+
 /// Calls `f` with WALK held (waiting for another walk to finish: they are short).
 fn walking<R>(f: impl FnOnce() -> R) -> R {
-    // Acquire: pairs with the Release of the previous holder.
-    while WALK
-        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
+    while !try_take_walk() {
         crate::real::sleep_us(20);
     }
     let r = f();
@@ -110,11 +113,7 @@ fn walking<R>(f: impl FnOnce() -> R) -> R {
 pub fn before_fork() {
     let deadline = crate::real::now_ns() + 100_000_000;
     loop {
-        // Acquire: as in `walking`.
-        if WALK
-            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
+        if try_take_walk() {
             HELD_FOR_FORK.store(true, Ordering::Relaxed);
             return;
         }

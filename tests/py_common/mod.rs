@@ -135,6 +135,19 @@ pub fn first_python(site: &Value) -> Option<&Value> {
     frames(site).iter().find(|f| f["kind"] == "python")
 }
 
+/// Which of the thread functions `workers` a sample was taken in (None: another thread's).
+/// Fails when it carries frames of two of them: each sample holds its own thread's frames only.
+pub fn worker_of(pn: &[String], workers: &[&str]) -> Option<usize> {
+    let mine: Vec<usize> = (0..workers.len())
+        .filter(|&k| pn.iter().any(|n| n == workers[k]))
+        .collect();
+    assert!(
+        mine.len() <= 1,
+        "frames of two threads in one sample: {pn:?}"
+    );
+    mine.first().copied()
+}
+
 pub fn python_names(site: &Value) -> Vec<String> {
     frames(site)
         .iter()

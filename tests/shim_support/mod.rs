@@ -346,6 +346,32 @@ pub struct Alloc {
     pub inherited: bool,
 }
 
+impl Alloc {
+    /// The allocation an Alloc record describes.
+    pub fn of(r: &Record) -> Option<Alloc> {
+        match *r {
+            Record::Alloc {
+                t,
+                tid,
+                addr,
+                size,
+                stack,
+                kind,
+                inherited,
+            } => Some(Alloc {
+                t,
+                tid,
+                addr,
+                size,
+                stack,
+                kind,
+                inherited,
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl Capture {
     pub fn name(&self) -> String {
         self.path
@@ -380,26 +406,7 @@ impl Capture {
     }
 
     pub fn allocs(&self) -> impl Iterator<Item = Alloc> + '_ {
-        self.records.iter().filter_map(|r| match *r {
-            Record::Alloc {
-                t,
-                tid,
-                addr,
-                size,
-                stack,
-                kind,
-                inherited,
-            } => Some(Alloc {
-                t,
-                tid,
-                addr,
-                size,
-                stack,
-                kind,
-                inherited,
-            }),
-            _ => None,
-        })
+        self.records.iter().filter_map(Alloc::of)
     }
 
     /// (addr, size) of every Free record.
@@ -558,41 +565,26 @@ pub struct Replay {
 pub fn replay(cap: &Capture, stacks: &std::collections::HashSet<u64>) -> Replay {
     let mut r = Replay::default();
     for rec in &cap.records {
-        match *rec {
-            Record::Alloc {
-                t,
-                tid,
-                addr,
-                size,
-                stack,
-                kind,
-                inherited,
-            } => {
-                // A new allocation at a live address means a Free went missing: only possible
-                // when the capture reports dropped records (the replay's users bound them).
-                if let Some(old) = r.live.remove(&addr) {
-                    let drops = cap.end().map_or(0, |(_, d)| d.ring_full);
-                    assert!(
-                        drops > 0,
-                        "{}: allocation at {addr:#x} while {old:?} is still live (lost Free)",
-                        cap.name()
-                    );
-                    r.lost_frees += 1;
-                }
-                if stacks.contains(&stack) {
-                    let a = Alloc {
-                        t,
-                        tid,
-                        addr,
-                        size,
-                        stack,
-                        kind,
-                        inherited,
-                    };
-                    r.allocs.push(a);
-                    r.live.insert(addr, a);
-                }
+        if let Some(a) = Alloc::of(rec) {
+            // A new allocation at a live address means a Free went missing: only possible
+            // when the capture reports dropped records (the replay's users bound them).
+            if let Some(old) = r.live.remove(&a.addr) {
+                let drops = cap.end().map_or(0, |(_, d)| d.ring_full);
+                assert!(
+                    drops > 0,
+                    "{}: allocation at {:#x} while {old:?} is still live (lost Free)",
+                    cap.name(),
+                    a.addr
+                );
+                r.lost_frees += 1;
             }
+            if stacks.contains(&a.stack) {
+                r.allocs.push(a);
+                r.live.insert(a.addr, a);
+            }
+            continue;
+        }
+        match *rec {
             Record::Free { addr, tid, .. } => {
                 if let Some(a) = r.live.remove(&addr) {
                     r.freed += 1;

@@ -79,6 +79,7 @@ pub fn after_fork_child() {
 }
 
 /// What the CFI says about the instruction at `ip` (callers pass return address - 1).
+#[cold]
 pub fn rule_for(ip: u64) -> Found {
     // Relaxed: set once in the constructor.
     let f = DL_FIND_OBJECT.load(Ordering::Relaxed);

@@ -17,6 +17,7 @@ pub mod rule;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
+use dwarf::Found;
 use rule::Rule;
 
 /// Cache words: 2-way sets of one-word entries (128 KiB of .bss, touched as used).
@@ -135,9 +136,9 @@ fn walk(mut ip: u64, mut sp: u64, mut bp: u64, out: &mut [MaybeUninit<u64>]) -> 
     let mut at = ip; // the first frame is at `ip` itself; callers are at return address - 1
     while n < out.len() {
         let rule = match lookup(at) {
-            Lookup::Rule(r) => r,
-            Lookup::NoInfo => break,
-            Lookup::Busy => return None,
+            Found::Rule(r) => r,
+            Found::NoInfo => break,
+            Found::Busy => return None,
         };
         let Rule::Step {
             from_bp,
@@ -175,14 +176,6 @@ fn walk(mut ip: u64, mut sp: u64, mut bp: u64, out: &mut [MaybeUninit<u64>]) -> 
     Some(n)
 }
 
-enum Lookup {
-    Rule(Rule),
-    /// No module or no CFI covers the address: the stack ends here.
-    NoInfo,
-    /// The rule could not be derived now without waiting.
-    Busy,
-}
-
 #[inline(always)]
 fn set_of(ip: u64) -> usize {
     (ip.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SLOTS.trailing_zeros() + 1)) as usize * 2
@@ -190,19 +183,19 @@ fn set_of(ip: u64) -> usize {
 
 /// The rule for the instruction at `ip`, from the cache or derived and cached.
 #[inline(always)]
-fn lookup(ip: u64) -> Lookup {
+fn lookup(ip: u64) -> Found {
     if ip >= rule::MAX_CACHED_IP {
-        return derive(ip);
+        return dwarf::rule_for(ip);
     }
     let set = set_of(ip);
     for w in &CACHE[set..set + 2] {
         // Relaxed: an entry is one self-validating word; there is nothing else to order with.
         if let Some(r) = rule::unpack(w.load(Ordering::Relaxed), ip) {
-            return Lookup::Rule(r);
+            return Found::Rule(r);
         }
     }
-    let found = derive(ip);
-    if let Lookup::Rule(r) = found {
+    let found = dwarf::rule_for(ip);
+    if let Found::Rule(r) = found {
         let word = rule::pack(ip, r);
         // Relaxed: as above. Fill an empty way, else evict one chosen by the address.
         let way = if CACHE[set].load(Ordering::Relaxed) == 0 {
@@ -215,13 +208,4 @@ fn lookup(ip: u64) -> Lookup {
         CACHE[set + way].store(word, Ordering::Relaxed);
     }
     found
-}
-
-#[cold]
-fn derive(ip: u64) -> Lookup {
-    match dwarf::rule_for(ip) {
-        dwarf::Found::Rule(r) => Lookup::Rule(r),
-        dwarf::Found::NoInfo => Lookup::NoInfo,
-        dwarf::Found::Busy => Lookup::Busy,
-    }
 }
