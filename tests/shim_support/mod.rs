@@ -582,18 +582,13 @@ pub fn replay(cap: &Capture, stacks: &std::collections::HashSet<u64>) -> Replay 
                 r.allocs.push(a);
                 r.live.insert(a.addr, a);
             }
-            continue;
-        }
-        match *rec {
-            Record::Free { addr, tid, .. } => {
-                if let Some(a) = r.live.remove(&addr) {
-                    r.freed += 1;
-                    if a.tid != tid {
-                        r.cross_thread += 1;
-                    }
+        } else if let Record::Free { addr, tid, .. } = *rec {
+            if let Some(a) = r.live.remove(&addr) {
+                r.freed += 1;
+                if a.tid != tid {
+                    r.cross_thread += 1;
                 }
             }
-            _ => {}
         }
     }
     r
