@@ -27,8 +27,18 @@ impl ChunkBuilder {
 
     /// Appends one record to the payload.
     pub fn push(&mut self, r: &Record) {
-        // postcard extends the Vec in place; a Record always serializes.
+        if crate::fast::encode(r, &mut self.payload) {
+            return;
+        }
+        // Other small records (ticks, markers) fit a buffer that postcard fills without growing
+        // a Vec once per varint; bigger ones extend the Vec in place.
+        let mut small = [0u8; 96];
+        if let Ok(bytes) = postcard::to_slice(r, &mut small) {
+            self.payload.extend_from_slice(bytes);
+            return;
+        }
         let buf = std::mem::take(&mut self.payload);
+        // A Record always serializes.
         self.payload = postcard::to_extend(r, buf).expect("a Record always serializes");
     }
 

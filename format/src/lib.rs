@@ -43,6 +43,7 @@
 //! `munmap` is recorded (the CLI clips the live mappings it overlaps).
 
 mod chunk;
+mod fast;
 mod header;
 mod reader;
 mod record;

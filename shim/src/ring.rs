@@ -260,6 +260,17 @@ impl Ring {
         true
     }
 
+    /// Units the consumer has freed so far (a running count; the writer paces itself by it).
+    pub fn consumed(&self) -> u64 {
+        // Relaxed: a progress count, read by the consumer itself.
+        self.dequeue.0.load(Ordering::Relaxed)
+    }
+
+    /// Units in the ring.
+    pub fn capacity(&self) -> u64 {
+        self.mask + 1
+    }
+
     /// Hands the next published event to `f`; false when none is ready. Single consumer only.
     pub fn pop(&self, f: impl FnOnce(&Event, &[u64])) -> bool {
         // Relaxed: only the consumer writes `dequeue`.

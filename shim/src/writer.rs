@@ -166,6 +166,13 @@ impl Writer {
         Ok(w)
     }
 
+    /// The ring's (units consumed so far, capacity in units), for the writer thread's pacing.
+    pub fn ring_progress(&self) -> (u64, u64) {
+        // SAFETY: as in drain(): the ring outlives its writer.
+        let ring = unsafe { &*self.ring };
+        (ring.consumed(), ring.capacity())
+    }
+
     pub fn raw_fd(&self) -> i32 {
         self.file.as_raw_fd()
     }

@@ -63,6 +63,7 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
     t.flags |= thread::FLAG_WRITER;
     // SAFETY: PR_SET_NAME reads a NUL-terminated name of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, c"memshim-writer".as_ptr()) };
+    let (mut last_consumed, mut last_round) = (0u64, real::now_ns());
     loop {
         if !recorder::running() {
             break;
@@ -72,13 +73,14 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
             crate::signals::flush_done();
             break;
         }
-        let mut moved = 0;
+        let mut progress = (0, 0);
         // Checked under the writer's lock: an exec hook sets it before taking the lock to end
         // the capture, after which nothing more may be written (see recorder::before_exec).
         if !recorder::with_writer(|w| {
             if !recorder::exec_pending() {
-                moved = w.step();
+                w.step();
             }
+            progress = w.ring_progress();
         }) {
             break;
         }
@@ -90,14 +92,15 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
             recorder::with_writer(|w| w.flush_now());
             return core::ptr::null_mut(); // joined by the forking thread
         }
-        // Idle: look again in 5 ms. Busy: come back sooner the busier, so a burst of samples
-        // finds room in the ring instead of being dropped.
-        let pause_us = match moved {
-            0 => 5000,
-            1..=255 => 1000,
-            _ => 100,
-        };
-        sleep_unless_asked(pause_us);
+        let now = real::now_ns();
+        let (consumed, capacity) = progress;
+        let pause = pause_us(
+            consumed.wrapping_sub(last_consumed),
+            now.saturating_sub(last_round),
+            capacity,
+        );
+        (last_consumed, last_round) = (consumed, now);
+        sleep_unless_asked(pause);
     }
     // Leaving for good (capture finished or disabled): nobody will join us.
     // SAFETY: detaching the calling thread.
@@ -105,6 +108,26 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
     // Relaxed: only this process's fork handler reads it.
     THREAD.store(0, Ordering::Relaxed);
     core::ptr::null_mut()
+}
+
+/// Longest pause between rounds: flushes (every 80 ms) and ticks stay on time.
+const MAX_PAUSE_US: u64 = 10_000;
+/// Shortest pause: `all` mode fills the ring as fast as the writer can drain it.
+const MIN_PAUSE_US: u64 = 100;
+
+/// How long to sleep after a round that found `units` ring units filled over `elapsed_ns`: long
+/// enough that the next round finds about a quarter of the ring filled at the same pace, within
+/// [MIN_PAUSE_US, MAX_PAUSE_US]. Every wake costs a context switch and refetches the ring's lines
+/// from the producers' caches, so a writer that woke every millisecond (as it did) cost more CPU
+/// than its work on a busy sampled process; a quarter of the ring leaves room for a burst
+/// several times the measured pace before anything is dropped.
+fn pause_us(units: u64, elapsed_ns: u64, capacity: u64) -> u64 {
+    if units == 0 {
+        return MAX_PAUSE_US;
+    }
+    let quarter = (capacity / 4) as u128;
+    let us = quarter * elapsed_ns as u128 / units as u128 / 1000;
+    (us as u64).clamp(MIN_PAUSE_US, MAX_PAUSE_US)
 }
 
 /// Sleeps up to `us` microseconds on [`CONTROL`]; a stop request ends the sleep early.
@@ -206,5 +229,23 @@ fn wake() {
             libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
             1,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_fits_a_quarter_ring_at_the_measured_pace() {
+        let cap = 1 << 15;
+        // Idle: the longest pause.
+        assert_eq!(pause_us(0, 5_000_000, cap), MAX_PAUSE_US);
+        // 2,048 units in 1 ms: a quarter ring (8,192) takes 4 ms.
+        assert_eq!(pause_us(2048, 1_000_000, cap), 4000);
+        // A trickle: capped so flushes stay on time.
+        assert_eq!(pause_us(10, 10_000_000, cap), MAX_PAUSE_US);
+        // A flood (all mode): as short as allowed.
+        assert_eq!(pause_us(1 << 20, 1_000_000, cap), MIN_PAUSE_US);
     }
 }
