@@ -158,7 +158,7 @@ fn event(kind: EventKind, alloc_kind: Kind, tid: u32, addr: *const c_void, size:
         nframes: 0,
         npy: 0,
         tid,
-        t: real::now_ns(),
+        t: real::stamp_ns(),
         addr: addr as u64,
         size: size as u64,
     }
@@ -207,18 +207,17 @@ impl StackBuf {
         unsafe { core::slice::from_raw_parts(self.words.as_ptr().cast(), n) }
     }
 
-    fn event(
-        &self,
-        kind: EventKind,
-        alloc_kind: Kind,
-        tid: u32,
-        addr: *const c_void,
-        size: usize,
-    ) -> Event {
+    /// An event carrying this stack, stamped `t`.
+    fn event(&self, kind: Kind, tid: u32, addr: *const c_void, size: usize, t: u64) -> Event {
         Event {
+            kind: EventKind::Alloc as u8,
+            alloc_kind: kind as u8,
             nframes: self.native as u16,
             npy: self.py as u16,
-            ..event(kind, alloc_kind, tid, addr, size)
+            tid,
+            t,
+            addr: addr as u64,
+            size: size as u64,
         }
     }
 }
@@ -287,7 +286,7 @@ fn record_alloc(t: &mut ThreadState, p: *const c_void, size: usize, kind: Kind) 
     let tid = thread::tid(t);
     name_thread(t, tid);
     recorder::push(
-        stack.event(EventKind::Alloc, kind, tid, p, size),
+        stack.event(kind, tid, p, size, real::stamp_ns()),
         stack.all(),
     );
 }
@@ -471,11 +470,12 @@ fn sample_into_region(t: &mut ThreadState, size: usize, align: usize, kind: Kind
     let mut buf = MaybeUninit::uninit();
     let stack = StackBuf::capture(&mut buf);
     let tid = thread::tid(t);
+    let now = real::stamp_ns();
     let p = region::alloc(NewSlot {
         size,
         align,
         kind: kind as u8,
-        t: real::now_ns(),
+        t: now,
         tid,
         fork_gen: FORK_GEN.load(Ordering::Relaxed),
         frames: stack.native(),
@@ -484,7 +484,7 @@ fn sample_into_region(t: &mut ThreadState, size: usize, align: usize, kind: Kind
     if !p.is_null() {
         name_thread(t, tid);
         recorder::push(
-            stack.event(EventKind::Alloc, kind, tid, p, size),
+            stack.event(kind, tid, p, size, now),
             stack.all(),
         );
     }
