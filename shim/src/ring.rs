@@ -1,13 +1,18 @@
 //! The lock-free ring that carries events from application threads to the writer thread.
 //!
-//! A bounded multi-producer queue after Vyukov, in 64-byte units: each unit has a sequence
-//! number; a producer claims the units its event needs (a 10-frame stack takes 3, a deep Python
-//! one 15) with one CAS on `enqueue`, fills them, and publishes the event by storing `pos + 1`
-//! into its head unit's sequence. When the writer has not yet freed the units a lap earlier, the
-//! ring is full and the producer drops the event (counted) instead of waiting. Fixed-size slots
-//! with room for the deepest stack made every event cost 3 KiB of ring (12 MiB of resident
-//! memory, and a cold cache line or page per push); units keep it to what the event needs.
-//! The memory is mapped with a raw system call, so nothing here allocates.
+//! A bounded multi-producer, single-consumer queue in 64-byte units. A producer claims the units
+//! its event needs (a 10-frame stack takes 3, a deep Python one 15) with one CAS on `enqueue`,
+//! fills them, and publishes the event by storing `pos + 1` into its head unit's first word. When
+//! the claim would pass the units the consumer has released, the ring is full and the producer
+//! drops the event (counted) instead of waiting.
+//!
+//! The consumer never writes to the units, and publishes how far it has read (`released`) once
+//! per batch, not per event: a producer's push is then a few loads from lines it already holds
+//! and stores the store buffer absorbs. (A Vyukov ring, where the consumer marks every unit free
+//! again, made each push wait for lines the writer's core had just written: two thirds of a
+//! sample's cost on the application thread.) Fixed-size slots with room for the deepest stack
+//! made every event cost 3 KiB of ring; units keep it to what the event needs. The memory is
+//! mapped with a raw system call, so nothing here allocates.
 
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -77,8 +82,9 @@ const CONT_WORDS: usize = UNIT / 8 - 1;
 
 #[repr(C)]
 struct SlotHead {
-    /// Vyukov's sequence number minus the unit's index, so that the all-zero memory of a fresh
-    /// mapping is the valid initial state and untouched units cost no memory.
+    /// `pos + 1` once the event whose head is at ring position `pos` is published. Any other
+    /// value (zero in a fresh mapping, an older lap's position, a continuation's data) means not
+    /// yet: positions only grow, so a stale value never equals it.
     seq: AtomicU64,
     ev: Event,
     /// Frame words stored (in this unit and the continuation units after it).
@@ -100,8 +106,13 @@ pub struct Padded(pub AtomicU64);
 /// The ring's control block; lives at the start of its own mapping.
 #[repr(C)]
 pub struct Ring {
+    /// Next position producers claim.
     enqueue: Padded,
+    /// Next position the consumer reads (only the consumer writes it).
     dequeue: Padded,
+    /// Units before this position are free again: the consumer's `dequeue` as of its last
+    /// [`Ring::release`]. Producers read it on every push; it changes a few times per lap.
+    released: Padded,
     /// Events dropped because the ring was full.
     pub dropped: Padded,
     units: *mut u8,
@@ -142,6 +153,7 @@ impl Ring {
             ring.write(Ring {
                 enqueue: Padded(AtomicU64::new(0)),
                 dequeue: Padded(AtomicU64::new(0)),
+                released: Padded(AtomicU64::new(0)),
                 dropped: Padded(AtomicU64::new(0)),
                 units: (base as *mut u8).add(head),
                 mask: capacity as u64 - 1,
@@ -171,16 +183,6 @@ impl Ring {
         unsafe { &*(self.unit(pos) as *const AtomicU64) }
     }
 
-    /// The sequence number of the unit for `pos` (see [`SlotHead::seq`]).
-    fn seq(&self, pos: u64, order: Ordering) -> u64 {
-        self.seq_cell(pos).load(order).wrapping_add(pos & self.mask)
-    }
-
-    fn set_seq(&self, pos: u64, seq: u64, order: Ordering) {
-        self.seq_cell(pos)
-            .store(seq.wrapping_sub(pos & self.mask), order)
-    }
-
     /// Where frame word `i` of the event whose head is at `pos` lives.
     fn word_ptr(&self, pos: u64, i: usize) -> *mut u64 {
         let (unit, off) = if i < HEAD_WORDS {
@@ -202,14 +204,13 @@ impl Ring {
         let n = words.len().min(self.words);
         let k = units_for(n);
         let (mut deadline, mut seen) = (0, 0);
+        let capacity = self.mask + 1;
         // Relaxed: the CAS below orders claims; the head unit's seq orders the data.
         let mut pos = self.enqueue.0.load(Ordering::Relaxed);
         loop {
-            // The consumer frees units in order, so the event's last unit being free for this
-            // lap means all of them are. Acquire: pairs with the consumer's Release.
-            let seq = self.seq(pos + k - 1, Ordering::Acquire);
-            let diff = seq as i64 - (pos + k - 1) as i64;
-            if diff == 0 {
+            // Acquire: the consumer has finished reading every unit before `released`.
+            let released = self.released.0.load(Ordering::Acquire);
+            if pos + k <= released + capacity {
                 match self.enqueue.0.compare_exchange_weak(
                     pos,
                     pos + k,
@@ -219,33 +220,29 @@ impl Ring {
                     Ok(_) => break,
                     Err(actual) => pos = actual,
                 }
-            } else if diff < 0 {
-                if patience_ns > 0 {
-                    // Wait while the consumer makes progress; give up after `patience_ns`
-                    // without any (it may be blocked on something this thread holds).
-                    let now = real::now_ns();
-                    // Relaxed: a progress hint only.
-                    let consumed = self.dequeue.0.load(Ordering::Relaxed);
-                    if deadline == 0 || consumed != seen {
-                        deadline = now + patience_ns;
-                        seen = consumed;
-                    }
-                    if now < deadline {
-                        real::sleep_us(20);
-                        pos = self.enqueue.0.load(Ordering::Relaxed);
-                        continue;
-                    }
-                }
-                // Relaxed: a statistic.
-                self.dropped.0.fetch_add(1, Ordering::Relaxed);
-                return false;
-            } else {
-                pos = self.enqueue.0.load(Ordering::Relaxed);
+                continue;
             }
+            if patience_ns > 0 {
+                // Wait while the consumer makes progress; give up after `patience_ns` without
+                // any (it may be blocked on something this thread holds).
+                let now = real::now_ns();
+                if deadline == 0 || released != seen {
+                    deadline = now + patience_ns;
+                    seen = released;
+                }
+                if now < deadline {
+                    real::sleep_us(20);
+                    pos = self.enqueue.0.load(Ordering::Relaxed);
+                    continue;
+                }
+            }
+            // Relaxed: a statistic.
+            self.dropped.0.fetch_add(1, Ordering::Relaxed);
+            return false;
         }
-        // SAFETY: we own units pos..pos+k between claiming them and publishing the head; the
-        // consumer reads them only after seeing the head's seq == pos + 1, and no producer
-        // touches claimed units. Continuation units' sequence words are left alone.
+        // SAFETY: we own units pos..pos+k between claiming them and publishing the head: the
+        // consumer released them (it reads them again only after seeing the head's seq ==
+        // pos + 1), and no other producer can claim them.
         unsafe {
             let head = self.unit(pos) as *mut SlotHead;
             core::ptr::addr_of_mut!((*head).ev).write(ev);
@@ -256,11 +253,11 @@ impl Ring {
             }
         }
         // Release: makes the event visible to the consumer that Acquires seq.
-        self.set_seq(pos, pos + 1, Ordering::Release);
+        self.seq_cell(pos).store(pos + 1, Ordering::Release);
         true
     }
 
-    /// Units the consumer has freed so far (a running count; the writer paces itself by it).
+    /// Units the consumer has read so far (a running count; the writer paces itself by it).
     pub fn consumed(&self) -> u64 {
         // Relaxed: a progress count, read by the consumer itself.
         self.dequeue.0.load(Ordering::Relaxed)
@@ -272,11 +269,13 @@ impl Ring {
     }
 
     /// Hands the next published event to `f`; false when none is ready. Single consumer only.
+    /// Its units are given back to producers at the next [`Ring::release`] (or once an eighth
+    /// of the ring awaits release, so a long drain keeps room for waiting producers).
     pub fn pop(&self, f: impl FnOnce(&Event, &[u64])) -> bool {
         // Relaxed: only the consumer writes `dequeue`.
         let pos = self.dequeue.0.load(Ordering::Relaxed);
         // Acquire: pairs with the producer's Release publish.
-        if self.seq(pos, Ordering::Acquire) != pos + 1 {
+        if self.seq_cell(pos).load(Ordering::Acquire) != pos + 1 {
             return false;
         }
         // Left uninitialised beyond what is copied in: zeroing 3 KiB per event cost the writer
@@ -284,7 +283,7 @@ impl Ring {
         let mut frames = [core::mem::MaybeUninit::<u64>::uninit();
             crate::config::MAX_DEPTH
                 + crate::python::MAX_PY_FRAMES * crate::python::WORDS_PER_FRAME];
-        // SAFETY: a published event, owned by the consumer until it frees its units below; the
+        // SAFETY: a published event, owned by the consumer until it releases its units; the
         // first `n` words of `frames` are written before they are read as initialised.
         let (ev, words, k) = unsafe {
             let head = self.unit(pos) as *const SlotHead;
@@ -297,12 +296,19 @@ impl Ring {
         };
         f(&ev, words);
         self.dequeue.0.store(pos + k, Ordering::Relaxed);
-        // Free the units, head last of all but in order: a producer checks an event's last unit
-        // and relies on every earlier one being free. Release: our reads are done.
-        for u in pos..pos + k {
-            self.set_seq(u, u + self.mask + 1, Ordering::Release);
+        // Relaxed: the consumer's own earlier store.
+        if pos + k - self.released.0.load(Ordering::Relaxed) >= (self.mask + 1) / 8 {
+            self.release();
         }
         true
+    }
+
+    /// Gives every unit read so far back to producers. Consumer only.
+    pub fn release(&self) {
+        // Release: our reads of those units are done before a producer may overwrite them.
+        self.released
+            .0
+            .store(self.dequeue.0.load(Ordering::Relaxed), Ordering::Release);
     }
 }
 
@@ -364,7 +370,37 @@ mod tests {
                 }));
             }
             assert!(!r.pop(|_, _| unreachable!()));
+            r.release();
         }
+    }
+
+    #[test]
+    fn popped_units_come_back_only_when_released() {
+        // SAFETY: a fresh ring, never destroyed in this test.
+        let r = unsafe { &*Ring::create(64, 1) };
+        let mut n = 0;
+        while r.push(ev(n), &[], 0) {
+            n += 1;
+        }
+        assert_eq!(n, 64, "one unit per event");
+        // Five reads: under the eighth of the ring that releases by itself.
+        for i in 0..5 {
+            assert!(r.pop(|e, _| assert_eq!(e.addr, i)));
+        }
+        assert!(!r.push(ev(100), &[], 0), "read but not released: still the consumer's");
+        r.release();
+        for i in 0..5 {
+            assert!(r.push(ev(200 + i), &[], 0));
+        }
+        assert!(!r.push(ev(300), &[], 0));
+        // Everything arrives in order, the reused units intact.
+        for i in 5..64 {
+            assert!(r.pop(|e, _| assert_eq!(e.addr, i)));
+        }
+        for i in 0..5 {
+            assert!(r.pop(|e, _| assert_eq!(e.addr, 200 + i)));
+        }
+        assert!(!r.pop(|_, _| unreachable!()));
     }
 
     #[test]
@@ -382,6 +418,7 @@ mod tests {
             s.spawn(|| {
                 std::thread::sleep(std::time::Duration::from_millis(1));
                 assert!(r.pop(|e, _| assert_eq!(e.addr, 1)));
+                r.release();
             });
             assert!(r.push(ev(4), &[], 1_000_000_000), "room made while waiting");
         });
@@ -441,8 +478,12 @@ mod tests {
                         last[p] = Some(i);
                         got += 1;
                     });
-                    if !popped && finished {
-                        break;
+                    if !popped {
+                        // As the writer does after each drain.
+                        ring().release();
+                        if finished {
+                            break;
+                        }
                     }
                 }
             });

@@ -265,6 +265,7 @@ impl Writer {
                 self.chunk.finish_into(&mut self.out);
             }
         }
+        ring.release();
         n
     }
 
