@@ -18,6 +18,8 @@ pub fn encode_chunk(payload: &[u8], out: &mut Vec<u8>) {
 #[derive(Debug, Default)]
 pub struct ChunkBuilder {
     payload: Vec<u8>,
+    /// The previous hot record of this chunk (see [`crate::fast`]).
+    hot: crate::fast::Context,
 }
 
 impl ChunkBuilder {
@@ -27,7 +29,7 @@ impl ChunkBuilder {
 
     /// Appends one record to the payload.
     pub fn push(&mut self, r: &Record) {
-        if crate::fast::encode(r, &mut self.payload) {
+        if crate::fast::encode(r, &mut self.payload, &mut self.hot) {
             return;
         }
         // Other small records (ticks, markers) fit a buffer that postcard fills without growing
@@ -55,6 +57,7 @@ impl ChunkBuilder {
         if !self.payload.is_empty() {
             encode_chunk(&self.payload, out);
             self.payload.clear();
+            self.hot = Default::default();
         }
     }
 }

@@ -1,19 +1,54 @@
-//! Hand-written postcard encodings of the records a writer emits by the hundred thousand a second
-//! (allocations, frees, unmaps). The bytes are exactly what `postcard::to_slice` produces for the
-//! same [`Record`] (a test checks it), so readers see no difference; serde's generic path spent
-//! about 50 ns on each of these 20-byte records, a fifth of the writer's time on a busy process.
+//! Hand-written encoding of the records a writer emits by the hundred thousand a second
+//! (allocations, frees, unmaps): the "hot" records of format version 3.
+//!
+//! Each is written relative to the previous hot record of its chunk (the context starts at zero
+//! in every chunk), with postcard's primitives (LEB128 varints, a tag byte):
+//!
+//! ```text
+//! Alloc  := 2 zz(t - t') (tid ^ tid') zz(addr - addr') size stack kind:u8 inherited:u8
+//! Free   := 3 zz(t - t') (tid ^ tid') zz(addr - addr') size
+//! Munmap := 4 zz(t - t') (tid ^ tid') zz(addr - addr') len
+//! ```
+//!
+//! where `'` marks the previous hot record's value, differences wrap, and `zz` is the zigzag map
+//! of a signed difference to an unsigned varint. Consecutive records mostly share a thread and
+//! a clock tick and hold nearby addresses, so a record takes 9-12 bytes instead of postcard's
+//! 18-22: the writer encodes and compresses about half as many bytes, its two largest costs.
+//! Version 2 wrote these records with plain postcard; the reader still takes them.
 
 use core::mem::MaybeUninit;
 
 use crate::{AllocKind, Record};
 
-/// Variant indices of [`Record`] in declaration order (postcard writes them as varints).
+/// Variant indices of [`Record`] in declaration order (postcard's tags).
 const ALLOC: u8 = 2;
 const FREE: u8 = 3;
 const MUNMAP: u8 = 4;
 
 /// The longest hot record: tag, 6 varints of up to 10 bytes, a kind and a bool.
 const MAX: usize = 64;
+
+/// The previous hot record of the chunk.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Context {
+    t: u64,
+    tid: u32,
+    addr: u64,
+}
+
+/// True when a record starting with `tag` is a hot one (version 3 encoding).
+pub fn is_hot(tag: u8) -> bool {
+    matches!(tag, ALLOC | FREE | MUNMAP)
+}
+
+fn zigzag(d: u64) -> u64 {
+    let d = d as i64;
+    ((d << 1) ^ (d >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> u64 {
+    ((v >> 1) as i64 ^ -((v & 1) as i64)) as u64
+}
 
 /// Writes straight into the Vec's spare room, the length kept in a register: assembling a
 /// record in a stack buffer byte by byte and copying it out stalled on store forwarding.
@@ -39,6 +74,16 @@ impl Put<'_> {
         self.room[self.len].write(v);
         self.len += 1;
     }
+
+    /// The fields every hot record starts with, relative to `ctx`, which moves on.
+    #[inline(always)]
+    fn common(&mut self, tag: u8, ctx: &mut Context, t: u64, tid: u32, addr: u64) {
+        self.byte(tag);
+        self.varint(zigzag(t.wrapping_sub(ctx.t)));
+        self.varint((tid ^ ctx.tid) as u64);
+        self.varint(zigzag(addr.wrapping_sub(ctx.addr)));
+        *ctx = Context { t, tid, addr };
+    }
 }
 
 fn kind_index(k: AllocKind) -> u8 {
@@ -51,9 +96,20 @@ fn kind_index(k: AllocKind) -> u8 {
     }
 }
 
-/// Appends the postcard encoding of `r` to `out` when it is one of the hot kinds; false (and
-/// nothing written) otherwise.
-pub fn encode(r: &Record, out: &mut Vec<u8>) -> bool {
+fn kind_of(i: u8) -> Option<AllocKind> {
+    Some(match i {
+        0 => AllocKind::Malloc,
+        1 => AllocKind::Calloc,
+        2 => AllocKind::Realloc,
+        3 => AllocKind::Aligned,
+        4 => AllocKind::Mmap,
+        _ => return None,
+    })
+}
+
+/// Appends the encoding of `r` to `out` when it is a hot record; false (and nothing written)
+/// otherwise.
+pub fn encode(r: &Record, out: &mut Vec<u8>, ctx: &mut Context) -> bool {
     // Room first (a capacity check; the length stays): the record is written into it below.
     out.reserve(MAX);
     let mut p = Put {
@@ -70,10 +126,7 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) -> bool {
             kind,
             inherited,
         } => {
-            p.byte(ALLOC);
-            p.varint(t);
-            p.varint(tid as u64);
-            p.varint(addr);
+            p.common(ALLOC, ctx, t, tid, addr);
             p.varint(size);
             p.varint(stack);
             p.byte(kind_index(kind));
@@ -85,17 +138,11 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) -> bool {
             addr,
             size,
         } => {
-            p.byte(FREE);
-            p.varint(t);
-            p.varint(tid as u64);
-            p.varint(addr);
+            p.common(FREE, ctx, t, tid, addr);
             p.varint(size);
         }
         Record::Munmap { t, tid, addr, len } => {
-            p.byte(MUNMAP);
-            p.varint(t);
-            p.varint(tid as u64);
-            p.varint(addr);
+            p.common(MUNMAP, ctx, t, tid, addr);
             p.varint(len);
         }
         _ => return false,
@@ -104,6 +151,80 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) -> bool {
     // SAFETY: the first `n` bytes of the spare capacity were just initialised through `room`.
     unsafe { out.set_len(out.len() + n) };
     true
+}
+
+/// Reads bytes and varints with bounds checks: a corrupt capture is an error, never a panic.
+struct Take<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Take<'_> {
+    fn byte(&mut self) -> Result<u8, String> {
+        let b = *self.bytes.get(self.pos).ok_or("hot record cut short")?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                return Err("varint overflows 64 bits".into());
+            }
+            v |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("varint longer than 10 bytes".into())
+    }
+}
+
+/// Reads a hot record from the start of `bytes`; returns it and the bytes it took.
+pub fn decode(bytes: &[u8], ctx: &mut Context) -> Result<(Record, usize), String> {
+    let mut r = Take { bytes, pos: 0 };
+    let tag = r.byte()?;
+    let t = ctx.t.wrapping_add(unzigzag(r.varint()?));
+    let tid = u32::try_from(r.varint()?).map_err(|_| "thread id out of range")? ^ ctx.tid;
+    let addr = ctx.addr.wrapping_add(unzigzag(r.varint()?));
+    let size = r.varint()?;
+    let rec = match tag {
+        ALLOC => {
+            let stack = r.varint()?;
+            let kind = kind_of(r.byte()?).ok_or("unknown allocation kind")?;
+            let inherited = match r.byte()? {
+                0 => false,
+                1 => true,
+                _ => return Err("inherited flag is not a bool".into()),
+            };
+            Record::Alloc {
+                t,
+                tid,
+                addr,
+                size,
+                stack,
+                kind,
+                inherited,
+            }
+        }
+        FREE => Record::Free {
+            t,
+            tid,
+            addr,
+            size,
+        },
+        MUNMAP => Record::Munmap {
+            t,
+            tid,
+            addr,
+            len: size,
+        },
+        _ => return Err(format!("tag {tag} is not a hot record")),
+    };
+    *ctx = Context { t, tid, addr };
+    Ok((rec, r.pos))
 }
 
 #[cfg(test)]
@@ -142,12 +263,51 @@ mod tests {
 
     proptest! {
         #[test]
-        fn bytes_are_postcards(r in hot()) {
-            let mut ours = vec![7u8];
-            prop_assert!(encode(&r, &mut ours));
-            let theirs = postcard::to_allocvec(&r).unwrap();
-            prop_assert_eq!(&ours[1..], &theirs[..]);
+        fn sequences_round_trip(recs in prop::collection::vec(hot(), 0..40)) {
+            let (mut w, mut out) = (Context::default(), vec![]);
+            for r in &recs {
+                prop_assert!(encode(r, &mut out, &mut w));
+            }
+            let (mut c, mut at) = (Context::default(), 0);
+            for r in &recs {
+                let (got, used) = decode(&out[at..], &mut c).unwrap();
+                prop_assert_eq!(&got, r);
+                at += used;
+            }
+            prop_assert_eq!(at, out.len());
         }
+
+        #[test]
+        fn any_bytes_decode_or_fail_cleanly(bytes in prop::collection::vec(any::<u8>(), 0..40)) {
+            let _ = decode(&bytes, &mut Context::default());
+        }
+    }
+
+    #[test]
+    fn neighbours_take_few_bytes() {
+        let mut ctx = Context::default();
+        let mut out = vec![];
+        let base = 0x2000_0001_0000u64;
+        encode(
+            &Record::Free { t: 4_000_000, tid: 4242, addr: base, size: 100 },
+            &mut out,
+            &mut ctx,
+        );
+        let first = out.len();
+        let next = Record::Alloc {
+            t: 4_000_000,
+            tid: 4242,
+            addr: base + 8192,
+            size: 2000,
+            stack: 3,
+            kind: AllocKind::Malloc,
+            inherited: false,
+        };
+        encode(&next, &mut out, &mut ctx);
+        // Same tick, same thread, two slots on: tag, 0, 0, 3 bytes of address, 2 of size, stack,
+        // kind, flag; postcard spells out all 19.
+        assert_eq!(out.len() - first, 11);
+        assert_eq!(postcard::to_allocvec(&next).unwrap().len(), 19);
     }
 
     #[test]
@@ -157,25 +317,8 @@ mod tests {
             tid: 1,
             name: "x".into(),
         };
-        assert!(!encode(&r, &mut out));
+        assert!(!encode(&r, &mut out, &mut Context::default()));
         assert!(out.is_empty());
-    }
-
-    #[test]
-    fn extremes_match_postcard() {
-        for v in [0u64, 1, 127, 128, 16383, 16384, u32::MAX as u64, u64::MAX] {
-            let r = Record::Alloc {
-                t: v,
-                tid: v as u32,
-                addr: v,
-                size: v,
-                stack: v,
-                kind: AllocKind::Mmap,
-                inherited: true,
-            };
-            let mut ours = Vec::new();
-            assert!(encode(&r, &mut ours));
-            assert_eq!(ours, postcard::to_allocvec(&r).unwrap());
-        }
+        assert!(!is_hot(postcard::to_allocvec(&r).unwrap()[0]));
     }
 }

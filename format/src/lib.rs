@@ -13,12 +13,15 @@
 //! header_crc       u32 LE, CRC-32 (IEEE) of header_body
 //!
 //! chunk  := len:u32 LE  crc:u32 LE  payload[len]
-//! payload          concatenated postcard encodings of [`Record`], nothing else
+//! payload          concatenated encodings of [`Record`], nothing else: postcard, except that
+//!                  from version 3 allocations, frees and unmaps (the "hot" records) are written
+//!                  relative to the previous hot record of the same chunk (module `fast`)
 //! ```
 //!
 //! With `FLAG_ZSTD` the bytes after the header are one zstd stream whose content is `chunk*`,
 //! flushed at every write and never ended ([`stream`]): the checksums and the truncation rule
-//! below apply to the decompressed chunks. Version 1 files (never compressed) still decode.
+//! below apply to the decompressed chunks. Version 1 files (never compressed) and version 2
+//! files (hot records in plain postcard) still decode.
 //!
 //! The writer (one thread per process) appends a whole chunk with one `write(2)` at least every
 //! 100 ms and on every exit path, so a process killed with SIGKILL leaves a file whose complete
@@ -35,7 +38,8 @@
 //! # Meaning
 //!
 //! Addresses are the process's own. Sizes are in bytes, times in nanoseconds since
-//! [`Header::start_mono_ns`]. In sampled mode (`Header::sample_interval > 0`) an [`Record::Alloc`]
+//! [`Header::start_mono_ns`]; the shim stamps allocations and frees with the kernel's coarse
+//! monotonic clock (its resolution is a timer tick, 1-4 ms), ticks and markers with the fine one. In sampled mode (`Header::sample_interval > 0`) an [`Record::Alloc`]
 //! is written only for sampled allocations, and a [`Record::Free`] only when a sampled allocation
 //! is freed; the unbiased weight of a sample of size `s` is `1 / (1 - exp(-s / interval))`
 //! allocations and `s` times that in bytes. In `all` mode every allocation and free is written and

@@ -63,6 +63,8 @@ pub struct Reader<R> {
     chunks: u64,
     truncated: bool,
     ended: bool,
+    /// Version 3+: hot records are written relative to the previous one of their chunk.
+    hot: Option<crate::fast::Context>,
 }
 
 impl<R: Read> Reader<R> {
@@ -85,6 +87,7 @@ impl<R: Read> Reader<R> {
             all.truncate(PREAMBLE_LEN + got);
             let (header, used) = decode_header(&all)?;
             let flags = u16::from_le_bytes([pre[10], pre[11]]);
+            let version = u16::from_le_bytes([pre[8], pre[9]]);
             return Ok(Reader {
                 inner: Body::new(inner, flags & FLAG_ZSTD != 0)?,
                 header,
@@ -94,6 +97,7 @@ impl<R: Read> Reader<R> {
                 chunks: 0,
                 truncated: false,
                 ended: false,
+                hot: (version >= 3).then(Default::default),
             });
         }
         Err(decode_header(&pre).err().unwrap_or(Error::NotACapture))
@@ -128,9 +132,23 @@ impl<R: Read> Reader<R> {
         loop {
             if self.pos < self.chunk.len() {
                 let rest = &self.chunk[self.pos..];
-                let (rec, tail) = postcard::take_from_bytes::<Record>(rest)
-                    .map_err(|e| Error::Corrupt(format!("record in chunk {}: {e}", self.chunks)))?;
-                self.pos = self.chunk.len() - tail.len();
+                let corrupt = |e: &dyn fmt::Display| {
+                    Error::Corrupt(format!("record in chunk {}: {e}", self.chunks))
+                };
+                let rec = match self.hot.as_mut() {
+                    Some(ctx) if crate::fast::is_hot(rest[0]) => {
+                        let (rec, used) =
+                            crate::fast::decode(rest, ctx).map_err(|e| corrupt(&e))?;
+                        self.pos += used;
+                        rec
+                    }
+                    _ => {
+                        let (rec, tail) =
+                            postcard::take_from_bytes::<Record>(rest).map_err(|e| corrupt(&e))?;
+                        self.pos = self.chunk.len() - tail.len();
+                        rec
+                    }
+                };
                 if matches!(rec, Record::End { .. }) {
                     self.ended = true;
                 }
@@ -179,6 +197,9 @@ impl<R: Read> Reader<R> {
         }
         self.chunks += 1;
         self.pos = 0;
+        if let Some(ctx) = self.hot.as_mut() {
+            *ctx = Default::default();
+        }
         Ok(true)
     }
 }

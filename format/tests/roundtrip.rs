@@ -334,3 +334,43 @@ fn version_1_files_still_decode() {
     bytes[10] = 1; // a version 1 file cannot claim compression
     assert!(matches!(Reader::new(&bytes[..]), Err(Error::Corrupt(_))));
 }
+
+#[test]
+fn version_2_files_still_decode() {
+    // Version 2 wrote every record, allocations and frees too, as plain postcard.
+    let recs = vec![
+        Record::Alloc {
+            t: 5,
+            tid: 9,
+            addr: 0x5555_0000_1000,
+            size: 64,
+            stack: 1,
+            kind: AllocKind::Calloc,
+            inherited: false,
+        },
+        Record::Free {
+            t: 6,
+            tid: 9,
+            addr: 0x5555_0000_1000,
+            size: 64,
+        },
+        Record::Munmap {
+            t: 7,
+            tid: 10,
+            addr: 0x7f00_0000_0000,
+            len: 4096,
+        },
+    ];
+    let mut payload = Vec::new();
+    for r in &recs {
+        payload.extend(postcard::to_allocvec(r).unwrap());
+    }
+    let mut bytes = memshim_format::encode_header(&header());
+    bytes[8] = 2;
+    memshim_format::encode_chunk(&payload, &mut bytes);
+    let got: Vec<Record> = Reader::new(&bytes[..])
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(got, recs);
+}
