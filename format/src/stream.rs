@@ -1,21 +1,23 @@
-//! The compressed body of version-2 captures (header flag [`FLAG_ZSTD`]).
+//! The compressed body of version-2+ captures (header flag [`FLAG_ZSTD`]).
 //!
 //! ```text
 //! body   := block*
 //! block  := len:u32 LE  crc:u32 LE  zstd[len]
 //! ```
 //!
-//! The `zstd` parts of all blocks, concatenated, are one zstd stream, flushed (never ended) at the
-//! end of each block: decompressing blocks 0..=i yields whole chunks (the `chunk*` of version 1).
-//! The writer appends one block per write, so a process killed between two writes leaves a file
-//! that decodes completely, and one killed during a write leaves a short last block, reported as
+//! Decompressing blocks 0..=i yields whole chunks (the `chunk*` of version 1). The writer
+//! appends one block per write, so a process killed between two writes leaves a file that
+//! decodes completely, and one killed during a write leaves a short last block, reported as
 //! truncated; the CRC catches damage before the decompressor sees it.
 //!
-//! One stream rather than one frame per block: the writer flushes every 80 ms, small chunks
-//! compress poorly alone, and content repeats across them (module maps resent after each
-//! dlopen, similar stacks and names), which a shared window turns into back-references.
+//! Version 3 writers make each block one complete zstd frame. Version 2 writers made the blocks
+//! together one zstd stream, flushed (never ended) at the end of each block, so that content
+//! repeating across blocks became back-references; but a stream keeps its history in a ring
+//! buffer, and matching across the ring's wrap (zstd's "extDict" mode) took 40% of the writer's
+//! time on a busy process. Independent frames cost about 2% in size and 15-20% less writer CPU.
+//! The reader takes both: the decompressor continues from one frame to the next.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
 
@@ -31,31 +33,35 @@ pub const MAX_BLOCK_OUTPUT: usize = 4 * crate::MAX_CHUNK;
 
 /// The writer's side: compresses framed chunks into one block to append to the file.
 pub struct Compressor {
-    enc: zstd::stream::write::Encoder<'static, Vec<u8>>,
+    /// One context reused for every frame (its tables are allocated once).
+    enc: zstd::bulk::Compressor<'static>,
+    frame: Vec<u8>,
     block: Vec<u8>,
 }
 
 impl Compressor {
     pub fn new() -> io::Result<Self> {
+        let enc = zstd::bulk::Compressor::new(LEVEL)?;
         Ok(Compressor {
-            enc: zstd::stream::write::Encoder::new(Vec::new(), LEVEL)?,
+            enc,
+            frame: Vec::new(),
             block: Vec::new(),
         })
     }
 
-    /// Compresses `chunks` (framed chunks, at most [`MAX_BLOCK_OUTPUT`] bytes) and flushes the
-    /// stream; returns the block to write, valid until the next call.
+    /// Compresses `chunks` (framed chunks, at most [`MAX_BLOCK_OUTPUT`] bytes) into one frame;
+    /// returns the block to write, valid until the next call.
     pub fn compress(&mut self, chunks: &[u8]) -> io::Result<&[u8]> {
-        self.enc.get_mut().clear();
-        self.enc.write_all(chunks)?;
-        self.enc.flush()?;
-        let z = self.enc.get_ref();
+        self.frame.clear();
+        self.frame
+            .reserve(zstd::zstd_safe::compress_bound(chunks.len()));
+        self.enc.compress_to_buffer(chunks, &mut self.frame)?;
         self.block.clear();
         self.block
-            .extend_from_slice(&(z.len() as u32).to_le_bytes());
+            .extend_from_slice(&(self.frame.len() as u32).to_le_bytes());
         self.block
-            .extend_from_slice(&crc32fast::hash(z).to_le_bytes());
-        self.block.extend_from_slice(z);
+            .extend_from_slice(&crc32fast::hash(&self.frame).to_le_bytes());
+        self.block.extend_from_slice(&self.frame);
         Ok(&self.block)
     }
 }

@@ -374,3 +374,41 @@ fn version_2_files_still_decode() {
         .unwrap();
     assert_eq!(got, recs);
 }
+
+#[test]
+fn version_2_compressed_streams_still_decode() {
+    // Version 2 bodies: one zstd stream over all blocks, flushed at the end of each block, its
+    // records plain postcard.
+    use std::io::Write;
+    let recs = vec![
+        Record::Thread {
+            tid: 3,
+            name: "worker".into(),
+        },
+        Record::Free {
+            t: 6,
+            tid: 3,
+            addr: 0x5555_0000_1000,
+            size: 64,
+        },
+    ];
+    let mut bytes = memshim_format::encode_header_with(&header(), memshim_format::FLAG_ZSTD);
+    bytes[8] = 2;
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    for r in &recs {
+        let mut chunk = Vec::new();
+        memshim_format::encode_chunk(&postcard::to_allocvec(r).unwrap(), &mut chunk);
+        enc.get_mut().clear();
+        enc.write_all(&chunk).unwrap();
+        enc.flush().unwrap();
+        let z = enc.get_ref();
+        bytes.extend_from_slice(&(z.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(z).to_le_bytes());
+        bytes.extend_from_slice(z);
+    }
+    let got: Vec<Record> = Reader::new(&bytes[..])
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(got, recs);
+}
