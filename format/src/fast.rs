@@ -132,12 +132,7 @@ pub fn encode(r: &Record, out: &mut Vec<u8>, ctx: &mut Context) -> bool {
             p.byte(kind_index(kind));
             p.byte(inherited as u8);
         }
-        Record::Free {
-            t,
-            tid,
-            addr,
-            size,
-        } => {
+        Record::Free { t, tid, addr, size } => {
             p.common(FREE, ctx, t, tid, addr);
             p.varint(size);
         }
@@ -209,12 +204,7 @@ pub fn decode(bytes: &[u8], ctx: &mut Context) -> Result<(Record, usize), String
                 inherited,
             }
         }
-        FREE => Record::Free {
-            t,
-            tid,
-            addr,
-            size,
-        },
+        FREE => Record::Free { t, tid, addr, size },
         MUNMAP => Record::Munmap {
             t,
             tid,
@@ -244,15 +234,25 @@ mod tests {
 
     fn hot() -> impl Strategy<Value = Record> {
         prop_oneof![
-            (any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>(), kind(), any::<bool>())
-                .prop_map(|(t, tid, addr, size, stack, kind, inherited)| Record::Alloc {
-                    t,
-                    tid,
-                    addr,
-                    size,
-                    stack,
-                    kind,
-                    inherited
+            (
+                any::<u64>(),
+                any::<u32>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                kind(),
+                any::<bool>()
+            )
+                .prop_map(|(t, tid, addr, size, stack, kind, inherited)| {
+                    Record::Alloc {
+                        t,
+                        tid,
+                        addr,
+                        size,
+                        stack,
+                        kind,
+                        inherited,
+                    }
                 }),
             (any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>())
                 .prop_map(|(t, tid, addr, size)| Record::Free { t, tid, addr, size }),
@@ -289,7 +289,12 @@ mod tests {
         let mut out = vec![];
         let base = 0x2000_0001_0000u64;
         encode(
-            &Record::Free { t: 4_000_000, tid: 4242, addr: base, size: 100 },
+            &Record::Free {
+                t: 4_000_000,
+                tid: 4242,
+                addr: base,
+                size: 100,
+            },
             &mut out,
             &mut ctx,
         );

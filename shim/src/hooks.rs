@@ -483,10 +483,7 @@ fn sample_into_region(t: &mut ThreadState, size: usize, align: usize, kind: Kind
     });
     if !p.is_null() {
         name_thread(t, tid);
-        recorder::push(
-            stack.event(kind, tid, p, size, now),
-            stack.all(),
-        );
+        recorder::push(stack.event(kind, tid, p, size, now), stack.all());
     }
     p
 }

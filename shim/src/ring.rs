@@ -387,7 +387,10 @@ mod tests {
         for i in 0..5 {
             assert!(r.pop(|e, _| assert_eq!(e.addr, i)));
         }
-        assert!(!r.push(ev(100), &[], 0), "read but not released: still the consumer's");
+        assert!(
+            !r.push(ev(100), &[], 0),
+            "read but not released: still the consumer's"
+        );
         r.release();
         for i in 0..5 {
             assert!(r.push(ev(200 + i), &[], 0));

@@ -82,7 +82,11 @@ mod tests {
             for k in 0..64 {
                 let v = (x * (1.0 + k as f64 / 64.0)).min(1.0);
                 let (ours, libm) = (ln(v), v.ln());
-                let err = if libm == 0.0 { ours.abs() } else { ((ours - libm) / libm).abs() };
+                let err = if libm == 0.0 {
+                    ours.abs()
+                } else {
+                    ((ours - libm) / libm).abs()
+                };
                 worst = worst.max(err);
             }
             x *= 2.0;
