@@ -15,9 +15,7 @@ use crate::{recorder, region};
 /// As for C `malloc`.
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    let t = thread::current();
-    if (size as u64) < t.countdown {
-        t.countdown -= size as u64;
+    if thread::fast::take(size as u64) {
         // SAFETY: forwarding.
         return unsafe { __libc_malloc(size) };
     }
@@ -29,7 +27,7 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 /// As for C `free`.
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
-    if !region::contains(p) && thread::current().flags & FLAG_FREE_FAST != 0 {
+    if !region::contains(p) && thread::fast::flags() & FLAG_FREE_FAST != 0 {
         // SAFETY: not a region pointer, so glibc's (or null).
         return unsafe { __libc_free(p) };
     }
@@ -45,9 +43,7 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
         // SAFETY: glibc reports the overflow (NULL, ENOMEM).
         return unsafe { real::__libc_calloc(n, size) };
     };
-    let t = thread::current();
-    if (total as u64) < t.countdown {
-        t.countdown -= total as u64;
+    if thread::fast::take(total as u64) {
         // SAFETY: forwarding.
         return unsafe { real::__libc_calloc(n, size) };
     }

@@ -108,6 +108,11 @@ static RETAINED: AtomicUsize = AtomicUsize::new(0);
 /// that allocates a few-MB array per request ran 4.7x slower that way), where glibc would have
 /// reused its heap. Beyond this bound, freed slots go back to the kernel.
 const RETAIN_LIMIT: usize = 64 << 20;
+/// Freed slots up to this size always stay resident, outside the budget: a slot is at most twice
+/// its sample plus a page, so what they keep is bounded by the peak of live small samples, and
+/// they are what a busy process samples most (two atomic updates of one shared counter per
+/// sample cost more than the rest of the region's bookkeeping).
+const RETAIN_FREELY: usize = 64 << 10;
 
 /// True when `p` lies in the region's address range. This is the whole cost `free` pays for an
 /// unsampled pointer: a subtraction and a compare against constants.
@@ -326,7 +331,7 @@ pub fn alloc(req: NewSlot<'_>) -> *mut c_void {
             (start + HEADER) as *mut u64,
             req.frames.len(),
         );
-        if !fresh && (*h).resident != 0 {
+        if !fresh && (*h).resident != 0 && size > RETAIN_FREELY {
             // Relaxed: a budget, not a synchronisation.
             RETAINED.fetch_sub(size, Ordering::Relaxed);
         }
@@ -393,7 +398,7 @@ pub fn begin_free(p: *const c_void) -> Option<Freeing> {
 pub fn release(f: Freeing) {
     let start = slot_addr(f.class, f.idx);
     let size = slot_size(f.class);
-    let keep = size > PAGE && retain(size);
+    let keep = size > PAGE && (size <= RETAIN_FREELY || retain(size));
     // SAFETY: the slot is ours until it is pushed on the free list below.
     unsafe { (*(start as *mut SlotHeader)).resident = keep as u8 };
     if size > PAGE && !keep {

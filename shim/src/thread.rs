@@ -68,6 +68,83 @@ pub fn current() -> &'static mut ThreadState {
 
 /// Marks the thread as inside the shim for its lifetime, so that allocations the shim itself
 /// causes (unwinder, writer start) are forwarded untouched instead of recursing.
+/// The offset of this thread's [`ThreadState`] from the thread pointer (the same in every thread).
+#[inline(always)]
+fn tls_offset() -> usize {
+    let off: usize;
+    // SAFETY: reads the GOT slot the loader filled with `memshim_tls`'s initial-exec offset
+    // (see current()); the slot never changes after load.
+    unsafe {
+        core::arch::asm!(
+            "mov {off}, qword ptr [rip + {tls}@GOTTPOFF]",
+            off = out(reg) off,
+            tls = sym memshim_tls,
+            options(pure, readonly, nostack),
+        );
+    }
+    off
+}
+
+/// The fast paths' view of this thread's state, addressed `%fs`-relative: one load (and one
+/// store) per call instead of computing the block's address first, as [`current`] must.
+pub mod fast {
+    use super::{tls_offset, ThreadState};
+
+    const COUNTDOWN: usize = core::mem::offset_of!(ThreadState, countdown);
+    const FLAGS: usize = core::mem::offset_of!(ThreadState, flags);
+
+    /// Takes `size` bytes from this thread's sampling countdown when it holds more; false when
+    /// the allocation is due for a sample (or the thread's state is not set up yet: countdown 0).
+    #[inline(always)]
+    pub fn take(size: u64) -> bool {
+        let off = tls_offset();
+        let left: u64;
+        // SAFETY: %fs:off is this thread's ThreadState (see current()); `countdown` is an
+        // aligned u64 only this thread touches. The asm reads 8 bytes of it.
+        unsafe {
+            core::arch::asm!(
+                "mov {left}, qword ptr fs:[{off} + {c}]",
+                left = out(reg) left,
+                off = in(reg) off,
+                c = const COUNTDOWN,
+                options(readonly, nostack, preserves_flags),
+            );
+        }
+        if size >= left {
+            return false;
+        }
+        // SAFETY: as above; the asm writes this thread's own countdown.
+        unsafe {
+            core::arch::asm!(
+                "mov qword ptr fs:[{off} + {c}], {v}",
+                off = in(reg) off,
+                v = in(reg) left - size,
+                c = const COUNTDOWN,
+                options(nostack, preserves_flags),
+            );
+        }
+        true
+    }
+
+    /// This thread's flags.
+    #[inline(always)]
+    pub fn flags() -> u32 {
+        let off = tls_offset();
+        let f: u32;
+        // SAFETY: as in take(); reads the aligned u32 `flags`.
+        unsafe {
+            core::arch::asm!(
+                "mov {f:e}, dword ptr fs:[{off} + {c}]",
+                f = out(reg) f,
+                off = in(reg) off,
+                c = const FLAGS,
+                options(readonly, nostack, preserves_flags),
+            );
+        }
+        f
+    }
+}
+
 pub struct Busy {
     _private: (),
 }

@@ -166,6 +166,11 @@ impl Writer {
         Ok(w)
     }
 
+    /// Microseconds until the next flush and tick are due (0: now).
+    pub fn flush_due_in_us(&self) -> u64 {
+        (self.last_flush + FLUSH_NS).saturating_sub(real::now_ns()) / 1000
+    }
+
     /// The ring's (units consumed so far, capacity in units), for the writer thread's pacing.
     pub fn ring_progress(&self) -> (u64, u64) {
         // SAFETY: as in drain(): the ring outlives its writer.
