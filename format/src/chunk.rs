@@ -27,13 +27,20 @@ impl ChunkBuilder {
         Self::default()
     }
 
-    /// Appends one record to the payload.
+    /// Appends one record to the payload. Inlined across crates: given a record built on the
+    /// spot, the hot kinds compile to their encoder alone (no match, no drop glue).
+    #[inline(always)]
     pub fn push(&mut self, r: &Record) {
-        if crate::fast::encode(r, &mut self.payload, &mut self.hot) {
-            return;
+        if !crate::fast::encode(r, &mut self.payload, &mut self.hot) {
+            self.push_other(r);
         }
-        // Other small records (ticks, markers) fit a buffer that postcard fills without growing
-        // a Vec once per varint; bigger ones extend the Vec in place.
+    }
+
+    /// Records other than the hot kinds, through postcard.
+    #[inline(never)]
+    fn push_other(&mut self, r: &Record) {
+        // Small ones (ticks, markers) fit a buffer that postcard fills without growing a Vec
+        // once per varint; bigger ones extend the Vec in place.
         let mut small = [0u8; 96];
         if let Ok(bytes) = postcard::to_slice(r, &mut small) {
             self.payload.extend_from_slice(bytes);

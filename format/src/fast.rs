@@ -109,6 +109,7 @@ fn kind_of(i: u8) -> Option<AllocKind> {
 
 /// Appends the encoding of `r` to `out` when it is a hot record; false (and nothing written)
 /// otherwise.
+#[inline(always)]
 pub fn encode(r: &Record, out: &mut Vec<u8>, ctx: &mut Context) -> bool {
     // Room first (a capacity check; the length stays): the record is written into it below.
     out.reserve(MAX);

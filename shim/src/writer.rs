@@ -33,6 +33,8 @@ pub struct Writer {
     /// The capture's zstd stream (None: plain chunks, if zstd could not start).
     zstd: Option<Compressor>,
     stacks: FxHashMap<Box<[u64]>, u64>,
+    /// The stack interned last and its id (0: none yet).
+    last_stack: (Vec<u64>, u64),
     threads: FxHashSet<u32>,
     codes: FxHashSet<u64>,
     modules: Signature,
@@ -147,6 +149,7 @@ impl Writer {
             out: Vec::new(),
             zstd,
             stacks: FxHashMap::default(),
+            last_stack: (Vec::new(), 0),
             threads: FxHashSet::default(),
             codes: FxHashSet::default(),
             modules: (u64::MAX, u64::MAX),
@@ -234,6 +237,18 @@ impl Writer {
 
     /// The id of a stack given as `native` return addresses followed by Python frame words.
     fn intern(&mut self, words: &[u64], native: usize) -> u64 {
+        // A loop samples the same stack over and over: compare with the last one before hashing.
+        if self.last_stack.1 != 0 && self.last_stack.0 == words {
+            return self.last_stack.1;
+        }
+        let id = self.intern_new(words, native);
+        self.last_stack.0.clear();
+        self.last_stack.0.extend_from_slice(words);
+        self.last_stack.1 = id;
+        id
+    }
+
+    fn intern_new(&mut self, words: &[u64], native: usize) -> u64 {
         if let Some(&id) = self.stacks.get(words) {
             return id;
         }
