@@ -95,9 +95,13 @@ pub fn push(ev: Event, frames: &[u64]) -> bool {
     let patience = PATIENCE_NS.load(Ordering::Relaxed);
     // SAFETY: a non-null RING points at a live ring (it is only replaced in a fork child, which is
     // single-threaded at that moment).
-    let pushed = unsafe { &*ring }.push(ev, frames, patience);
+    let ring = unsafe { &*ring };
+    let pushed = ring.push(ev, frames, patience);
     if !pushed && patience > 0 {
         PATIENCE_NS.store(0, Ordering::Relaxed);
+    }
+    if ring.half_full() {
+        crate::writer_thread::nudge();
     }
     crate::writer_thread::resume_if_due();
     pushed

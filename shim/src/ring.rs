@@ -314,6 +314,17 @@ impl Ring {
         self.dequeue.0.load(Ordering::Relaxed)
     }
 
+    /// True when more than half the ring awaits the consumer (claimed and not yet released).
+    pub fn half_full(&self) -> bool {
+        // Relaxed: a hint for waking the consumer early; both lines were just touched by push.
+        let used = self
+            .enqueue
+            .0
+            .load(Ordering::Relaxed)
+            .wrapping_sub(self.released.0.load(Ordering::Relaxed));
+        used > (self.mask + 1) / 2
+    }
+
     /// Units in the ring.
     pub fn capacity(&self) -> u64 {
         self.mask + 1

@@ -25,8 +25,13 @@ const STOP_ASKED: u32 = 1;
 /// The writer agreed and is leaving: whoever asked must join it.
 const STOPPING: u32 = 2;
 
-/// A futex word: the writer sleeps on it between rounds, so a stop request wakes it at once.
+/// What the forking thread asks of the writer (RUN, STOP_ASKED, STOPPING).
 static CONTROL: AtomicU32 = AtomicU32::new(RUN);
+/// The futex the writer sleeps on between rounds: bumped by whoever wakes it (a stop request, a
+/// producer finding the ring half full), so a wake that comes just before the sleep still counts.
+static WAKE: AtomicU32 = AtomicU32::new(0);
+/// Set while the writer sleeps (or is about to): the one producer that clears it wakes the writer.
+static SLEEPING: AtomicBool = AtomicBool::new(false);
 /// The running writer thread (0: none).
 static THREAD: AtomicU64 = AtomicU64::new(0);
 /// While the writer is stopped for a fork: when an event may spawn it again (0: not stopped).
@@ -134,22 +139,44 @@ fn pause_us(units: u64, elapsed_ns: u64, capacity: u64) -> u64 {
     (us as u64).clamp(MIN_PAUSE_US, MAX_PAUSE_US)
 }
 
-/// Sleeps up to `us` microseconds on [`CONTROL`]; a stop request ends the sleep early.
+/// Sleeps up to `us` microseconds; a stop request or a [`nudge`] ends the sleep early.
 fn sleep_unless_asked(us: u64) {
-    let ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: (us * 1000) as _,
-    };
-    // SAFETY: FUTEX_WAIT on a live, aligned u32 with a relative timeout; it returns at once if
-    // the word is no longer RUN, or on a wake, a signal or the timeout. No allocation, no lock.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            CONTROL.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            RUN,
-            &ts as *const libc::timespec,
-        );
+    // Acquire: pairs with wake(); read before CONTROL, so a request made after this load either
+    // is seen below or changes WAKE and fails the wait.
+    let seen = WAKE.load(Ordering::Acquire);
+    // SeqCst (with nudge's swap): a producer that sees the ring half full after this store
+    // finds SLEEPING set and wakes us.
+    SLEEPING.store(true, Ordering::SeqCst);
+    if CONTROL.load(Ordering::Acquire) == RUN {
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: (us * 1000) as _,
+        };
+        // SAFETY: FUTEX_WAIT on a live, aligned u32 with a relative timeout; it returns at once
+        // if WAKE moved since `seen`, or on a wake, a signal or the timeout. No allocation, no
+        // lock.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                WAKE.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                seen,
+                &ts as *const libc::timespec,
+            );
+        }
+    }
+    SLEEPING.store(false, Ordering::Relaxed);
+}
+
+/// Called by a producer that found the ring more than half full: wakes the writer if it sleeps.
+/// The sleep is paced for the rate the writer last measured; a burst from a quiet start can
+/// outrun it (a Python service's first requests dropped thousands of deep-stack samples). At
+/// most one producer per sleep makes the system call; the rest read one flag.
+#[inline]
+pub fn nudge() {
+    // Relaxed load first: a shared flag, read-mostly. SeqCst swap: see sleep_unless_asked().
+    if SLEEPING.load(Ordering::Relaxed) && SLEEPING.swap(false, Ordering::SeqCst) {
+        wake();
     }
 }
 
@@ -222,14 +249,17 @@ pub fn after_fork_child() {
     THREAD.store(0, Ordering::Relaxed);
     RESUME_AT.store(0, Ordering::Relaxed);
     CONTROL.store(RUN, Ordering::Relaxed);
+    SLEEPING.store(false, Ordering::Relaxed);
 }
 
 fn wake() {
+    // Release: whoever is woken sees what the waker did before.
+    WAKE.fetch_add(1, Ordering::Release);
     // SAFETY: FUTEX_WAKE on a live, aligned u32 wakes at most one waiter (the writer).
     unsafe {
         libc::syscall(
             libc::SYS_futex,
-            CONTROL.as_ptr(),
+            WAKE.as_ptr(),
             libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
             1,
         );
