@@ -322,7 +322,7 @@ impl Ring {
             .0
             .load(Ordering::Relaxed)
             .wrapping_sub(self.released.0.load(Ordering::Relaxed));
-        used > (self.mask + 1) / 2
+        used > self.capacity() / 2
     }
 
     /// Units in the ring.
