@@ -223,20 +223,23 @@ pub fn warn(msg: &str) {
     unsafe { libc::write(2, buf.as_ptr().cast(), n + 1) };
 }
 
-/// Monotonic clock in nanoseconds (vDSO, no syscall, no allocation).
-/// The time stamped on events: the kernel's coarse monotonic clock (vDSO, no syscall), which is
-/// the fine clock as of the last timer tick (1-4 ms resolution, never ahead of [`now_ns`]). A
-/// sampled allocation and its free read the clock three times; the fine clock's 30 ns each
-/// was a tenth of a sample's cost. Memory timelines need milliseconds, not nanoseconds
-/// (heaptrack stamps 10 ms ticks).
-pub fn stamp_ns() -> u64 {
+/// Reads `clock` in nanoseconds (vDSO, no syscall, no allocation).
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: ts is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The time stamped on events: the kernel's coarse monotonic clock (vDSO, no syscall), which is
+/// the fine clock as of the last timer tick (1-4 ms resolution, never ahead of [`now_ns`]): 10 ns
+/// a read here against the fine clock's 30, read once for a sampled allocation and once for its
+/// free. Memory timelines need milliseconds, not nanoseconds (heaptrack stamps 10 ms ticks).
+pub fn stamp_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC_COARSE)
 }
 
 /// Sleeps about `us` microseconds (nanosleep: a system call, no allocation, no lock).
@@ -249,12 +252,7 @@ pub fn sleep_us(us: u64) {
     unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
 }
 
+/// The monotonic clock in nanoseconds (vDSO, no syscall, no allocation).
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    clock_ns(libc::CLOCK_MONOTONIC)
 }
