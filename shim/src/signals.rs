@@ -69,6 +69,8 @@ extern "C" fn on_fatal(sig: i32, _info: *mut libc::siginfo_t, _ctx: *mut libc::c
         SIGNAL.store(sig, Ordering::Relaxed);
         // Only the first dying thread asks; others just wait with it.
         let _ = FLUSH.compare_exchange(IDLE, REQUESTED, Ordering::Release, Ordering::Relaxed);
+        // The writer may be in a pause of up to 20 ms.
+        crate::writer_thread::wake();
         let pause = libc::timespec {
             tv_sec: 0,
             tv_nsec: 1_000_000,

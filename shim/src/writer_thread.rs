@@ -252,7 +252,9 @@ pub fn after_fork_child() {
     SLEEPING.store(false, Ordering::Relaxed);
 }
 
-fn wake() {
+/// Wakes the writer from its pause (a stop request, a half-full ring, a fatal signal's flush
+/// request). Async-signal-safe: an atomic add and a futex wake.
+pub fn wake() {
     // Release: whoever is woken sees what the waker did before.
     WAKE.fetch_add(1, Ordering::Release);
     // SAFETY: FUTEX_WAKE on a live, aligned u32 wakes at most one waiter (the writer).
