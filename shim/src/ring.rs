@@ -1,7 +1,8 @@
 //! The lock-free ring that carries events from application threads to the writer thread.
 //!
 //! A bounded multi-producer, single-consumer queue in 64-byte units. A producer claims the units
-//! its event needs (a 10-frame stack takes 3, a deep Python one 15) with one CAS on `enqueue`,
+//! its event needs (a 3-frame stack takes 1, a 10-frame one 2, a deep Python one 15) with one
+//! CAS on `enqueue`,
 //! fills them, and publishes the event by storing `pos + 1` into its head unit's first word. When
 //! the claim would pass the units the consumer has released, the ring is full and the producer
 //! drops the event (counted) instead of waiting.
@@ -9,7 +10,7 @@
 //! The consumer never writes to the units, and publishes how far it has read (`released`) once
 //! per batch, not per event: a producer's push is then a few loads from lines it already holds
 //! and stores the store buffer absorbs. (A Vyukov ring, where the consumer marks every unit free
-//! again, made each push wait for lines the writer's core had just written: two thirds of a
+//! again, made each push wait for lines the writer's core had just written: more than half of a
 //! sample's cost on the application thread.) Fixed-size slots with room for the deepest stack
 //! made every event cost 3 KiB of ring; units keep it to what the event needs. The memory is
 //! mapped with a raw system call, so nothing here allocates.
