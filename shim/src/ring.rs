@@ -2,10 +2,9 @@
 //!
 //! A bounded multi-producer, single-consumer queue in 64-byte units. A producer claims the units
 //! its event needs (a 3-frame stack takes 1, a 10-frame one 2, a deep Python one 15) with one
-//! CAS on `enqueue`,
-//! fills them, and publishes the event by storing `pos + 1` into its head unit's first word. When
-//! the claim would pass the units the consumer has released, the ring is full and the producer
-//! drops the event (counted) instead of waiting.
+//! CAS on `enqueue`, fills them, and publishes the event by storing `pos + 1` into its head
+//! unit's first word. When the claim would pass the units the consumer has released, the ring is
+//! full and the producer drops the event (counted) instead of waiting.
 //!
 //! The consumer never writes to the units, and publishes how far it has read (`released`) once
 //! per batch, not per event: a producer's push is then a few loads from lines it already holds
