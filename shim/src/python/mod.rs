@@ -5,7 +5,7 @@
 //! struct layout for that version ([`layout`]). On a sample, from a thread that holds the GIL, it
 //! walks the thread's frame chain with plain loads (no Python API that could allocate, take a lock
 //! or run the GC) and records per frame the code object's identity and instruction offset. Each
-//! code object's names, first line and line table are copied once (into [`CodeArena`] memory,
+//! code object's names, first line and line table are copied once (into [`crate::arena`] memory,
 //! handed to the writer by an event), so a record never depends on a code object that may be gone.
 //!
 //! Layouts are vouched for by tests that compile each version's own headers (`offsetof`) and run
