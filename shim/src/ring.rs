@@ -317,11 +317,14 @@ impl Ring {
     /// True when more than half the ring awaits the consumer (claimed and not yet released).
     pub fn half_full(&self) -> bool {
         // Relaxed: a hint for waking the consumer early; both lines were just touched by push.
+        // `released` first: it never passes `enqueue`, so read in this order the difference
+        // cannot wrap (saturating anyway, should a preemption between the loads reorder them).
+        let released = self.released.0.load(Ordering::Relaxed);
         let used = self
             .enqueue
             .0
             .load(Ordering::Relaxed)
-            .wrapping_sub(self.released.0.load(Ordering::Relaxed));
+            .saturating_sub(released);
         used > self.capacity() / 2
     }
 

@@ -144,8 +144,9 @@ fn sleep_unless_asked(us: u64) {
     // Acquire: pairs with wake(); read before CONTROL, so a request made after this load either
     // is seen below or changes WAKE and fails the wait.
     let seen = WAKE.load(Ordering::Acquire);
-    // SeqCst (with nudge's swap): a producer that sees the ring half full after this store
-    // finds SLEEPING set and wakes us.
+    // A producer that finds the ring half full while this is set wakes us. One that looked just
+    // before may miss it; the next push that finds the ring half full looks again, and a full
+    // ring costs at most this pause's drops (patient `all`-mode producers wait far longer).
     SLEEPING.store(true, Ordering::SeqCst);
     if CONTROL.load(Ordering::Acquire) == RUN {
         let ts = libc::timespec {
