@@ -36,16 +36,9 @@ impl ChunkBuilder {
         }
     }
 
-    /// Records other than the hot kinds, through postcard.
+    /// Records other than the hot kinds (a few per flush), through postcard.
     #[inline(never)]
     fn push_other(&mut self, r: &Record) {
-        // Small ones (ticks, markers) fit a buffer that postcard fills without growing a Vec
-        // once per varint; bigger ones extend the Vec in place.
-        let mut small = [0u8; 96];
-        if let Ok(bytes) = postcard::to_slice(r, &mut small) {
-            self.payload.extend_from_slice(bytes);
-            return;
-        }
         let buf = std::mem::take(&mut self.payload);
         // A Record always serializes.
         self.payload = postcard::to_extend(r, buf).expect("a Record always serializes");

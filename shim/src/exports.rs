@@ -55,11 +55,9 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
 /// As for C `realloc`.
 #[no_mangle]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
-    let t = thread::current();
     // A positive countdown means this thread is in sampled (or off) mode, where glibc pointers
     // need no bookkeeping; null, zero size and region pointers have their own semantics.
-    if !region::contains(p) && !p.is_null() && size != 0 && (size as u64) < t.countdown {
-        t.countdown -= size as u64;
+    if !region::contains(p) && !p.is_null() && size != 0 && thread::fast::take(size as u64) {
         // SAFETY: forwarding a glibc pointer.
         return unsafe { __libc_realloc(p, size) };
     }
@@ -237,11 +235,8 @@ pub unsafe extern "C" fn execve(
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
 ) -> c_int {
-    recorder::before_exec();
     // SAFETY: forwarding to the system call; it returns only on failure, with errno set.
-    let r = unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int };
-    recorder::after_failed_exec();
-    r
+    recorder::exec(|| unsafe { libc::syscall(libc::SYS_execve, path, argv, envp) as c_int })
 }
 
 /// # Safety
@@ -251,11 +246,8 @@ pub unsafe extern "C" fn execv(
     path: *const libc::c_char,
     argv: *const *const libc::c_char,
 ) -> c_int {
-    recorder::before_exec();
     // SAFETY: forwarding; glibc's execv calls its internal execve, not ours.
-    let r = unsafe { real::execv(path, argv) };
-    recorder::after_failed_exec();
-    r
+    recorder::exec(|| unsafe { real::execv(path, argv) })
 }
 
 /// # Safety
@@ -265,11 +257,8 @@ pub unsafe extern "C" fn execvp(
     file: *const libc::c_char,
     argv: *const *const libc::c_char,
 ) -> c_int {
-    recorder::before_exec();
     // SAFETY: forwarding.
-    let r = unsafe { real::execvp(file, argv) };
-    recorder::after_failed_exec();
-    r
+    recorder::exec(|| unsafe { real::execvp(file, argv) })
 }
 
 /// # Safety
@@ -280,11 +269,8 @@ pub unsafe extern "C" fn execvpe(
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
 ) -> c_int {
-    recorder::before_exec();
     // SAFETY: forwarding.
-    let r = unsafe { real::execvpe(file, argv, envp) };
-    recorder::after_failed_exec();
-    r
+    recorder::exec(|| unsafe { real::execvpe(file, argv, envp) })
 }
 
 /// # Safety

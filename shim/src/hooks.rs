@@ -142,7 +142,6 @@ fn name_thread(t: &mut ThreadState, tid: u32) {
         kind: EventKind::ThreadName as u8,
         alloc_kind: 0,
         nframes: 0,
-        npy: 0,
         tid,
         t: real::now_ns(),
         addr: 0,
@@ -151,14 +150,25 @@ fn name_thread(t: &mut ThreadState, tid: u32) {
     recorder::push(ev, &words);
 }
 
+/// An event without frames, stamped now.
 fn event(kind: EventKind, alloc_kind: Kind, tid: u32, addr: *const c_void, size: usize) -> Event {
+    event_at(kind, alloc_kind, tid, addr, size, real::stamp_ns())
+}
+
+fn event_at(
+    kind: EventKind,
+    alloc_kind: Kind,
+    tid: u32,
+    addr: *const c_void,
+    size: usize,
+    t: u64,
+) -> Event {
     Event {
         kind: kind as u8,
         alloc_kind: alloc_kind as u8,
         nframes: 0,
-        npy: 0,
         tid,
-        t: real::stamp_ns(),
+        t,
         addr: addr as u64,
         size: size as u64,
     }
@@ -207,17 +217,11 @@ impl StackBuf {
         unsafe { core::slice::from_raw_parts(self.words.as_ptr().cast(), n) }
     }
 
-    /// An event carrying this stack, stamped `t`.
+    /// The Alloc event carrying this stack, stamped `t`.
     fn event(&self, kind: Kind, tid: u32, addr: *const c_void, size: usize, t: u64) -> Event {
         Event {
-            kind: EventKind::Alloc as u8,
-            alloc_kind: kind as u8,
             nframes: self.native as u16,
-            npy: self.py as u16,
-            tid,
-            t,
-            addr: addr as u64,
-            size: size as u64,
+            ..event_at(EventKind::Alloc, kind, tid, addr, size, t)
         }
     }
 }
@@ -304,7 +308,6 @@ fn free_sampled(t: &mut ThreadState, p: *mut c_void, record: bool) {
                 kind: EventKind::Alloc as u8,
                 alloc_kind: h.kind | INHERITED,
                 nframes: h.nframes,
-                npy: 0,
                 tid: h.tid,
                 t: 0,
                 addr: h.user,

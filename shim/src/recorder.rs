@@ -262,7 +262,6 @@ pub fn after_dlopen() {
                 kind: crate::ring::EventKind::Modules as u8,
                 alloc_kind: 0,
                 nframes: 0,
-                npy: 0,
                 tid: 0,
                 t: 0,
                 addr: offset,
@@ -293,11 +292,20 @@ fn owns_this_memory(pid: u32) -> bool {
     pid == INIT_PID.load(Ordering::Relaxed) || pid == FORK_CHILD_PID.load(Ordering::Relaxed)
 }
 
+/// Runs an exec call `f` between `before_exec` and, when it returns (it failed),
+/// `after_failed_exec`.
+pub fn exec(f: impl FnOnce() -> libc::c_int) -> libc::c_int {
+    before_exec();
+    let r = f();
+    after_failed_exec();
+    r
+}
+
 /// Before `execve` replaces the program: everything so far goes to disk with an End record of
 /// kind Exec, and nothing starts or writes until the exec fails (a capture file half-written
 /// when the new image replaces us would not decode). If the exec fails, recording goes on and a
 /// later exit ends the capture again.
-pub fn before_exec() {
+fn before_exec() {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() } as u32;
     if !owns_this_memory(pid) {
@@ -314,7 +322,7 @@ pub fn before_exec() {
 }
 
 /// The exec failed and this program goes on.
-pub fn after_failed_exec() {
+fn after_failed_exec() {
     // SAFETY: getpid has no preconditions.
     if owns_this_memory(unsafe { libc::getpid() } as u32) {
         // Release: pairs with push's and the writer's loads.

@@ -41,17 +41,16 @@ impl EventKind {
     /// The kind an event's `kind` byte names.
     pub fn from_u8(k: u8) -> Option<EventKind> {
         use EventKind::*;
-        [
-            Alloc,
-            Free,
-            Munmap,
-            ThreadName,
-            PyFinalizing,
-            PyCode,
-            Modules,
-        ]
-        .into_iter()
-        .find(|e| *e as u8 == k)
+        Some(match k {
+            1 => Alloc,
+            2 => Free,
+            3 => Munmap,
+            4 => ThreadName,
+            5 => PyFinalizing,
+            6 => PyCode,
+            7 => Modules,
+            _ => return None,
+        })
     }
 }
 
@@ -62,10 +61,9 @@ pub struct Event {
     pub kind: u8,
     /// `memshim_format::AllocKind` as its index.
     pub alloc_kind: u8,
-    /// Native frames (return addresses) at the start of the slot's word area.
+    /// Native frames (return addresses) at the start of the event's words; Python frames, two
+    /// words each (see python.rs), follow them.
     pub nframes: u16,
-    /// Python frames after them, two words each (see python.rs).
-    pub npy: u16,
     pub tid: u32,
     pub t: u64,
     pub addr: u64,
@@ -121,13 +119,10 @@ impl Meta {
     }
 
     fn event(h: &SlotHead) -> Event {
-        let nframes = (h.meta & 0x1ff) as u16;
-        let words = Self::words(h.meta) as u16;
         Event {
             kind: (h.meta >> Self::KIND_SHIFT & 0xf) as u8,
             alloc_kind: (h.meta >> Self::ALLOC_KIND_SHIFT) as u8,
-            nframes,
-            npy: words.saturating_sub(nframes) / crate::python::WORDS_PER_FRAME as u16,
+            nframes: (h.meta & 0x1ff) as u16,
             tid: h.tid,
             t: h.t,
             addr: h.addr,
@@ -245,15 +240,15 @@ impl Ring {
     }
 
     /// Publishes one event; false (and counted) when the ring is full. `words` are the event's
-    /// `nframes` native frames then its `npy` Python frames (anything beyond the ring's word
-    /// limit is cut). With `patience_ns` 0 it never waits; otherwise a full ring is retried
+    /// `nframes` native frames then its Python frames (anything beyond the ring's word limit is
+    /// cut). With `patience_ns` 0 it never waits; otherwise a full ring is retried
     /// (sleeping 20 us at a time) as long as the consumer keeps freeing units, and dropped once it
     /// has freed none for that long.
     pub fn push(&self, ev: Event, words: &[u64], patience_ns: u64) -> bool {
         let n = words.len().min(self.words);
         let k = units_for(n);
         let (mut deadline, mut seen) = (0, 0);
-        let capacity = self.mask + 1;
+        let capacity = self.capacity();
         // Relaxed: the CAS below orders claims; the head unit's seq orders the data.
         let mut pos = self.enqueue.0.load(Ordering::Relaxed);
         loop {
@@ -363,7 +358,7 @@ impl Ring {
         f(&ev, words);
         self.dequeue.0.store(pos + k, Ordering::Relaxed);
         // Relaxed: the consumer's own earlier store.
-        if pos + k - self.released.0.load(Ordering::Relaxed) >= (self.mask + 1) / 8 {
+        if pos + k - self.released.0.load(Ordering::Relaxed) >= self.capacity() / 8 {
             self.release();
         }
         true
@@ -387,7 +382,6 @@ mod tests {
             kind: EventKind::Alloc as u8,
             alloc_kind: 0,
             nframes: 0,
-            npy: 0,
             tid: 1,
             t: 0,
             addr,
@@ -525,7 +519,6 @@ mod tests {
             kind: EventKind::Alloc as u8,
             alloc_kind: 3 | crate::hooks::INHERITED,
             nframes: 256,
-            npy: 22,
             tid: 4_194_303,
             t: u64::MAX - 1,
             addr: 0x7fff_ffff_f000,
@@ -535,21 +528,11 @@ mod tests {
         assert!(r.pop(|e, f| {
             assert_eq!(f, &words[..]);
             assert_eq!(
-                (
-                    e.kind,
-                    e.alloc_kind,
-                    e.nframes,
-                    e.npy,
-                    e.tid,
-                    e.t,
-                    e.addr,
-                    e.size
-                ),
+                (e.kind, e.alloc_kind, e.nframes, e.tid, e.t, e.addr, e.size),
                 (
                     sent.kind,
                     sent.alloc_kind,
                     sent.nframes,
-                    sent.npy,
                     sent.tid,
                     sent.t,
                     sent.addr,

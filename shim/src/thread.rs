@@ -44,36 +44,14 @@ extern "C" {
     static mut memshim_tls: ThreadState;
 }
 
-/// This thread's state. Cost: two instructions (`mov %fs:0`, `add GOTTPOFF`), no call.
-#[inline(always)]
-pub fn current() -> &'static mut ThreadState {
-    let p: *mut ThreadState;
-    // SAFETY: `memshim_tls` is an initial-exec TLS symbol (tls.c is compiled with
-    // -ftls-model=initial-exec and the shim is loaded at startup by LD_PRELOAD, so its block is in
-    // the static TLS area). The thread pointer at %fs:0 plus the GOT-held offset is the address of
-    // this thread's copy, valid for the thread's whole life. The asm only reads memory.
-    unsafe {
-        core::arch::asm!(
-            "mov {p}, qword ptr fs:[0]",
-            "add {p}, qword ptr [rip + {tls}@GOTTPOFF]",
-            p = out(reg) p,
-            tls = sym memshim_tls,
-            options(pure, readonly, nostack),
-        );
-        // SAFETY: each thread only ever touches its own block (signal handlers that allocate are
-        // outside what malloc supports anyway), so no other reference to it exists concurrently.
-        &mut *p
-    }
-}
-
-/// Marks the thread as inside the shim for its lifetime, so that allocations the shim itself
-/// causes (unwinder, writer start) are forwarded untouched instead of recursing.
-/// The offset of this thread's [`ThreadState`] from the thread pointer (the same in every thread).
+/// The offset of this thread's [`ThreadState`] from the thread pointer, the same in every
+/// thread: `memshim_tls` is an initial-exec TLS symbol (tls.c is compiled with
+/// -ftls-model=initial-exec and the shim is loaded at startup by LD_PRELOAD, so its block is in
+/// the static TLS area), and the loader wrote its offset into a GOT slot that never changes.
 #[inline(always)]
 fn tls_offset() -> usize {
     let off: usize;
-    // SAFETY: reads the GOT slot the loader filled with `memshim_tls`'s initial-exec offset
-    // (see current()); the slot never changes after load.
+    // SAFETY: reads that GOT slot; no other memory.
     unsafe {
         core::arch::asm!(
             "mov {off}, qword ptr [rip + {tls}@GOTTPOFF]",
@@ -99,7 +77,7 @@ pub mod fast {
     pub fn take(size: u64) -> bool {
         let off = tls_offset();
         let left: u64;
-        // SAFETY: %fs:off is this thread's ThreadState (see current()); `countdown` is an
+        // SAFETY: %fs:off is this thread's ThreadState (see tls_offset()); `countdown` is an
         // aligned u64 only this thread touches. The asm reads 8 bytes of it.
         unsafe {
             core::arch::asm!(
@@ -145,6 +123,26 @@ pub mod fast {
     }
 }
 
+/// This thread's state. Cost: two instructions (`mov %fs:0`, the GOT offset), no call.
+#[inline(always)]
+pub fn current() -> &'static mut ThreadState {
+    let tp: usize;
+    // SAFETY: %fs:0 holds the thread pointer (the x86-64 TLS ABI); the asm only reads it.
+    unsafe {
+        core::arch::asm!(
+            "mov {tp}, qword ptr fs:[0]",
+            tp = out(reg) tp,
+            options(pure, readonly, nostack, preserves_flags),
+        );
+    }
+    // SAFETY: thread pointer + offset is this thread's copy of the block, valid for the thread's
+    // whole life; each thread only ever touches its own (signal handlers that allocate are
+    // outside what malloc supports anyway), so no other reference to it exists concurrently.
+    unsafe { &mut *((tp + tls_offset()) as *mut ThreadState) }
+}
+
+/// Marks the thread as inside the shim for its lifetime, so that allocations the shim itself
+/// causes (unwinder, writer start) are forwarded untouched instead of recursing.
 pub struct Busy {
     _private: (),
 }

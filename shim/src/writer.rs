@@ -33,8 +33,6 @@ pub struct Writer {
     /// The capture's zstd stream (None: plain chunks, if zstd could not start).
     zstd: Option<Compressor>,
     stacks: FxHashMap<Box<[u64]>, u64>,
-    /// The stack interned last and its id (0: none yet).
-    last_stack: (Vec<u64>, u64),
     threads: FxHashSet<u32>,
     codes: FxHashSet<u64>,
     modules: Signature,
@@ -149,7 +147,6 @@ impl Writer {
             out: Vec::new(),
             zstd,
             stacks: FxHashMap::default(),
-            last_stack: (Vec::new(), 0),
             threads: FxHashSet::default(),
             codes: FxHashSet::default(),
             modules: (u64::MAX, u64::MAX),
@@ -198,13 +195,17 @@ impl Writer {
     /// Drains the ring and writes everything, without ending the capture (the writer thread
     /// stepping aside for a fork).
     pub fn flush_now(&mut self) {
-        while self.drain(1 << 16) > 0 {}
+        self.drain_all();
         self.flush();
+    }
+
+    fn drain_all(&mut self) {
+        while self.drain(1 << 16) > 0 {}
     }
 
     /// The final flush of an exit path.
     pub fn finish(&mut self, how: EndKind) {
-        while self.drain(1 << 16) > 0 {}
+        self.drain_all();
         self.tick();
         let t = self.rel(real::now_ns());
         self.chunk.push(&Record::End {
@@ -237,18 +238,6 @@ impl Writer {
 
     /// The id of a stack given as `native` return addresses followed by Python frame words.
     fn intern(&mut self, words: &[u64], native: usize) -> u64 {
-        // A loop samples the same stack over and over: compare with the last one before hashing.
-        if self.last_stack.1 != 0 && self.last_stack.0 == words {
-            return self.last_stack.1;
-        }
-        let id = self.intern_new(words, native);
-        self.last_stack.0.clear();
-        self.last_stack.0.extend_from_slice(words);
-        self.last_stack.1 = id;
-        id
-    }
-
-    fn intern_new(&mut self, words: &[u64], native: usize) -> u64 {
         if let Some(&id) = self.stacks.get(words) {
             return id;
         }

@@ -528,7 +528,6 @@ unsafe fn send_code(py: &Python, code: usize, id: u64) {
         kind: EventKind::PyCode as u8,
         alloc_kind: 0,
         nframes: 0,
-        npy: 0,
         tid: 0,
         t: 0,
         addr: offset as u64,
