@@ -20,7 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use memshim_format::Record;
-use py_common::{bytes_in, first_python, frames, names, python_names, within, worker_of, MIB};
+use py_common::{
+    assert_worker_truth, bytes_in, check_ext_leak, first_python, frames, names, python_names,
+    within, worker_bytes, MIB, WORKERS,
+};
 use serde_json::Value;
 use shim_support::{build_c, decode, run, shim_so, warnings, Outcome, TIMEOUT};
 
@@ -229,34 +232,16 @@ fn generator_peak(v: Version) {
 
 fn threads(v: Version) {
     let r = report_of(v, "threads.py", &[], |_| {});
-    let workers = ["work_alpha", "work_beta", "work_gamma"];
-    let run = v.qualified("Thread.run");
-    let mut seen = [0.0f64; 3];
-    for site in r["allocations"].as_array().unwrap() {
-        let pn = python_names(site);
-        if let Some(k) = worker_of(&pn, &workers) {
-            assert_eq!(pn[0], workers[k], "{pn:?}");
-            let line = first_python(site).unwrap()["line"].as_u64().unwrap();
-            assert_eq!(
-                line,
-                11 + 6 * k as u64,
-                "the allocating line of {}",
-                workers[k]
-            );
-            assert!(pn.iter().any(|n| n == run), "{pn:?}");
-            assert!(!pn.iter().any(|n| n == "main"), "{pn:?}");
-            seen[k] += site["bytes_est"].as_f64().unwrap();
-        }
-    }
-    for (k, size) in [40000.0, 50000.0, 60000.0].into_iter().enumerate() {
-        let truth = 1500.0 * size;
-        assert!(
-            within(seen[k], truth, 0.25),
-            "{}: {} vs {truth}",
-            workers[k],
-            seen[k]
+    let seen = worker_bytes(&r, v.qualified("Thread.run"), |k, site, _| {
+        let line = first_python(site).unwrap()["line"].as_u64().unwrap();
+        assert_eq!(
+            line,
+            11 + 6 * k as u64,
+            "the allocating line of {}",
+            WORKERS[k]
         );
-    }
+    });
+    assert_worker_truth(&seen);
 }
 
 /// Builds tests/fixtures/py/extleak.c against version `v`'s headers as `extleak.so` in `dir`
@@ -278,33 +263,9 @@ fn build_extension(v: Version, dir: &Path) {
 
 fn c_extension(v: Version) {
     let r = report_of(v, "ext_leak.py", &[], |dir| build_extension(v, dir));
-    let top = &r["leaks"][0];
-    let n = names(top);
-    let at = |f: &str| {
-        n.iter()
-            .position(|x| x == f)
-            .unwrap_or_else(|| panic!("{f} in {n:?}"))
-    };
-    assert_eq!(n[0], "stash_block", "the allocation call first: {n:?}");
-    assert!(frames(top)[0]["file"]
-        .as_str()
-        .unwrap()
-        .ends_with("extleak.c"));
-    assert!(at("stash_block") < at("ext_leak"));
-    assert!(at("ext_leak") < at("load_model"));
-    assert!(at("load_model") < at("main"));
+    let n = names(check_ext_leak(&r));
+    let at = |f: &str| n.iter().position(|x| x == f).unwrap();
     assert!(at("main") < at("<module>"));
-    let lm = &frames(top)[at("load_model")];
-    assert_eq!(lm["kind"], "python");
-    assert!(lm["file"].as_str().unwrap().ends_with("ext_leak.py"));
-    assert_eq!(lm["line"], 7, "the line of the extleak.leak call");
-    let est = top["bytes_est"].as_f64().unwrap();
-    assert!(within(est, 48.0 * MIB, 0.25), "leak {est} vs 48 MiB");
-    assert!(r["leaks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|s| !names(s).iter().any(|x| x == "ext_clean")));
 }
 
 #[test]

@@ -170,3 +170,77 @@ pub fn bytes_in(ranking: &Value, func: &str) -> f64 {
 pub fn within(est: f64, truth: f64, tol: f64) -> bool {
     (est / truth - 1.0).abs() <= tol
 }
+
+/// The worker functions of tests/fixtures/py/threads.py.
+pub const WORKERS: [&str; 3] = ["work_alpha", "work_beta", "work_gamma"];
+
+/// Sums the estimated bytes of threads.py's allocation sites by worker thread. Each site sampled
+/// in a worker must hold that worker's function innermost, the thread machinery (`run`, the
+/// name `Thread.run` has in that Python version) outside it and never the main thread's main();
+/// `check(k, site, python_names)` adds a caller's own checks of worker k's sites.
+pub fn worker_bytes(
+    report: &Value,
+    run: &str,
+    mut check: impl FnMut(usize, &Value, &[String]),
+) -> [f64; 3] {
+    let mut seen = [0.0f64; 3];
+    for site in report["allocations"].as_array().unwrap() {
+        let pn = python_names(site);
+        if let Some(k) = worker_of(&pn, &WORKERS) {
+            assert_eq!(pn[0], WORKERS[k], "{pn:?}");
+            assert!(pn.iter().any(|n| n == run), "{pn:?}");
+            assert!(!pn.iter().any(|n| n == "main"), "{pn:?}");
+            check(k, site, &pn);
+            seen[k] += site["bytes_est"].as_f64().unwrap();
+        }
+    }
+    seen
+}
+
+/// threads.py's truth: each worker allocates 1500 blocks of 40,000 / 50,000 / 60,000 bytes.
+pub fn assert_worker_truth(seen: &[f64; 3]) {
+    for (k, size) in [40000.0, 50000.0, 60000.0].into_iter().enumerate() {
+        let truth = 1500.0 * size;
+        assert!(
+            within(seen[k], truth, 0.25),
+            "{}: {} vs {truth}",
+            WORKERS[k],
+            seen[k]
+        );
+    }
+}
+
+/// Checks the report of tests/fixtures/py/ext_leak.py (extleak.c built for the interpreter)
+/// and returns its top leak for more checks: the leak is 48 MiB (within 25%) from the C
+/// function `stash_block`, then the extension call, then the Python caller `load_model` at the
+/// line of the call, then main; `ext_clean` leaks nothing.
+pub fn check_ext_leak(report: &Value) -> &Value {
+    let top = &report["leaks"][0];
+    let n = names(top);
+    let at = |f: &str| {
+        n.iter()
+            .position(|x| x == f)
+            .unwrap_or_else(|| panic!("{f} in {n:?}"))
+    };
+    assert_eq!(n[0], "stash_block", "the allocation call first: {n:?}");
+    assert!(frames(top)[0]["file"]
+        .as_str()
+        .unwrap()
+        .ends_with("extleak.c"));
+    assert!(at("stash_block") < at("ext_leak"));
+    assert!(at("ext_leak") < at("load_model"));
+    assert!(at("load_model") < at("main"));
+    let lm = &frames(top)[at("load_model")];
+    assert_eq!(lm["kind"], "python");
+    assert!(lm["file"].as_str().unwrap().ends_with("ext_leak.py"));
+    assert_eq!(lm["line"], 7, "the line of the extleak.leak call");
+    let est = top["bytes_est"].as_f64().unwrap();
+    assert!(within(est, 48.0 * MIB, 0.25), "leak {est} vs 48 MiB");
+    // clean() frees everything.
+    assert!(report["leaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| !names(s).iter().any(|x| x == "ext_clean")));
+    top
+}
