@@ -69,7 +69,7 @@ extern "C" fn on_fatal(sig: i32, _info: *mut libc::siginfo_t, _ctx: *mut libc::c
         SIGNAL.store(sig, Ordering::Relaxed);
         // Only the first dying thread asks; others just wait with it.
         let _ = FLUSH.compare_exchange(IDLE, REQUESTED, Ordering::Release, Ordering::Relaxed);
-        // The writer may be in a pause of up to 20 ms.
+        // The writer may be in a pause of up to 80 ms.
         crate::writer_thread::wake();
         let pause = libc::timespec {
             tv_sec: 0,

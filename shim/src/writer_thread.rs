@@ -118,9 +118,12 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
     core::ptr::null_mut()
 }
 
-/// Longest pause between rounds: flushes and ticks (every 80 ms) stay within 100 ms. Each wake
-/// of an idle core costs some 25 us on this kind of VM.
-const MAX_PAUSE_US: u64 = 20_000;
+/// Longest pause between rounds: until the next flush and tick (every 80 ms), which bound every
+/// pause anyway. A wake costs tens of microseconds of CPU on this kind of VM, more than the
+/// round's own work when the ring is quiet: capped at 20 ms, as it was, an idle writer cost
+/// twice what waking only for the flushes costs (`scripts/bench-malloc --floor`, "without
+/// ring"). A burst in between wakes it early (producers nudge at half a ring).
+const MAX_PAUSE_US: u64 = crate::writer::FLUSH_NS / 1000;
 /// Shortest pause: `all` mode fills the ring as fast as the writer can drain it.
 const MIN_PAUSE_US: u64 = 100;
 
