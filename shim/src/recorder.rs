@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use memshim_format::{Drops, EndKind};
 
-use crate::ring::{Event, Ring};
+use crate::ring::{Event, EventKind, Ring};
 use crate::writer::Writer;
 use crate::{config, real, thread};
 
@@ -96,6 +96,11 @@ pub fn push(ev: Event, frames: &[u64]) -> bool {
     // SAFETY: a non-null RING points at a live ring (it is only replaced in a fork child, which is
     // single-threaded at that moment).
     let ring = unsafe { &*ring };
+    if cfg!(feature = "floor-no-ring")
+        && (ev.kind == EventKind::Alloc as u8 || ev.kind == EventKind::Free as u8)
+    {
+        return true;
+    }
     let pushed = ring.push(ev, frames, patience);
     if !pushed && patience > 0 {
         PATIENCE_NS.store(0, Ordering::Relaxed);
@@ -259,7 +264,7 @@ pub fn after_dlopen() {
         };
         if let Some(offset) = crate::arena::put(&bytes) {
             let ev = Event {
-                kind: crate::ring::EventKind::Modules as u8,
+                kind: EventKind::Modules as u8,
                 alloc_kind: 0,
                 nframes: 0,
                 tid: 0,

@@ -283,6 +283,11 @@ impl Writer {
         let Some(kind) = EventKind::from_u8(ev.kind) else {
             return;
         };
+        if cfg!(feature = "floor-writer-discard")
+            && matches!(kind, EventKind::Alloc | EventKind::Free)
+        {
+            return;
+        }
         match kind {
             EventKind::Alloc => {
                 let stack = self.intern(frames, ev.nframes as usize);
