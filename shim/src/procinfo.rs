@@ -26,9 +26,45 @@ impl Statm {
     }
 }
 
-/// Bytes in use in glibc's heap: small chunks plus mmapped chunks. Takes the arena locks briefly,
-/// so it runs on the writer thread only, never on an allocation path.
-pub fn heap_in_use() -> u64 {
+/// glibc's heap in use for the timeline, read at most [`HEAP_PROBE_DUTY`] of the time.
+///
+/// `mallinfo2` walks every free chunk of every arena while holding that arena's lock, so its
+/// cost grows with fragmentation: 0.2 ms with 4,500 free chunks, 20 ms with 100,000, 166 ms with
+/// a million (`malloc(32..2 KiB)` x N, every other one freed). Called on every 80 ms tick, such a
+/// heap kept the process's threads waiting on their arena lock (and the writer busy) a quarter
+/// of the time or all of it. So each probe waits in proportion to what the last one took: a
+/// cheap heap is read every tick; a fragmented one now and then, ticks in between repeating
+/// the last reading (RSS and the sampled totals are still read on every tick).
+#[derive(Debug, Default)]
+pub struct HeapProbe {
+    last: u64,
+    next_ns: u64,
+}
+
+/// A probe that took `d` is followed by a pause of `d * HEAP_PROBE_DUTY`: the arena locks are
+/// held at most 0.1% of the time.
+pub const HEAP_PROBE_DUTY: u64 = 1000;
+
+impl HeapProbe {
+    /// The heap in use now, or as last read when the next probe is not due yet.
+    pub fn read(&mut self) -> u64 {
+        self.read_with(crate::real::now_ns, heap_in_use)
+    }
+
+    fn read_with(&mut self, now: impl Fn() -> u64, probe: impl FnOnce() -> u64) -> u64 {
+        let start = now();
+        if start >= self.next_ns {
+            self.last = probe();
+            let took = now().saturating_sub(start);
+            self.next_ns = start.saturating_add(took.saturating_mul(HEAP_PROBE_DUTY));
+        }
+        self.last
+    }
+}
+
+/// Bytes in use in glibc's heap: small chunks plus mmapped chunks. Takes the arena locks (see
+/// [`HeapProbe`]), so it runs on the writer thread only, never on an allocation path.
+fn heap_in_use() -> u64 {
     // SAFETY: mallinfo2 has no preconditions; it only reads allocator statistics.
     let mi = unsafe { libc::mallinfo2() };
     (mi.uordblks + mi.hblkhd) as u64
@@ -62,4 +98,48 @@ pub fn thread_name() -> [u8; 16] {
 pub fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as u64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Reads the probe at `at`, where a probe takes `cost` ns and returns `value`; says whether
+    /// it probed.
+    fn read_at(p: &mut HeapProbe, at: u64, cost: u64, value: u64) -> (u64, bool) {
+        let clock = Cell::new(at);
+        let probed = Cell::new(false);
+        let v = p.read_with(
+            || clock.get(),
+            || {
+                probed.set(true);
+                clock.set(at + cost);
+                value
+            },
+        );
+        (v, probed.get())
+    }
+
+    #[test]
+    fn a_cheap_heap_is_read_every_tick() {
+        let mut p = HeapProbe::default();
+        for (i, t) in (0..10u64).map(|i| (i, i * 80_000_000)) {
+            // 30 us each: due again 30 ms later, before the next tick.
+            assert_eq!(read_at(&mut p, t, 30_000, i), (i, true));
+        }
+    }
+
+    #[test]
+    fn a_slow_heap_is_read_in_proportion_to_its_cost() {
+        let mut p = HeapProbe::default();
+        // 20 ms: the next probe waits 20 s; ticks in between repeat the reading.
+        assert_eq!(read_at(&mut p, 0, 20_000_000, 7), (7, true));
+        for t in (1..250u64).map(|i| i * 80_000_000) {
+            assert_eq!(read_at(&mut p, t, 20_000_000, 9), (7, false), "at {t} ns");
+        }
+        assert_eq!(read_at(&mut p, 20_000_000_000, 50_000, 9), (9, true));
+        // Cheap again: back to every tick.
+        assert_eq!(read_at(&mut p, 20_080_000_000, 50_000, 11), (11, true));
+    }
 }

@@ -42,6 +42,7 @@ pub struct Writer {
     last_flush: u64,
     page: u64,
     statm: Statm,
+    heap: procinfo::HeapProbe,
     sampled_allocated: u64,
     sampled_freed: u64,
 }
@@ -155,6 +156,7 @@ impl Writer {
             last_flush: real::now_ns(),
             page,
             statm: Statm::open(),
+            heap: procinfo::HeapProbe::default(),
             sampled_allocated: 0,
             sampled_freed: 0,
         };
@@ -385,7 +387,7 @@ impl Writer {
         self.chunk.push(&Record::Tick {
             t,
             rss,
-            heap_in_use: procinfo::heap_in_use(),
+            heap_in_use: self.heap.read(),
             sampled_allocated: self.sampled_allocated,
             sampled_freed: self.sampled_freed,
             dropped: recorder::drops(),

@@ -1,0 +1,51 @@
+//! The timeline's ticks under the real shim: RSS and the sampled totals on every tick, glibc's
+//! heap in use as often as reading it stays cheap for the process.
+
+mod shim_support;
+
+use memshim_format::Record;
+use shim_support::*;
+
+/// How many times a tick's value differs from the tick before it.
+fn changes(values: &[u64]) -> usize {
+    values.windows(2).filter(|w| w[0] != w[1]).count()
+}
+
+/// mallinfo2 walks every free chunk under the arena lock: on a heap fragmented into 100,000
+/// chunks one call takes some 20 ms, and on every 80 ms tick it kept the program's allocations
+/// waiting a quarter of the time. The writer reads it in proportion to what it costs; RSS is
+/// still read on every tick.
+#[test]
+fn a_fragmented_heap_is_probed_rarely_and_rss_every_tick() {
+    let dir = scratch("fragmented");
+    let bin = build_c(&dir, "fragmented.c", &[]);
+    let (plain, runs) = compare(&Program::new(&bin), &dir, &[None]);
+    assert!(plain.success());
+    let cap = only(&runs[0]);
+    let ticks: Vec<(u64, u64)> = cap
+        .records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Tick {
+                rss, heap_in_use, ..
+            } => Some((*rss, *heap_in_use)),
+            _ => None,
+        })
+        .collect();
+    // 1.6 s of growth: some 20 ticks (fewer on a loaded machine, never a handful).
+    assert!(ticks.len() >= 8, "{} ticks", ticks.len());
+    let rss: Vec<u64> = ticks.iter().map(|t| t.0).collect();
+    let heap: Vec<u64> = ticks.iter().map(|t| t.1).collect();
+    assert!(
+        changes(&rss) >= ticks.len() / 2,
+        "RSS follows the growth on every tick: {rss:?}"
+    );
+    assert!(heap.iter().all(|&h| h > 0), "the heap was read: {heap:?}");
+    // Read every tick, the heap would change as often as the RSS. A probe that took milliseconds
+    // waits seconds: at most the probes before the heap was fragmented, and one after.
+    assert!(
+        changes(&heap) <= 3,
+        "the heap was read {} times: {heap:?}",
+        changes(&heap) + 1
+    );
+}
