@@ -74,6 +74,8 @@ pub struct Analysis {
     pub modules: ModuleTable,
     pub sites: Vec<Site>,
     stack_ids: HashMap<u64, u32>,
+    /// Site of each distinct stack (resolved frames, Python frames) written so far.
+    site_of_stack: HashMap<(Vec<Addr>, Vec<PyFrame>), u32>,
     live: Live,
     pub pycodes: HashMap<u64, PyCode>,
     pub threads: HashMap<u32, String>,
@@ -125,10 +127,20 @@ impl Analysis {
                     .take_while(|&&a| self.modules.is_shim(a))
                     .count();
                 addrs.drain(..shim);
+                // The same stack under a new id: the writer emptied its bounded table (or two
+                // raw stacks differ only in the shim's own frames). One site either way.
+                let key = (addrs, python);
+                if !self.stack_ids.contains_key(&id) {
+                    if let Some(&idx) = self.site_of_stack.get(&key) {
+                        self.stack_ids.insert(id, idx);
+                        return;
+                    }
+                }
                 let idx = self.site_for(id);
                 let site = &mut self.sites[idx as usize];
-                site.frames = addrs;
-                site.python = python;
+                site.frames = key.0.clone();
+                site.python = key.1.clone();
+                self.site_of_stack.insert(key, idx);
             }
             Record::Alloc {
                 t,

@@ -66,6 +66,17 @@ fn bad_depth_and_seed_warn_once() {
     assert_eq!(only(&captures(&caps)).header.stack_depth, 128);
     let caps = one_warning("bad-seed", &[("MEMSHIM_SEED", "abc")], "MEMSHIM_SEED");
     assert_eq!(only(&captures(&caps)).header.seed, None);
+    for bad in ["0", "lots"] {
+        let caps = one_warning(
+            "bad-stack-memory",
+            &[("MEMSHIM_STACK_MEMORY", bad)],
+            "MEMSHIM_STACK_MEMORY",
+        );
+        assert!(
+            only(&captures(&caps)).allocs().count() > 0,
+            "{bad}: still records"
+        );
+    }
 }
 
 #[test]

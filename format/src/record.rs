@@ -105,9 +105,11 @@ pub enum EndKind {
 pub enum Record {
     /// The whole module map; replaces the previous one from here on.
     Modules(Vec<Module>),
-    /// An interned stack, written once before the first record that names it. Frames are return
+    /// An interned stack, written before the first record that names it. Frames are return
     /// addresses, innermost (the allocation call) first; `python` lists the Python frames of the
-    /// sampling thread, innermost first.
+    /// sampling thread, innermost first. Ids are never reused, but the same stack may be written
+    /// again under a new id (the shim bounds its table of written stacks): readers merge stacks
+    /// by content.
     Stack {
         id: u64,
         frames: Vec<u64>,

@@ -9,6 +9,8 @@ use crate::real::warn;
 /// Default mean sampling interval: 512 KiB, as Go and jemalloc.
 pub const DEFAULT_RATE: u64 = 512 << 10;
 pub const DEFAULT_DEPTH: usize = 128;
+/// Default bound of the writer's table of written stacks (see stack_table.rs).
+pub const DEFAULT_STACK_MEMORY: usize = 64 << 20;
 /// Deepest stack kept; bounds the per-sample header and ring slot.
 pub const MAX_DEPTH: usize = 256;
 
@@ -26,6 +28,8 @@ pub enum Mode {
 pub struct Config {
     pub mode: Mode,
     pub depth: usize,
+    /// `MEMSHIM_STACK_MEMORY`: bytes the writer's table of written stacks may hold.
+    pub stack_memory: usize,
     pub seed: Option<u64>,
     /// Record Python frames (`MEMSHIM_PYTHON=0` turns them off).
     pub python: bool,
@@ -49,6 +53,8 @@ pub fn init() -> &'static Config {
     CONFIG.get_or_init(|| Config {
         mode: env("MEMSHIM_RATE").map_or(Mode::Sampled(DEFAULT_RATE), |v| parse_rate(&v)),
         depth: env("MEMSHIM_STACK_DEPTH").map_or(DEFAULT_DEPTH, |v| parse_depth(&v)),
+        stack_memory: env("MEMSHIM_STACK_MEMORY")
+            .map_or(DEFAULT_STACK_MEMORY, |v| parse_stack_memory(&v)),
         seed: env("MEMSHIM_SEED").and_then(|v| match v.trim().parse::<u64>() {
             Ok(s) => Some(s),
             Err(_) => {
@@ -133,6 +139,18 @@ fn parse_depth(v: &str) -> usize {
                 "MEMSHIM_STACK_DEPTH={v:?} must be 1..={MAX_DEPTH}; using {DEFAULT_DEPTH}"
             ));
             DEFAULT_DEPTH
+        }
+    }
+}
+
+fn parse_stack_memory(v: &str) -> usize {
+    match parse_size(v) {
+        Some(n) if n > 0 => n as usize,
+        _ => {
+            warn(&format!(
+                "MEMSHIM_STACK_MEMORY={v:?} is not a size (like 64M); using 64M"
+            ));
+            DEFAULT_STACK_MEMORY
         }
     }
 }

@@ -39,6 +39,7 @@ pub mod region;
 pub mod ring;
 pub mod sampler;
 pub mod signals;
+pub mod stack_table;
 pub mod thread;
 pub mod unwind;
 pub mod writer;

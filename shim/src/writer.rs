@@ -1,4 +1,5 @@
-//! The writer: drains the ring, interns stacks (each distinct stack written once), adds the module
+//! The writer: drains the ring, interns stacks (each distinct stack written once while the
+//! bounded stack table remembers it, see stack_table.rs), adds the module
 //! map and timeline ticks, and appends framed chunks to the capture with one `write` each, at least
 //! every [`FLUSH_NS`]. It runs on its own thread, or on the exiting thread for the final flush.
 
@@ -11,12 +12,13 @@ use memshim_format::{
     encode_header_with, AllocKind, ChunkBuilder, Compressor, EndKind, Header, Module, PyFrame,
     Record, FLAG_ZSTD,
 };
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashSet;
 
 use crate::config::{Config, Mode};
 use crate::modules::{self, Signature};
 use crate::procinfo::{self, Statm};
 use crate::ring::{EventKind, Ring};
+use crate::stack_table::StackTable;
 use crate::{python, real, recorder, region, sampler};
 
 /// Flush (and tick) period: the issue asks for >= 10 ticks and flushes a second.
@@ -32,7 +34,7 @@ pub struct Writer {
     out: Vec<u8>,
     /// The capture's zstd stream (None: plain chunks, if zstd could not start).
     zstd: Option<Compressor>,
-    stacks: FxHashMap<Box<[u64]>, u64>,
+    stacks: StackTable,
     threads: FxHashSet<u32>,
     codes: FxHashSet<u64>,
     modules: Signature,
@@ -147,7 +149,7 @@ impl Writer {
             chunk: ChunkBuilder::new(),
             out: Vec::new(),
             zstd,
-            stacks: FxHashMap::default(),
+            stacks: StackTable::new(cfg.stack_memory),
             threads: FxHashSet::default(),
             codes: FxHashSet::default(),
             modules: (u64::MAX, u64::MAX),
@@ -240,11 +242,10 @@ impl Writer {
 
     /// The id of a stack given as `native` return addresses followed by Python frame words.
     fn intern(&mut self, words: &[u64], native: usize) -> u64 {
-        if let Some(&id) = self.stacks.get(words) {
+        let (id, new) = self.stacks.intern(words);
+        if !new {
             return id;
         }
-        let id = self.stacks.len() as u64 + 1;
-        self.stacks.insert(words.into(), id);
         let python = words[native.min(words.len())..]
             .chunks_exact(python::WORDS_PER_FRAME)
             .map(|w| PyFrame {
