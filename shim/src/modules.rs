@@ -134,6 +134,12 @@ pub fn after_fork() {
 }
 
 /// Only the loader's counters (cheap enough to ask before every drain).
+/// A signature in one word (each counter's low 32 bits: a collision needs 2^32 dlopens between
+/// two looks), for atomics and ring events.
+pub fn packed(sig: Signature) -> u64 {
+    sig.0 << 32 | (sig.1 & 0xffff_ffff)
+}
+
 pub fn signature() -> Signature {
     extern "C" fn first(info: *mut libc::dl_phdr_info, size: usize, data: *mut c_void) -> c_int {
         // SAFETY: as in `visit`; `data` is a Signature.

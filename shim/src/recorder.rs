@@ -246,11 +246,21 @@ pub fn finish(how: EndKind) {
     thread::setup_section(|| with_writer(|w| w.finish(how)));
 }
 
+/// The loader's counters (`modules::packed`) with the last map a dlopen sent.
+static SENT_MAP: AtomicU64 = AtomicU64::new(0);
+
 /// After a dlopen: the calling thread snapshots the module map itself and hands it to the writer
 /// through the ring, so samples taken in the new library are always written after a map that
-/// has it, even if it is closed again before the writer looks (dlopen is rare and slow anyway).
+/// has it, even if it is closed again before the writer looks. Only when the loader's counters
+/// moved since the last map sent: a dlopen of a library already loaded (`ctypes.CDLL("libc.so.6")`
+/// per request, RTLD_NOLOAD probes) changes nothing, and sending the whole map each time filled
+/// the arena (and so lost every later map and Python name) after a few hundred calls.
 pub fn after_dlopen() {
     if STATE.load(Ordering::Acquire) != RUNNING {
+        return;
+    }
+    // Relaxed: two threads racing here both send, which is harmless.
+    if crate::modules::packed(crate::modules::signature()) == SENT_MAP.load(Ordering::Relaxed) {
         return;
     }
     let t = thread::current();
@@ -258,7 +268,7 @@ pub fn after_dlopen() {
         return;
     };
     thread::setup_section(|| {
-        let (mods, _) = crate::modules::snapshot();
+        let (mods, sig) = crate::modules::snapshot();
         let Ok(bytes) = postcard::to_allocvec(&memshim_format::Record::Modules(mods)) else {
             return;
         };
@@ -268,7 +278,8 @@ pub fn after_dlopen() {
                 alloc_kind: 0,
                 nframes: 0,
                 tid: 0,
-                t: 0,
+                // The map's signature, so the writer can tell a map it already has.
+                t: crate::modules::packed(sig),
                 addr: offset,
                 size: bytes.len() as u64,
             };
@@ -276,6 +287,7 @@ pub fn after_dlopen() {
             // and slow: if the ring is full, give the writer a few turns (bounded) to make room.
             for _ in 0..200 {
                 if push(ev, &[]) {
+                    SENT_MAP.store(ev.t, Ordering::Relaxed);
                     break;
                 }
                 std::thread::yield_now();

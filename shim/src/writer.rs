@@ -344,6 +344,9 @@ impl Writer {
                     }
                 }
             }
+            // The same loader state as the map last written (the writer saw the dlopen's
+            // counters move and wrote the map itself): nothing new.
+            EventKind::Modules if ev.t == modules::packed(self.modules) => {}
             EventKind::Modules => {
                 // SAFETY: Modules events point at arena bytes written before the push.
                 let blob = unsafe { crate::arena::get(ev.addr, ev.size) };
