@@ -35,7 +35,6 @@ pub struct Writer {
     /// The capture's zstd stream (None: plain chunks, if zstd could not start).
     zstd: Option<Compressor>,
     stacks: StackTable,
-    threads: FxHashSet<u32>,
     codes: FxHashSet<u64>,
     modules: Signature,
     /// The map most recently written.
@@ -150,7 +149,6 @@ impl Writer {
             out: Vec::new(),
             zstd,
             stacks: StackTable::new(cfg.stack_memory),
-            threads: FxHashSet::default(),
             codes: FxHashSet::default(),
             modules: (u64::MAX, u64::MAX),
             map: Vec::new(),
@@ -196,10 +194,13 @@ impl Writer {
         n
     }
 
-    /// Drains the ring and writes everything, without ending the capture (the writer thread
-    /// stepping aside for a fork).
+    /// Drains what the ring holds now and writes everything, without ending the capture (the
+    /// writer thread stepping aside for a fork, which waits for it). At most one ring's worth:
+    /// the other threads keep producing meanwhile, and in `all` mode, throttled to the writer's
+    /// pace, they would keep a drain-until-empty going, and the fork waiting, forever.
     pub fn flush_now(&mut self) {
-        self.drain_all();
+        let (_, capacity) = self.ring_progress();
+        self.drain(capacity as usize);
         self.flush();
     }
 
@@ -323,7 +324,10 @@ impl Writer {
                     len: ev.size,
                 });
             }
-            EventKind::ThreadName if self.threads.insert(ev.tid) => {
+            // Sent once per thread (hooks::name_thread). Not de-duplicated by tid: a set of every
+            // tid ever seen grew with the process's life and, once tids were reused, dropped the
+            // new threads' names.
+            EventKind::ThreadName => {
                 let bytes: Vec<u8> = frames.iter().flat_map(|w| w.to_ne_bytes()).collect();
                 let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
                 let name = String::from_utf8_lossy(&bytes[..end]).into_owned();
@@ -355,7 +359,6 @@ impl Writer {
                     self.map = map;
                 }
             }
-            EventKind::ThreadName => {}
         }
     }
 
