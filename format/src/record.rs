@@ -150,7 +150,9 @@ pub enum Record {
         t: u64,
         /// Resident set size.
         rss: u64,
-        /// Bytes in use in the malloc heap, as the allocator reports them (0 when unknown).
+        /// Bytes in use in the malloc heap, as the allocator last reported them (0 when unknown:
+        /// the shim reads it at most 0.1% of the time, and not at all once a reading stalled
+        /// the process 10 ms).
         heap_in_use: u64,
         /// Raw sums of sampled sizes so far (not weighted).
         sampled_allocated: u64,

@@ -34,12 +34,18 @@ impl Statm {
 /// heap kept the process's threads waiting on their arena lock (and the writer busy) a quarter
 /// of the time or all of it. So each probe waits in proportion to what the last one took: a
 /// cheap heap is read every tick; a fragmented one now and then, ticks in between repeating
-/// the last reading (RSS and the sampled totals are still read on every tick).
+/// the last reading (RSS and the sampled totals are still read on every tick). One probe that
+/// held the locks [`HEAP_PROBE_GIVE_UP_NS`] or more is the last: from then on the heap reads 0
+/// ("not read"), as even rare stalls that long show in a service's latency.
 #[derive(Debug, Default)]
 pub struct HeapProbe {
     last: u64,
     next_ns: u64,
+    given_up: bool,
 }
+
+/// A probe this slow ends probing (10 ms: a heap of some 50,000 free chunks).
+pub const HEAP_PROBE_GIVE_UP_NS: u64 = 10_000_000;
 
 /// A probe that took `d` is followed by a pause of `d * HEAP_PROBE_DUTY`: the arena locks are
 /// held at most 0.1% of the time.
@@ -52,10 +58,17 @@ impl HeapProbe {
     }
 
     fn read_with(&mut self, now: impl Fn() -> u64, probe: impl FnOnce() -> u64) -> u64 {
+        if self.given_up {
+            return 0;
+        }
         let start = now();
         if start >= self.next_ns {
             self.last = probe();
             let took = now().saturating_sub(start);
+            if took >= HEAP_PROBE_GIVE_UP_NS {
+                self.given_up = true;
+                return 0;
+            }
             self.next_ns = start.saturating_add(took.saturating_mul(HEAP_PROBE_DUTY));
         }
         self.last
@@ -133,13 +146,24 @@ mod tests {
     #[test]
     fn a_slow_heap_is_read_in_proportion_to_its_cost() {
         let mut p = HeapProbe::default();
-        // 20 ms: the next probe waits 20 s; ticks in between repeat the reading.
-        assert_eq!(read_at(&mut p, 0, 20_000_000, 7), (7, true));
-        for t in (1..250u64).map(|i| i * 80_000_000) {
-            assert_eq!(read_at(&mut p, t, 20_000_000, 9), (7, false), "at {t} ns");
+        // 2 ms: the next probe waits 2 s; ticks in between repeat the reading.
+        assert_eq!(read_at(&mut p, 0, 2_000_000, 7), (7, true));
+        for t in (1..25u64).map(|i| i * 80_000_000) {
+            assert_eq!(read_at(&mut p, t, 2_000_000, 9), (7, false), "at {t} ns");
         }
-        assert_eq!(read_at(&mut p, 20_000_000_000, 50_000, 9), (9, true));
+        assert_eq!(read_at(&mut p, 2_000_000_000, 50_000, 9), (9, true));
         // Cheap again: back to every tick.
-        assert_eq!(read_at(&mut p, 20_080_000_000, 50_000, 11), (11, true));
+        assert_eq!(read_at(&mut p, 2_080_000_000, 50_000, 11), (11, true));
+    }
+
+    #[test]
+    fn a_probe_that_stalls_10_ms_is_the_last() {
+        let mut p = HeapProbe::default();
+        assert_eq!(read_at(&mut p, 0, 30_000, 5), (5, true));
+        // 20 ms under the arena locks: reported as not read, and never probed again.
+        assert_eq!(read_at(&mut p, 80_000_000, 20_000_000, 7), (0, true));
+        for t in (2..1000u64).map(|i| i * 80_000_000) {
+            assert_eq!(read_at(&mut p, t, 30_000, 9), (0, false), "at {t} ns");
+        }
     }
 }

@@ -49,7 +49,12 @@ pub fn svg(a: &Analysis) -> String {
         Series {
             name: "heap in use (allocator)",
             color: "#2ca02c",
-            points: pts.iter().map(|p| (xs(p), p.heap_in_use as f64)).collect(),
+            // 0: not read (the shim stops reading a heap whose reading stalls the process).
+            points: pts
+                .iter()
+                .filter(|p| p.heap_in_use > 0)
+                .map(|p| (xs(p), p.heap_in_use as f64))
+                .collect(),
         },
         Series {
             name: "live (from samples)",
