@@ -8,14 +8,25 @@ use shim_support::*;
 /// Runs big_alloc.c (allocates 80 MiB: always sampled) plain and under the shim with `env`;
 /// asserts one warning line mentioning `needle`, and identical stdout, exit and other stderr.
 fn one_warning(name: &str, env: &[(&str, &str)], needle: &str) -> std::path::PathBuf {
+    one_warning_in(name, "big_alloc.c", None, env, needle)
+}
+
+/// As [`one_warning`], with C fixture `src` at `rate`.
+fn one_warning_in(
+    name: &str,
+    src: &str,
+    rate: Option<&str>,
+    env: &[(&str, &str)],
+    needle: &str,
+) -> std::path::PathBuf {
     let dir = scratch(name);
-    let bin = build_c(&dir, "big_alloc.c", &[]);
+    let bin = build_c(&dir, src, &[]);
     let mut prog = Program::new(&bin);
     for (k, v) in env {
         prog = prog.env(k, *v);
     }
     let plain = Program::new(&bin).run_plain(&dir);
-    let (o, caps) = prog.run_shim(&dir, "shim", None);
+    let (o, caps) = prog.run_shim(&dir, "shim", rate);
     let w = warnings(&o.stderr);
     assert_eq!(
         w.len(),
@@ -121,6 +132,33 @@ fn unwritable_output_warns_once_and_runs_untraced() {
         &[("MEMSHIM_OUTPUT", out.to_str().unwrap())],
         "missing",
     );
+}
+
+/// A capture that stops being writable mid-run (here the process's own 64 KiB file-size limit,
+/// with SIGXFSZ at its default action, which killed the process over our file before): one
+/// warning, recording stops, the file reads up to there, and the program otherwise behaves as
+/// without the shim.
+#[test]
+fn a_capture_that_stops_being_writable_stops_recording_with_one_warning() {
+    let caps = one_warning_in(
+        "fsize",
+        "fsize_limit.c",
+        Some("all"),
+        &[],
+        "recording stopped",
+    );
+    let caps = captures(&caps);
+    assert_eq!(caps.len(), 1);
+    let cap = &caps[0];
+    // Cut inside the block whose write failed, as a process killed mid-write leaves it.
+    assert!(cap.truncated, "the capture stopped at the limit");
+    assert!(
+        cap.end().is_none(),
+        "no End: nothing was written after the failure"
+    );
+    cap.assert_stacks_defined();
+    assert!(cap.allocs().count() > 1000, "it recorded up to the limit");
+    assert!(std::fs::metadata(&cap.path).unwrap().len() <= 64 << 10);
 }
 
 /// An existing file is never overwritten: the capture goes to NAME.1.msh.

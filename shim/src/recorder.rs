@@ -209,6 +209,12 @@ pub fn with_writer(f: impl FnOnce(&mut Writer)) -> bool {
     true
 }
 
+/// The capture cannot be written any more (the writer's first failed write): recording stops,
+/// with one warning, as when the output cannot be opened.
+pub fn stop_writing(why: &str) {
+    disable(why);
+}
+
 fn disable(why: &str) -> bool {
     real::warn(why);
     crate::hooks::disable();

@@ -28,6 +28,9 @@ const CHUNK_TARGET: usize = 1 << 20;
 
 pub struct Writer {
     file: File,
+    path: String,
+    /// A write failed: the capture ends there (see `flush`).
+    failed: bool,
     ring: *mut Ring,
     chunk: ChunkBuilder,
     /// Framed chunks waiting for the next write.
@@ -144,6 +147,8 @@ impl Writer {
         file.write_all(&encode_header_with(&header, flags))?;
         let mut w = Writer {
             file,
+            path: path.to_string(),
+            failed: false,
             ring,
             chunk: ChunkBuilder::new(),
             out: Vec::new(),
@@ -404,27 +409,69 @@ impl Writer {
     /// Frames what is pending, compresses it into a block (flushing the stream, so everything
     /// written so far decodes) and writes it with one write. A failed write ends what the file
     /// can tell (the stream cannot resume past a gap); the reader stops there.
+    ///
+    /// The first failed write (a full disk, the process's file-size limit) stops recording with
+    /// one warning: the file reads up to there, and more writes could only waste the host's CPU
+    /// and disk, or leave a gap the reader cannot cross.
     fn flush(&mut self) {
         self.chunk.finish_into(&mut self.out);
-        if !self.out.is_empty() {
+        if !self.out.is_empty() && !self.failed {
+            let mut result = Ok(());
             match self.zstd.as_mut() {
                 // One block per MAX_CHUNK of chunk bytes (a block's output is bounded for readers).
                 Some(z) => {
                     for part in self.out.chunks(memshim_format::MAX_CHUNK) {
-                        match z.compress(part) {
-                            Ok(block) => {
-                                let _ = self.file.write_all(block);
-                            }
-                            Err(_) => break,
+                        result = z
+                            .compress(part)
+                            .and_then(|block| write_quietly(&mut self.file, block));
+                        if result.is_err() {
+                            break;
                         }
                     }
                 }
-                None => {
-                    let _ = self.file.write_all(&self.out);
-                }
+                None => result = write_quietly(&mut self.file, &self.out),
             }
-            self.out.clear();
+            if let Err(e) = result {
+                self.failed = true;
+                recorder::stop_writing(&format!(
+                    "cannot write capture {}: {e}; recording stopped (the capture reads up to here)",
+                    self.path
+                ));
+            }
         }
+        self.out.clear();
         self.last_flush = real::now_ns();
+    }
+}
+
+/// Writes `bytes` with SIGXFSZ blocked. Past the process's file-size limit (RLIMIT_FSIZE) a write
+/// raises SIGXFSZ in the writing thread, whose default action kills the process: over our file,
+/// on an application thread (the exit flush). The writer thread blocks every signal anyway. A
+/// SIGXFSZ our write raised is taken back before the old mask returns; one already pending is
+/// left alone.
+fn write_quietly(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
+    // SAFETY: signal-mask calls on valid, local sets; the old mask is restored before returning.
+    unsafe {
+        let mut xfsz: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut xfsz);
+        libc::sigaddset(&mut xfsz, libc::SIGXFSZ);
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &xfsz, &mut old);
+        let mut pending: libc::sigset_t = core::mem::zeroed();
+        libc::sigpending(&mut pending);
+        let was_pending = libc::sigismember(&pending, libc::SIGXFSZ) == 1;
+        let result = file.write_all(bytes);
+        if result.is_err() && !was_pending {
+            libc::sigpending(&mut pending);
+            if libc::sigismember(&pending, libc::SIGXFSZ) == 1 {
+                let now = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                libc::sigtimedwait(&xfsz, core::ptr::null_mut(), &now);
+            }
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+        result
     }
 }
