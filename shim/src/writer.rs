@@ -40,8 +40,10 @@ pub struct Writer {
     stacks: StackTable,
     codes: FxHashSet<u64>,
     modules: Signature,
-    /// The map most recently written.
+    /// The map most recently written, and the loader's counters it was taken at
+    /// (`modules::packed`).
     map: Vec<Module>,
+    map_sig: u64,
     start: u64,
     last_flush: u64,
     page: u64,
@@ -157,6 +159,7 @@ impl Writer {
             codes: FxHashSet::default(),
             modules: (u64::MAX, u64::MAX),
             map: Vec::new(),
+            map_sig: u64::MAX,
             start,
             last_flush: real::now_ns(),
             page,
@@ -243,6 +246,7 @@ impl Writer {
             }
         }
         self.map = mods.clone();
+        self.map_sig = modules::packed(sig);
         self.chunk.push(&Record::Modules(mods));
     }
 
@@ -353,15 +357,17 @@ impl Writer {
                     }
                 }
             }
-            // The same loader state as the map last written (the writer saw the dlopen's
-            // counters move and wrote the map itself): nothing new.
-            EventKind::Modules if ev.t == modules::packed(self.modules) => {}
+            // Taken at the same loader state as the map last written (the writer saw the
+            // dlopen's counters move and wrote the map itself): nothing new. Only the last one
+            // written counts: an older event map may have been written after the writer's own.
+            EventKind::Modules if ev.t == self.map_sig => {}
             EventKind::Modules => {
                 // SAFETY: Modules events point at arena bytes written before the push.
                 let blob = unsafe { crate::arena::get(ev.addr, ev.size) };
                 if let Ok(Record::Modules(map)) = postcard::from_bytes::<Record>(blob) {
                     self.chunk.push(&Record::Modules(map.clone()));
                     self.map = map;
+                    self.map_sig = ev.t;
                 }
             }
         }
