@@ -161,6 +161,37 @@ fn a_capture_that_stops_being_writable_stops_recording_with_one_warning() {
     assert!(std::fs::metadata(&cap.path).unwrap().len() <= 64 << 10);
 }
 
+/// MEMSHIM_MAX_SIZE bounds the file: the block that would pass it is not written, recording
+/// stops with one warning, and the capture decodes whole up to there. A bad value warns too.
+#[test]
+fn max_size_bounds_the_capture_with_one_warning() {
+    let caps = one_warning_in(
+        "max-size",
+        "pairs.c",
+        Some("all"),
+        &[("MEMSHIM_MAX_SIZE", "1M")],
+        "MEMSHIM_MAX_SIZE",
+    );
+    let caps = captures(&caps);
+    assert_eq!(caps.len(), 1);
+    let cap = &caps[0];
+    assert!(!cap.truncated, "whole blocks only");
+    assert!(
+        cap.end().is_none(),
+        "no End: recording stopped at the bound"
+    );
+    assert!(cap.allocs().count() > 1000, "it recorded up to the bound");
+    // All of pairs.c's 800,000 records take some 3.5 MB.
+    assert!(std::fs::metadata(&cap.path).unwrap().len() <= 1 << 20);
+    cap.assert_stacks_defined();
+    let caps = one_warning(
+        "bad-max-size",
+        &[("MEMSHIM_MAX_SIZE", "huge")],
+        "MEMSHIM_MAX_SIZE",
+    );
+    only(&captures(&caps));
+}
+
 /// An existing file is never overwritten: the capture goes to NAME.1.msh.
 #[test]
 fn existing_capture_is_not_overwritten() {

@@ -11,6 +11,9 @@ pub const DEFAULT_RATE: u64 = 512 << 10;
 pub const DEFAULT_DEPTH: usize = 128;
 /// Default bound of the writer's table of written stacks (see stack_table.rs).
 pub const DEFAULT_STACK_MEMORY: usize = 64 << 20;
+/// Default bound of one capture file: a busy service at the default rate writes tens of KB a
+/// second (the peers benchmark's serve workload: 70 KB/s), so some 16 hours of it.
+pub const DEFAULT_MAX_SIZE: u64 = 4 << 30;
 /// Deepest stack kept; bounds the per-sample header and ring slot.
 pub const MAX_DEPTH: usize = 256;
 
@@ -30,6 +33,8 @@ pub struct Config {
     pub depth: usize,
     /// `MEMSHIM_STACK_MEMORY`: bytes the writer's table of written stacks may hold.
     pub stack_memory: usize,
+    /// `MEMSHIM_MAX_SIZE`: bytes one capture file may reach (0: no bound).
+    pub max_size: u64,
     pub seed: Option<u64>,
     /// Record Python frames (`MEMSHIM_PYTHON=0` turns them off).
     pub python: bool,
@@ -55,6 +60,7 @@ pub fn init() -> &'static Config {
         depth: env("MEMSHIM_STACK_DEPTH").map_or(DEFAULT_DEPTH, |v| parse_depth(&v)),
         stack_memory: env("MEMSHIM_STACK_MEMORY")
             .map_or(DEFAULT_STACK_MEMORY, |v| parse_stack_memory(&v)),
+        max_size: env("MEMSHIM_MAX_SIZE").map_or(DEFAULT_MAX_SIZE, |v| parse_max_size(&v)),
         seed: env("MEMSHIM_SEED").and_then(|v| match v.trim().parse::<u64>() {
             Ok(s) => Some(s),
             Err(_) => {
@@ -141,6 +147,19 @@ fn parse_depth(v: &str) -> usize {
             DEFAULT_DEPTH
         }
     }
+}
+
+/// A size, or `0`/`unlimited` for no bound.
+fn parse_max_size(v: &str) -> u64 {
+    if v.trim().eq_ignore_ascii_case("unlimited") {
+        return 0;
+    }
+    parse_size(v).unwrap_or_else(|| {
+        warn(&format!(
+            "MEMSHIM_MAX_SIZE={v:?} is not a size (like 4G) or 'unlimited'; using 4G"
+        ));
+        DEFAULT_MAX_SIZE
+    })
 }
 
 fn parse_stack_memory(v: &str) -> usize {

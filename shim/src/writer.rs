@@ -25,16 +25,27 @@ use crate::{python, real, recorder, region, sampler};
 pub const FLUSH_NS: u64 = 80_000_000;
 /// A payload beyond this is framed at once, keeping chunks far below the format's limit.
 const CHUNK_TARGET: usize = 1 << 20;
+/// Chunk bytes per compressed block (a block holds whole chunks, so up to a chunk more).
+const BLOCK_TARGET: usize = 1 << 20;
+// A block takes at most BLOCK_TARGET plus a chunk (CHUNK_TARGET plus one record): far below
+// what readers accept of a block (4 x MAX_CHUNK).
+const _: () = assert!(BLOCK_TARGET + CHUNK_TARGET < memshim_format::MAX_CHUNK);
 
 pub struct Writer {
     file: File,
     path: String,
-    /// A write failed: the capture ends there (see `flush`).
+    /// A write failed, or the next would pass `max_size`: the capture ends there (see `flush`).
     failed: bool,
+    /// Bytes in the file so far.
+    size: u64,
+    /// `MEMSHIM_MAX_SIZE` (0: no bound).
+    max_size: u64,
     ring: *mut Ring,
     chunk: ChunkBuilder,
     /// Framed chunks waiting for the next write.
     out: Vec<u8>,
+    /// Where each chunk in `out` ends: blocks are cut there, so every block holds whole chunks.
+    cuts: Vec<usize>,
     /// The capture's zstd stream (None: plain chunks, if zstd could not start).
     zstd: Option<Compressor>,
     stacks: StackTable,
@@ -146,14 +157,18 @@ impl Writer {
         // The header first, alone and uncompressed: a process that execs right away still leaves
         // a readable file.
         let mut file = file;
-        file.write_all(&encode_header_with(&header, flags))?;
+        let header = encode_header_with(&header, flags);
+        file.write_all(&header)?;
         let mut w = Writer {
             file,
             path: path.to_string(),
             failed: false,
+            size: header.len() as u64,
+            max_size: cfg.max_size,
             ring,
             chunk: ChunkBuilder::new(),
             out: Vec::new(),
+            cuts: Vec::new(),
             zstd,
             stacks: StackTable::new(cfg.stack_memory),
             codes: FxHashSet::default(),
@@ -284,7 +299,7 @@ impl Writer {
         while n < max && ring.pop(|ev, frames| self.on_event(ev, frames)) {
             n += 1;
             if self.chunk.len() >= CHUNK_TARGET {
-                self.chunk.finish_into(&mut self.out);
+                self.frame_chunk();
             }
         }
         ring.release();
@@ -418,35 +433,67 @@ impl Writer {
     ///
     /// The first failed write (a full disk, the process's file-size limit) stops recording with
     /// one warning: the file reads up to there, and more writes could only waste the host's CPU
-    /// and disk, or leave a gap the reader cannot cross.
+    /// and disk, or leave a gap the reader cannot cross. So does a block that would take the
+    /// file past `MEMSHIM_MAX_SIZE` (it is not written: the file ends on a whole block).
     fn flush(&mut self) {
-        self.chunk.finish_into(&mut self.out);
+        self.frame_chunk();
         if !self.out.is_empty() && !self.failed {
-            let mut result = Ok(());
+            let mut result = Ok(true);
+            let (file, size, max) = (&mut self.file, &mut self.size, self.max_size);
+            let mut write = |bytes: &[u8]| {
+                if max > 0 && *size + bytes.len() as u64 > max {
+                    return Ok(false);
+                }
+                write_quietly(file, bytes)?;
+                *size += bytes.len() as u64;
+                Ok(true)
+            };
             match self.zstd.as_mut() {
-                // One block per MAX_CHUNK of chunk bytes (a block's output is bounded for readers).
+                // Blocks of whole chunks, about BLOCK_TARGET each: a block's output stays
+                // bounded for readers, and MEMSHIM_MAX_SIZE loses at most one block's worth.
                 Some(z) => {
-                    for part in self.out.chunks(memshim_format::MAX_CHUNK) {
-                        result = z
-                            .compress(part)
-                            .and_then(|block| write_quietly(&mut self.file, block));
-                        if result.is_err() {
+                    let mut start = 0;
+                    for (i, &cut) in self.cuts.iter().enumerate() {
+                        let last = i + 1 == self.cuts.len();
+                        if cut - start < BLOCK_TARGET && !last {
+                            continue;
+                        }
+                        result = z.compress(&self.out[start..cut]).and_then(&mut write);
+                        if !matches!(result, Ok(true)) {
                             break;
                         }
+                        start = cut;
                     }
                 }
-                None => result = write_quietly(&mut self.file, &self.out),
+                None => result = write(&self.out),
             }
-            if let Err(e) = result {
-                self.failed = true;
-                recorder::stop_writing(&format!(
+            let why = match result {
+                Ok(true) => None,
+                Ok(false) => Some(format!(
+                    "capture {} reached MEMSHIM_MAX_SIZE ({} bytes); recording stopped",
+                    self.path, self.max_size
+                )),
+                Err(e) => Some(format!(
                     "cannot write capture {}: {e}; recording stopped (the capture reads up to here)",
                     self.path
-                ));
+                )),
+            };
+            if let Some(why) = why {
+                self.failed = true;
+                recorder::stop_writing(&why);
             }
         }
         self.out.clear();
+        self.cuts.clear();
         self.last_flush = real::now_ns();
+    }
+
+    /// Frames the pending records as a chunk at the end of `out`.
+    fn frame_chunk(&mut self) {
+        self.chunk.finish_into(&mut self.out);
+        if self.cuts.last() != Some(&self.out.len()) && !self.out.is_empty() {
+            self.cuts.push(self.out.len());
+        }
     }
 }
 
