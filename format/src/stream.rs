@@ -5,10 +5,11 @@
 //! block  := len:u32 LE  crc:u32 LE  zstd[len]
 //! ```
 //!
-//! Decompressing blocks 0..=i yields whole chunks (the `chunk*` of version 1). The writer
-//! appends one block per write, so a process killed between two writes leaves a file that
-//! decodes completely, and one killed during a write leaves a short last block, reported as
-//! truncated; the CRC catches damage before the decompressor sees it.
+//! Decompressing blocks 0..=i yields whole chunks (the `chunk*` of version 1): the shim cuts
+//! blocks at chunk boundaries, about 1 MiB of chunk bytes each, and writes each with one write,
+//! so a process killed between two writes (or a capture stopped at `MEMSHIM_MAX_SIZE`) leaves a
+//! file that decodes completely, and one killed during a write leaves a short last block,
+//! reported as truncated; the CRC catches damage before the decompressor sees it.
 //!
 //! Version 3 writers make each block one complete zstd frame. Version 2 writers made the blocks
 //! together one zstd stream, flushed (never ended) at the end of each block, so that content
