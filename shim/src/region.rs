@@ -108,6 +108,12 @@ static RETAINED: AtomicUsize = AtomicUsize::new(0);
 /// that allocates a few-MB array per request ran 4.7x slower that way), where glibc would have
 /// reused its heap. Beyond this bound, freed slots go back to the kernel.
 const RETAIN_LIMIT: usize = 64 << 20;
+/// Per zone, when its last sampled allocation was made (coarse clock, ms): a zone unused this
+/// long gives its resident free slots back when another zone needs the budget.
+static LAST_USE_MS: [AtomicU64; ZONES] = [const { AtomicU64::new(0) }; ZONES];
+const IDLE_MS: u64 = 1000;
+/// Free slots looked at per idle zone when reclaiming budget (from the top of its free list).
+const RECLAIM_DEPTH: usize = 8;
 /// Freed slots up to this size always stay resident, outside the budget: a slot is at most twice
 /// its sample plus a page, so what they keep is bounded by the peak of live small samples, and
 /// they are what a busy process samples most (two atomic updates of one shared counter per
@@ -306,6 +312,8 @@ pub fn alloc(req: NewSlot<'_>) -> *mut c_void {
             (i, true)
         }
     };
+    // Relaxed: a hint for reclaim_idle(); the clock is the sample's coarse stamp.
+    LAST_USE_MS[class].store(req.t / 1_000_000, Ordering::Relaxed);
     let start = slot_addr(class, idx);
     let colour = if coloured {
         (idx as usize * 7 % (PAGE / CACHE_LINE)) * CACHE_LINE
@@ -398,7 +406,8 @@ pub fn begin_free(p: *const c_void) -> Option<Freeing> {
 pub fn release(f: Freeing) {
     let start = slot_addr(f.class, f.idx);
     let size = slot_size(f.class);
-    let keep = size > PAGE && (size <= RETAIN_FREELY || retain(size));
+    let keep = size > PAGE
+        && (size <= RETAIN_FREELY || retain(size) || (reclaim_idle(f.class, size) && retain(size)));
     // SAFETY: the slot is ours until it is pushed on the free list below.
     unsafe { (*(start as *mut SlotHeader)).resident = keep as u8 };
     if size > PAGE && !keep {
@@ -413,6 +422,63 @@ pub fn release(f: Freeing) {
         };
     }
     push_free(f.class, f.idx);
+}
+
+/// Gives back the budget held by resident free slots of zones idle for [`IDLE_MS`] (looking at
+/// the top [`RECLAIM_DEPTH`] slots of each, largest zones first), until `need` bytes are back;
+/// true if any were. Without it, a workload whose big sizes shift (another batch size, another
+/// model) found the budget held by slots it would never reuse, and paid a release and a refault
+/// of every big sample it freed.
+fn reclaim_idle(except: usize, need: usize) -> bool {
+    let now_ms = real::stamp_ns() / 1_000_000;
+    let mut back = 0;
+    for class in (0..ZONES).rev() {
+        let size = slot_size(class);
+        // Relaxed: a hint (a zone that just became busy again loses a few resident slots).
+        if class == except
+            || size <= RETAIN_FREELY
+            || now_ms.saturating_sub(LAST_USE_MS[class].load(Ordering::Relaxed)) < IDLE_MS
+        {
+            continue;
+        }
+        let mut taken = [0u64; RECLAIM_DEPTH];
+        let mut n = 0;
+        while n < RECLAIM_DEPTH {
+            match pop_free(class) {
+                Some(i) => {
+                    taken[n] = i;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        for &idx in &taken[..n] {
+            let start = slot_addr(class, idx);
+            // SAFETY: popped, so ours alone until pushed back below; the header page stays.
+            unsafe {
+                let h = start as *mut SlotHeader;
+                if (*h).resident != 0 {
+                    real::madvise(
+                        (start + PAGE) as *mut c_void,
+                        size - PAGE,
+                        libc::MADV_DONTNEED,
+                    );
+                    (*h).resident = 0;
+                    // Relaxed: a budget, not a synchronisation.
+                    RETAINED.fetch_sub(size, Ordering::Relaxed);
+                    back += size;
+                }
+            }
+        }
+        // Back in their order (the last popped was the deepest).
+        for &idx in taken[..n].iter().rev() {
+            push_free(class, idx);
+        }
+        if back >= need {
+            break;
+        }
+    }
+    back > 0
 }
 
 /// Reserves `size` bytes of the retention budget; false when it is spent.
