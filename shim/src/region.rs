@@ -312,8 +312,13 @@ pub fn alloc(req: NewSlot<'_>) -> *mut c_void {
             (i, true)
         }
     };
-    // Relaxed: a hint for reclaim_idle(); the clock is the sample's coarse stamp.
-    LAST_USE_MS[class].store(req.t / 1_000_000, Ordering::Relaxed);
+    // Relaxed: a hint for reclaim_idle(); the clock is the sample's coarse stamp. Only zones
+    // under the budget, and only when the millisecond changed: a store on every sample would
+    // bounce the line between the cores of threads sampling the same size.
+    let ms = req.t / 1_000_000;
+    if size > RETAIN_FREELY && LAST_USE_MS[class].load(Ordering::Relaxed) != ms {
+        LAST_USE_MS[class].store(ms, Ordering::Relaxed);
+    }
     let start = slot_addr(class, idx);
     let colour = if coloured {
         (idx as usize * 7 % (PAGE / CACHE_LINE)) * CACHE_LINE
