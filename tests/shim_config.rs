@@ -192,6 +192,31 @@ fn max_size_bounds_the_capture_with_one_warning() {
     only(&captures(&caps));
 }
 
+/// A parent whose capture stopped at MEMSHIM_MAX_SIZE still has its forked children recorded,
+/// each into its own file (the bound is per file).
+#[test]
+fn a_child_forked_after_the_bound_records_into_its_own_file() {
+    let caps = one_warning_in(
+        "max-size-fork",
+        "stop_then_fork.c",
+        Some("all"),
+        &[("MEMSHIM_MAX_SIZE", "1M")],
+        "MEMSHIM_MAX_SIZE",
+    );
+    let caps = captures(&caps);
+    assert_eq!(caps.len(), 2, "the parent's capture and the child's");
+    let child = caps
+        .iter()
+        .find(|c| c.header.forked_from.is_some())
+        .expect("the child's capture");
+    child.assert_complete();
+    let small = child
+        .allocs()
+        .filter(|a| !a.inherited && (100..1100).contains(&a.size))
+        .count();
+    assert!(small >= 1000, "the child's 1,000 blocks: {small}");
+}
+
 /// An existing file is never overwritten: the capture goes to NAME.1.msh.
 #[test]
 fn existing_capture_is_not_overwritten() {

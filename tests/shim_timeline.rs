@@ -14,7 +14,7 @@ fn changes(values: &[u64]) -> usize {
 /// mallinfo2 walks every free chunk under the arena lock: on a heap fragmented into 100,000
 /// chunks one call takes some 20 ms, and on every 80 ms tick it kept the program's allocations
 /// waiting a quarter of the time. The writer reads it in proportion to what it costs, and not
-/// at all once a reading took 10 ms (0 from then on); RSS is still read on every tick.
+/// at all once two readings in a row took 10 ms (0 from then on); RSS is read on every tick.
 #[test]
 fn a_fragmented_heap_is_probed_rarely_and_rss_every_tick() {
     let dir = scratch("fragmented");

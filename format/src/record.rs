@@ -151,8 +151,8 @@ pub enum Record {
         /// Resident set size.
         rss: u64,
         /// Bytes in use in the malloc heap, as the allocator last reported them (0 when unknown:
-        /// the shim reads it at most 0.1% of the time, and not at all once a reading stalled
-        /// the process 10 ms).
+        /// the shim reads it at most 0.1% of the time, and not at all once two readings in a row
+        /// stalled the process 10 ms).
         heap_in_use: u64,
         /// Raw sums of sampled sizes so far (not weighted).
         sampled_allocated: u64,

@@ -289,13 +289,16 @@ pub unsafe extern "C" fn dlopen(file: *const libc::c_char, flags: c_int) -> *mut
 /// As for C `dlclose`.
 #[no_mangle]
 pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
-    let unloads = crate::modules::signature().1;
+    // Not from inside a walk of ours (an atfork prepare handler running after ours holds it):
+    // waiting would never end, so then the cache is emptied without asking.
+    let mine = crate::modules::walk_is_mine();
+    let unloads = (!mine).then(|| crate::modules::signature().1);
     // SAFETY: forwarding to glibc's dlclose.
     let r = unsafe { real::dlclose(handle) };
     // The library's code may be unmapped now, and another one mapped at its addresses later.
     // Only if something was unloaded: most dlcloses just drop a reference, and emptying the
     // cache makes the next samples derive every rule again.
-    if crate::modules::signature().1 != unloads {
+    if mine || unloads != Some(crate::modules::signature().1) {
         crate::unwind::invalidate();
     }
     r

@@ -2,7 +2,7 @@
 //! symbolize offline after the process is gone. Runs on the writer thread only.
 
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use memshim_format::Module;
 
@@ -85,14 +85,28 @@ fn build_id(mut notes: &[u8]) -> Option<Vec<u8>> {
 /// take: a fork while our writer was inside it left the child's loader lock locked for good (the
 /// child's first dl_iterate_phdr, ours or the program's, then hung; seen in a multiprocessing
 /// test). With this lock the fork waits for the walk to end.
-static WALK: AtomicU32 = AtomicU32::new(0);
+///
+/// It holds the holder's thread-state address (0: free), so a thread can tell its own walk.
+static WALK: AtomicUsize = AtomicUsize::new(0);
 /// The prepare handler got WALK (so the parent and child handlers release it).
 static HELD_FOR_FORK: AtomicBool = AtomicBool::new(false);
+
+/// This thread's mark in WALK.
+fn me() -> usize {
+    crate::thread::current() as *const crate::thread::ThreadState as usize
+}
+
+/// True when this thread holds WALK: it is inside a walk of ours, or in an atfork prepare
+/// handler running after ours (which took it). A walk now would wait on itself forever.
+pub fn walk_is_mine() -> bool {
+    // Relaxed: only this thread stores its own mark.
+    WALK.load(Ordering::Relaxed) == me()
+}
 
 /// Takes WALK if it is free.
 fn try_take_walk() -> bool {
     // Acquire: pairs with the Release of the previous holder.
-    WALK.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+    WALK.compare_exchange(0, me(), Ordering::Acquire, Ordering::Relaxed)
         .is_ok()
 }
 
@@ -124,7 +138,16 @@ pub fn before_fork() {
     }
 }
 
-/// atfork parent and child: release what `before_fork` took.
+/// atfork child: the child has one thread, so no walk of ours is under way in it, whoever held
+/// WALK in the parent (a walker the prepare handler timed out on would otherwise leave it held
+/// for good, and the child's next dlopen or dlclose spinning on it).
+pub fn after_fork_child() {
+    HELD_FOR_FORK.store(false, Ordering::Relaxed);
+    // Release: as a holder's end of section.
+    WALK.store(0, Ordering::Release);
+}
+
+/// atfork parent: release what `before_fork` took.
 pub fn after_fork() {
     // Relaxed: set and read by the forking thread (and its copy in the child).
     if HELD_FOR_FORK.swap(false, Ordering::Relaxed) {
@@ -141,6 +164,11 @@ pub fn packed(sig: Signature) -> u64 {
 }
 
 pub fn signature() -> Signature {
+    walking(read_counters)
+}
+
+/// The loader's counters, from the first object's entry. Call with WALK held.
+fn read_counters() -> Signature {
     extern "C" fn first(info: *mut libc::dl_phdr_info, size: usize, data: *mut c_void) -> c_int {
         // SAFETY: as in `visit`; `data` is a Signature.
         let (info, sig) = unsafe { (&*info, &mut *(data as *mut Signature)) };
@@ -151,9 +179,7 @@ pub fn signature() -> Signature {
     }
     let mut sig = (0, 0);
     // SAFETY: `first` matches the callback type and `sig` outlives the call.
-    walking(|| unsafe {
-        libc::dl_iterate_phdr(Some(first), &mut sig as *mut Signature as *mut c_void)
-    });
+    unsafe { libc::dl_iterate_phdr(Some(first), &mut sig as *mut Signature as *mut c_void) };
     sig
 }
 

@@ -34,13 +34,15 @@ impl Statm {
 /// heap kept the process's threads waiting on their arena lock (and the writer busy) a quarter
 /// of the time or all of it. So each probe waits in proportion to what the last one took: a
 /// cheap heap is read every tick; a fragmented one now and then, ticks in between repeating
-/// the last reading (RSS and the sampled totals are still read on every tick). One probe that
-/// held the locks [`HEAP_PROBE_GIVE_UP_NS`] or more is the last: from then on the heap reads 0
-/// ("not read"), as even rare stalls that long show in a service's latency.
+/// the last reading (RSS and the sampled totals are still read on every tick). Two probes in a
+/// row that held the locks [`HEAP_PROBE_GIVE_UP_NS`] or more are the last (one alone may be the
+/// writer preempted mid-walk): from then on the heap reads 0 ("not read"), as even rare stalls
+/// that long show in a service's latency.
 #[derive(Debug, Default)]
 pub struct HeapProbe {
     last: u64,
     next_ns: u64,
+    slow: u8,
     given_up: bool,
 }
 
@@ -65,7 +67,12 @@ impl HeapProbe {
         if start >= self.next_ns {
             self.last = probe();
             let took = now().saturating_sub(start);
-            if took >= HEAP_PROBE_GIVE_UP_NS {
+            self.slow = if took >= HEAP_PROBE_GIVE_UP_NS {
+                self.slow + 1
+            } else {
+                0
+            };
+            if self.slow >= 2 {
                 self.given_up = true;
                 return 0;
             }
@@ -157,12 +164,18 @@ mod tests {
     }
 
     #[test]
-    fn a_probe_that_stalls_10_ms_is_the_last() {
+    fn two_probes_in_a_row_that_stall_10_ms_are_the_last() {
         let mut p = HeapProbe::default();
         assert_eq!(read_at(&mut p, 0, 30_000, 5), (5, true));
-        // 20 ms under the arena locks: reported as not read, and never probed again.
-        assert_eq!(read_at(&mut p, 80_000_000, 20_000_000, 7), (0, true));
-        for t in (2..1000u64).map(|i| i * 80_000_000) {
+        // One slow probe (a preemption, say): kept, and probed again 20 s later.
+        assert_eq!(read_at(&mut p, 80_000_000, 20_000_000, 6), (6, true));
+        assert_eq!(read_at(&mut p, 160_000_000, 30_000, 7), (6, false));
+        // Fast again: the count of slow ones restarts.
+        assert_eq!(read_at(&mut p, 20_080_000_000, 30_000, 7), (7, true));
+        assert_eq!(read_at(&mut p, 20_160_000_000, 20_000_000, 8), (8, true));
+        // Two in a row: reported as not read, and never probed again.
+        assert_eq!(read_at(&mut p, 40_160_000_000, 20_000_000, 9), (0, true));
+        for t in (0..1000u64).map(|i| 40_240_000_000 + i * 80_000_000) {
             assert_eq!(read_at(&mut p, t, 30_000, 9), (0, false), "at {t} ns");
         }
     }

@@ -5,7 +5,9 @@
 //! ```text
 //! IDLE --first event--> STARTING --file open, writer spawned--> RUNNING --exit/_exit--> FINISHED
 //!                          \--cannot open output--> DISABLED (one warning, runs on untraced)
-//! fork child: RUNNING/STARTING/IDLE --> IDLE (new file, new ring, new writer on its first event)
+//! RUNNING --a write failed, or MEMSHIM_MAX_SIZE--> STOPPED (one warning, runs on untraced)
+//! fork child: RUNNING/STARTING/IDLE/STOPPED --> IDLE (new file, new ring, new writer on its
+//!             first event; a child of a STOPPED parent records again, into its own file)
 //! ```
 
 use core::sync::atomic::{
@@ -24,6 +26,8 @@ const STARTING: u8 = 1;
 const RUNNING: u8 = 2;
 const DISABLED: u8 = 3;
 const FINISHED: u8 = 4;
+/// This process's capture stopped (a failed write, the size bound); a fork child starts afresh.
+const STOPPED: u8 = 5;
 
 static STATE: AtomicU8 = AtomicU8::new(IDLE);
 static RING: AtomicPtr<Ring> = AtomicPtr::new(core::ptr::null_mut());
@@ -209,10 +213,14 @@ pub fn with_writer(f: impl FnOnce(&mut Writer)) -> bool {
     true
 }
 
-/// The capture cannot be written any more (the writer's first failed write): recording stops,
-/// with one warning, as when the output cannot be opened.
+/// The capture cannot be written any more (the writer's first failed write, or the size bound):
+/// recording stops, with one warning, as when the output cannot be opened. Unlike that case, a
+/// forked child records again (its own file; see after_fork_child).
 pub fn stop_writing(why: &str) {
-    disable(why);
+    real::warn(why);
+    crate::hooks::disable();
+    // AcqRel: only a running capture stops (an exit flush has already moved it to FINISHED).
+    let _ = STATE.compare_exchange(RUNNING, STOPPED, Ordering::AcqRel, Ordering::Acquire);
 }
 
 fn disable(why: &str) -> bool {
@@ -265,8 +273,15 @@ pub fn after_dlopen() {
     if STATE.load(Ordering::Acquire) != RUNNING {
         return;
     }
-    // Relaxed: two threads racing here both send, which is harmless.
-    if crate::modules::packed(crate::modules::signature()) == SENT_MAP.load(Ordering::Relaxed) {
+    // A walk of ours under way in this very thread (a dlopen from an atfork prepare handler
+    // that runs after ours): waiting would never end; the writer's next look sends the map.
+    if crate::modules::walk_is_mine() {
+        return;
+    }
+    let sig = crate::modules::signature();
+    // Acquire: pairs with the Release store below, so the map another thread sent is in the
+    // ring before this thread's next sample. (Two threads racing here both send: harmless.)
+    if crate::modules::packed(sig) == SENT_MAP.load(Ordering::Acquire) {
         return;
     }
     let t = thread::current();
@@ -293,7 +308,7 @@ pub fn after_dlopen() {
             // and slow: if the ring is full, give the writer a few turns (bounded) to make room.
             for _ in 0..200 {
                 if push(ev, &[]) {
-                    SENT_MAP.store(ev.t, Ordering::Relaxed);
+                    SENT_MAP.store(ev.t, Ordering::Release);
                     break;
                 }
                 std::thread::yield_now();
@@ -382,7 +397,14 @@ pub fn after_fork_child() {
     FORK_CHILD_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
     EXEC_PENDING.store(false, Ordering::Relaxed);
     START_MONO.store(real::now_ns(), Ordering::Relaxed);
-    if STATE.load(Ordering::Relaxed) != DISABLED {
-        STATE.store(IDLE, Ordering::Release);
+    match STATE.load(Ordering::Relaxed) {
+        DISABLED => {}
+        STOPPED => {
+            if let Some(cfg) = config::get() {
+                crate::hooks::enable(cfg.mode);
+            }
+            STATE.store(IDLE, Ordering::Release);
+        }
+        _ => STATE.store(IDLE, Ordering::Release),
     }
 }

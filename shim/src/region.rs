@@ -112,8 +112,11 @@ const RETAIN_LIMIT: usize = 64 << 20;
 /// long gives its resident free slots back when another zone needs the budget.
 static LAST_USE_MS: [AtomicU64; ZONES] = [const { AtomicU64::new(0) }; ZONES];
 const IDLE_MS: u64 = 1000;
-/// Free slots looked at per idle zone when reclaiming budget (from the top of its free list).
+/// Reclaiming budget from an idle zone releases up to this many of its resident free slots,
+/// looking at up to RECLAIM_SCAN from the top of its free list (those released earlier sit on
+/// top, put back where they were).
 const RECLAIM_DEPTH: usize = 8;
+const RECLAIM_SCAN: usize = 64;
 /// Freed slots up to this size always stay resident, outside the budget: a slot is at most twice
 /// its sample plus a page, so what they keep is bounded by the peak of live small samples, and
 /// they are what a busy process samples most (two atomic updates of one shared counter per
@@ -429,8 +432,8 @@ pub fn release(f: Freeing) {
     push_free(f.class, f.idx);
 }
 
-/// Gives back the budget held by resident free slots of zones idle for [`IDLE_MS`] (looking at
-/// the top [`RECLAIM_DEPTH`] slots of each, largest zones first), until `need` bytes are back;
+/// Gives back the budget held by resident free slots of zones idle for [`IDLE_MS`] (up to
+/// [`RECLAIM_DEPTH`] of each, largest zones first), until `need` bytes are back;
 /// true if any were. Without it, a workload whose big sizes shift (another batch size, another
 /// model) found the budget held by slots it would never reuse, and paid a release and a refault
 /// of every big sample it freed.
@@ -446,18 +449,12 @@ fn reclaim_idle(except: usize, need: usize) -> bool {
         {
             continue;
         }
-        let mut taken = [0u64; RECLAIM_DEPTH];
-        let mut n = 0;
-        while n < RECLAIM_DEPTH {
-            match pop_free(class) {
-                Some(i) => {
-                    taken[n] = i;
-                    n += 1;
-                }
-                None => break,
-            }
-        }
-        for &idx in &taken[..n] {
+        let mut taken = [0u64; RECLAIM_SCAN];
+        let (mut n, mut released) = (0, 0);
+        while n < RECLAIM_SCAN && released < RECLAIM_DEPTH {
+            let Some(idx) = pop_free(class) else { break };
+            taken[n] = idx;
+            n += 1;
             let start = slot_addr(class, idx);
             // SAFETY: popped, so ours alone until pushed back below; the header page stays.
             unsafe {
@@ -472,6 +469,7 @@ fn reclaim_idle(except: usize, need: usize) -> bool {
                     // Relaxed: a budget, not a synchronisation.
                     RETAINED.fetch_sub(size, Ordering::Relaxed);
                     back += size;
+                    released += 1;
                 }
             }
         }

@@ -158,7 +158,7 @@ impl Writer {
         // a readable file.
         let mut file = file;
         let header = encode_header_with(&header, flags);
-        file.write_all(&header)?;
+        write_quietly(&mut file, &header)?;
         let mut w = Writer {
             file,
             path: path.to_string(),
@@ -404,6 +404,10 @@ impl Writer {
                 kind: alloc_kind(kind),
                 inherited: true,
             });
+            // Many inherited deep stacks must not make one chunk past the format's limit.
+            if self.chunk.len() >= CHUNK_TARGET {
+                self.frame_chunk();
+            }
         }
     }
 
@@ -499,9 +503,9 @@ impl Writer {
 
 /// Writes `bytes` with SIGXFSZ blocked. Past the process's file-size limit (RLIMIT_FSIZE) a write
 /// raises SIGXFSZ in the writing thread, whose default action kills the process: over our file,
-/// on an application thread (the exit flush). The writer thread blocks every signal anyway. A
-/// SIGXFSZ our write raised is taken back before the old mask returns; one already pending is
-/// left alone.
+/// on an application thread (the exit flush, or a capture opened there). The writer thread blocks
+/// every signal anyway. A SIGXFSZ our write raised (it failed with EFBIG) is taken back before
+/// the old mask returns; one already pending is left alone.
 fn write_quietly(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
     // SAFETY: signal-mask calls on valid, local sets; the old mask is restored before returning.
     unsafe {
@@ -514,7 +518,8 @@ fn write_quietly(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
         libc::sigpending(&mut pending);
         let was_pending = libc::sigismember(&pending, libc::SIGXFSZ) == 1;
         let result = file.write_all(bytes);
-        if result.is_err() && !was_pending {
+        let too_big = matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EFBIG));
+        if too_big && !was_pending {
             libc::sigpending(&mut pending);
             if libc::sigismember(&pending, libc::SIGXFSZ) == 1 {
                 let now = libc::timespec {
