@@ -98,6 +98,7 @@ extern "C" fn fork_parent() {
 #[cfg_attr(test, allow(dead_code))]
 extern "C" fn fork_child() {
     modules::after_fork_child();
+    arena::after_fork_child();
     sampler::FORK_GEN.fetch_add(1, Ordering::Relaxed);
     hooks::after_fork_child();
     unwind::after_fork_child();

@@ -293,7 +293,7 @@ pub fn after_dlopen() {
         let Ok(bytes) = postcard::to_allocvec(&memshim_format::Record::Modules(mods)) else {
             return;
         };
-        if let Some(offset) = crate::arena::put(&bytes) {
+        if let Some(reserved) = crate::arena::put(&bytes) {
             let ev = Event {
                 kind: EventKind::Modules as u8,
                 alloc_kind: 0,
@@ -301,7 +301,7 @@ pub fn after_dlopen() {
                 tid: 0,
                 // The map's signature, so the writer can tell a map it already has.
                 t: crate::modules::packed(sig),
-                addr: offset,
+                addr: reserved.offset(),
                 size: bytes.len() as u64,
             };
             // A lost map makes every later sample in the library unreadable, and dlopen is rare

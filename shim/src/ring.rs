@@ -323,6 +323,13 @@ impl Ring {
         used > self.capacity() / 2
     }
 
+    /// True when no event is in the ring: none published and unread, none claimed and being
+    /// written. Consumer only.
+    pub fn is_empty(&self) -> bool {
+        // Acquire: a claim made before this load is seen (and then the ring is not empty).
+        self.enqueue.0.load(Ordering::Acquire) == self.dequeue.0.load(Ordering::Relaxed)
+    }
+
     /// Units in the ring.
     pub fn capacity(&self) -> u64 {
         self.mask + 1

@@ -303,6 +303,8 @@ impl Writer {
             }
         }
         ring.release();
+        // Every event read: the arena data they named is dead.
+        crate::arena::try_reset(|| ring.is_empty());
         n
     }
 

@@ -540,9 +540,11 @@ unsafe fn send_code(py: &Python, code: usize, id: u64) {
         core::slice::from_raw_parts((t + l.bytes_sval) as *const u8, n)
     };
     let len = head.len + 4 + table.len();
-    let Some(dst) = arena::reserve(len) else {
+    // Held until the event is pushed (the arena is not started over under it).
+    let Some(reserved) = arena::reserve(len) else {
         return;
     };
+    let dst = reserved.ptr;
     // SAFETY: `dst` has `len` bytes reserved for us alone.
     unsafe {
         core::ptr::copy_nonoverlapping(head.bytes.as_ptr(), dst, head.len);
@@ -550,17 +552,18 @@ unsafe fn send_code(py: &Python, code: usize, id: u64) {
         core::ptr::copy_nonoverlapping(n.as_ptr(), dst.add(head.len), 4);
         core::ptr::copy_nonoverlapping(table.as_ptr(), dst.add(head.len + 4), table.len());
     }
-    let offset = arena::offset_of(dst);
+    let offset = reserved.offset();
     let ev = Event {
         kind: EventKind::PyCode as u8,
         alloc_kind: 0,
         nframes: 0,
         tid: 0,
         t: 0,
-        addr: offset as u64,
+        addr: offset,
         size: len as u64,
     };
     crate::recorder::push(ev, &[]);
+    drop(reserved);
 }
 
 /// Decodes a blob written by [`send_code`] (writer side).
