@@ -27,6 +27,9 @@ const ONE_IN_FLIGHT: u64 = 1 << USED_BITS;
 /// or given up.
 pub struct Reservation {
     pub ptr: *mut u8,
+    /// The fork generation it was made in: a child (say forked from a signal handler that
+    /// interrupted the reservation) has started the arena afresh and must not count it.
+    fork_gen: u32,
 }
 
 impl Reservation {
@@ -38,8 +41,11 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        // Release: the event was pushed before this, for a reset that sees the count at zero.
-        STATE.fetch_sub(ONE_IN_FLIGHT, Ordering::Release);
+        // Relaxed: the generation changes only in a single-threaded fork child.
+        if crate::sampler::FORK_GEN.load(Ordering::Relaxed) == self.fork_gen {
+            // Release: the event was pushed before this, for a reset that sees the count at 0.
+            STATE.fetch_sub(ONE_IN_FLIGHT, Ordering::Release);
+        }
     }
 }
 
@@ -89,7 +95,9 @@ pub fn reserve(len: usize) -> Option<Reservation> {
             Ok(_) => {
                 return Some(Reservation {
                     ptr: (base + used) as *mut u8,
-                })
+                    // Relaxed: as in drop.
+                    fork_gen: crate::sampler::FORK_GEN.load(Ordering::Relaxed),
+                });
             }
             Err(now) => s = now,
         }

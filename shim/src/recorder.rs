@@ -218,9 +218,15 @@ pub fn with_writer(f: impl FnOnce(&mut Writer)) -> bool {
 /// forked child records again (its own file; see after_fork_child).
 pub fn stop_writing(why: &str) {
     real::warn(why);
-    crate::hooks::disable();
-    // AcqRel: only a running capture stops (an exit flush has already moved it to FINISHED).
-    let _ = STATE.compare_exchange(RUNNING, STOPPED, Ordering::AcqRel, Ordering::Acquire);
+    // AcqRel: only a running capture stops (an exit flush has already moved it to FINISHED, and
+    // then the hooks stay on: a process forking from its atexit handlers still traces the
+    // children). The state first: a fork in between leaves a STOPPED child, which re-enables.
+    if STATE
+        .compare_exchange(RUNNING, STOPPED, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        crate::hooks::disable();
+    }
 }
 
 fn disable(why: &str) -> bool {
@@ -397,14 +403,12 @@ pub fn after_fork_child() {
     FORK_CHILD_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
     EXEC_PENDING.store(false, Ordering::Relaxed);
     START_MONO.store(real::now_ns(), Ordering::Relaxed);
-    match STATE.load(Ordering::Relaxed) {
-        DISABLED => {}
-        STOPPED => {
-            if let Some(cfg) = config::get() {
-                crate::hooks::enable(cfg.mode);
-            }
-            STATE.store(IDLE, Ordering::Release);
+    if STATE.load(Ordering::Relaxed) != DISABLED {
+        // The hooks on again whatever the parent's capture did (a STOPPED parent turned them
+        // off; a fork racing stop_writing may have caught them off in any state).
+        if let Some(cfg) = config::get() {
+            crate::hooks::enable(cfg.mode);
         }
-        _ => STATE.store(IDLE, Ordering::Release),
+        STATE.store(IDLE, Ordering::Release);
     }
 }

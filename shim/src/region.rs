@@ -450,8 +450,11 @@ fn reclaim_idle(except: usize, need: usize) -> bool {
             continue;
         }
         let mut taken = [0u64; RECLAIM_SCAN];
-        let (mut n, mut released) = (0, 0);
-        while n < RECLAIM_SCAN && released < RECLAIM_DEPTH {
+        let (mut n, mut released, mut bare_in_a_row) = (0, 0, 0);
+        // Released slots go back under the resident ones (below), so a run of them means the
+        // zone has no resident slot left within reach: the look ends there instead of
+        // rescanning the whole zone on every big free.
+        while n < RECLAIM_SCAN && released < RECLAIM_DEPTH && bare_in_a_row < RECLAIM_DEPTH {
             let Some(idx) = pop_free(class) else { break };
             taken[n] = idx;
             n += 1;
@@ -470,12 +473,22 @@ fn reclaim_idle(except: usize, need: usize) -> bool {
                     RETAINED.fetch_sub(size, Ordering::Relaxed);
                     back += size;
                     released += 1;
+                    bare_in_a_row = 0;
+                } else {
+                    bare_in_a_row += 1;
                 }
             }
         }
-        // Back in their order (the last popped was the deepest).
-        for &idx in taken[..n].iter().rev() {
-            push_free(class, idx);
+        // Back with the released (and bare) slots under the resident ones, each group in its
+        // order: the zone reuses its resident slots first, and the next look finds them first.
+        for resident_pass in [false, true] {
+            for &idx in taken[..n].iter().rev() {
+                // SAFETY: popped above, still ours until pushed.
+                let resident = unsafe { (*(slot_addr(class, idx) as *const SlotHeader)).resident };
+                if (resident != 0) == resident_pass {
+                    push_free(class, idx);
+                }
+            }
         }
         if back >= need {
             break;
