@@ -9,9 +9,9 @@ use std::collections::HashSet;
 use memshim_format::Record;
 use shim_support::*;
 
-/// Runs many_codes.py with `args` at 4K under the shim; asserts every code object in every stack
+/// Runs many_codes.py with `args` at `rate` under the shim; asserts every code object in every stack
 /// has its name in the capture, and returns how many made_* functions were sampled.
-fn every_code_named(name: &str, args: &[&str]) -> usize {
+fn every_code_named(name: &str, rate: &str, args: &[&str]) -> usize {
     let dir = scratch(name);
     let mut prog =
         Program::new(python()).arg(fixtures().join("../py/many_codes.py").to_str().unwrap());
@@ -20,7 +20,7 @@ fn every_code_named(name: &str, args: &[&str]) -> usize {
     }
     let plain = prog.run_plain(&dir);
     assert!(plain.success(), "{}", plain.stderr);
-    let (o, caps) = prog.run_shim(&dir, "shim", Some("4K"));
+    let (o, caps) = prog.run_shim(&dir, "shim", Some(rate));
     assert_same(&plain, &o, name);
     let caps = captures(&caps);
     let cap = only(&caps);
@@ -51,7 +51,7 @@ fn every_code_named(name: &str, args: &[&str]) -> usize {
 
 #[test]
 fn code_made_at_run_time_keeps_every_name() {
-    let made = every_code_named("many-codes", &["60000"]);
+    let made = every_code_named("many-codes", "4K", &["60000"]);
     // More new code objects sampled than half the table holds: it was emptied at least once.
     assert!(made > 1 << 15, "only {made} made_* functions sampled");
 }
@@ -60,6 +60,13 @@ fn code_made_at_run_time_keeps_every_name() {
 /// writer starts over whenever it has read every event (before, the names past 32 MiB were lost).
 #[test]
 fn names_past_the_arena_size_keep_coming() {
-    let made = every_code_named("long-names", &["30000", "2000"]);
+    let made = every_code_named("long-names", "4K", &["30000", "2000"]);
     assert!(made > 15_000, "only {made} made_* functions sampled");
+}
+
+/// The same in `all` mode, where the ring is seldom empty: the arena's halves turn over anyway.
+#[test]
+fn names_past_the_arena_size_keep_coming_in_all_mode() {
+    let made = every_code_named("long-names-all", "all", &["30000", "2000"]);
+    assert!(made > 29_000, "only {made} made_* functions recorded");
 }

@@ -323,11 +323,12 @@ impl Ring {
         used > self.capacity() / 2
     }
 
-    /// True when no event is in the ring: none published and unread, none claimed and being
-    /// written. Consumer only.
-    pub fn is_empty(&self) -> bool {
-        // Acquire: a claim made before this load is seen (and then the ring is not empty).
-        self.enqueue.0.load(Ordering::Acquire) == self.dequeue.0.load(Ordering::Relaxed)
+    /// Units claimed by producers so far (published or still being written): every event
+    /// claimed before this call lies below it.
+    pub fn claimed(&self) -> u64 {
+        // Acquire: a claim that happened before (say, before a producer's release of its arena
+        // reservation that the caller has seen) is counted.
+        self.enqueue.0.load(Ordering::Acquire)
     }
 
     /// Units in the ring.

@@ -60,6 +60,7 @@ pub struct Writer {
     page: u64,
     statm: Statm,
     heap: procinfo::HeapProbe,
+    arena: crate::arena::Recycler,
     sampled_allocated: u64,
     sampled_freed: u64,
 }
@@ -180,6 +181,7 @@ impl Writer {
             page,
             statm: Statm::open(),
             heap: procinfo::HeapProbe::default(),
+            arena: crate::arena::Recycler::default(),
             sampled_allocated: 0,
             sampled_freed: 0,
         };
@@ -303,8 +305,8 @@ impl Writer {
             }
         }
         ring.release();
-        // Every event read: the arena data they named is dead.
-        crate::arena::try_reset(|| ring.is_empty());
+        // What the events read so far named in the arena is dead: let its halves turn over.
+        self.arena.step(|| ring.claimed(), ring.consumed());
         n
     }
 
