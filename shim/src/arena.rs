@@ -8,7 +8,9 @@
 //! free again once no reservation in it is under way and the writer has read every event
 //! claimed by then. So a process that keeps sending names (code made at run time) loses some
 //! only if it sends 16 MiB between two turns of the writer, not over its whole life, however
-//! busy the ring.
+//! busy the ring. (A reservation that never ends, its thread gone between reserve and push,
+//! say through a signal handler's longjmp, keeps its half busy: names are then lost once the
+//! other half is full, never anything blocked.)
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -50,9 +52,13 @@ pub struct Reservation {
 }
 
 impl Reservation {
-    /// The offset to put in the event.
-    pub fn offset(&self) -> u64 {
-        (self.ptr as usize - ARENA.load(Ordering::Acquire)) as u64
+    /// The offset to put in the event; None when the process forked since the reservation (a
+    /// fork from a signal handler that interrupted it): the child's arena started afresh and
+    /// may hand these bytes out again, so the event must not be sent.
+    pub fn offset(&self) -> Option<u64> {
+        // Relaxed: as in drop.
+        (crate::sampler::FORK_GEN.load(Ordering::Relaxed) == self.fork_gen)
+            .then(|| (self.ptr as usize - ARENA.load(Ordering::Acquire)) as u64)
     }
 }
 
@@ -213,22 +219,22 @@ mod tests {
         after_fork_child();
         let mut rec = Recycler::default();
         let a = put(b"hello").unwrap();
-        assert_eq!(a.offset(), 0);
+        assert_eq!(a.offset(), Some(0));
         // The writer moves producers to the other half at once (it is free).
         rec.step(|| 10, 10);
         let b = put(b"abc").unwrap();
-        assert_eq!(b.offset(), HALF as u64);
+        assert_eq!(b.offset(), Some(HALF as u64));
         // Half 0 still has `a` under way: nothing is freed, no switch.
         rec.step(|| 11, 11);
-        assert_eq!(put(b"x").unwrap().offset(), HALF as u64 + 3);
+        assert_eq!(put(b"x").unwrap().offset(), Some(HALF as u64 + 3));
         drop(a);
         // `a` ended: its event was claimed below the ring's claim position now (12); the
         // writer has read up to 11 only.
         rec.step(|| 12, 11);
-        assert_eq!(put(b"y").unwrap().offset(), HALF as u64 + 4);
+        assert_eq!(put(b"y").unwrap().offset(), Some(HALF as u64 + 4));
         // Read up to 12: half 0 is free, and producers move there, from its front.
         rec.step(|| 20, 12);
-        assert_eq!(put(b"z").unwrap().offset(), 0);
+        assert_eq!(put(b"z").unwrap().offset(), Some(0));
         drop(b);
         // A full half refuses, counting nothing.
         assert!(reserve(HALF + 1).is_none());

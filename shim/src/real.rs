@@ -248,8 +248,17 @@ pub fn sleep_us(us: u64) {
         tv_sec: 0,
         tv_nsec: (us * 1000) as _,
     };
+    // The system call itself, not libc's nanosleep: that one is a cancellation point, and a
+    // thread cancelled here (inside a malloc hook, holding our state) would be cancelled where
+    // glibc's malloc never cancels it.
     // SAFETY: ts is a valid timespec; an interrupted sleep just ends early.
-    unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_nanosleep,
+            &ts as *const libc::timespec,
+            core::ptr::null_mut::<libc::timespec>(),
+        )
+    };
 }
 
 /// The monotonic clock in nanoseconds (vDSO, no syscall, no allocation).

@@ -299,7 +299,10 @@ pub fn after_dlopen() {
         let Ok(bytes) = postcard::to_allocvec(&memshim_format::Record::Modules(mods)) else {
             return;
         };
-        if let Some(reserved) = crate::arena::put(&bytes) {
+        let Some(reserved) = crate::arena::put(&bytes) else {
+            return;
+        };
+        if let Some(offset) = reserved.offset() {
             let ev = Event {
                 kind: EventKind::Modules as u8,
                 alloc_kind: 0,
@@ -307,7 +310,7 @@ pub fn after_dlopen() {
                 tid: 0,
                 // The map's signature, so the writer can tell a map it already has.
                 t: crate::modules::packed(sig),
-                addr: reserved.offset(),
+                addr: offset,
                 size: bytes.len() as u64,
             };
             // A lost map makes every later sample in the library unreadable, and dlopen is rare

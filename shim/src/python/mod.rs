@@ -552,7 +552,9 @@ unsafe fn send_code(py: &Python, code: usize, id: u64) {
         core::ptr::copy_nonoverlapping(n.as_ptr(), dst.add(head.len), 4);
         core::ptr::copy_nonoverlapping(table.as_ptr(), dst.add(head.len + 4), table.len());
     }
-    let offset = reserved.offset();
+    let Some(offset) = reserved.offset() else {
+        return;
+    };
     let ev = Event {
         kind: EventKind::PyCode as u8,
         alloc_kind: 0,
