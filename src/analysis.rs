@@ -255,7 +255,11 @@ impl Analysis {
                     EndKind::Signal(s) => format!("signal {s}"),
                 };
             }
-            Record::Extension { .. } => {}
+            Record::Extension { kind, data } => {
+                if kind == memshim_format::EXTENSION_STOPPED {
+                    self.end = format!("stopped early ({})", String::from_utf8_lossy(&data));
+                }
+            }
         }
     }
 

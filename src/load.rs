@@ -26,11 +26,24 @@ pub struct Ending {
     pub partial_chunk: bool,
     pub bytes_read: u64,
     pub file_len: u64,
+    /// The shim stopped recording early and said why (an EXTENSION_STOPPED record): the file
+    /// is whole, only shorter than the process's life.
+    pub stopped: Option<String>,
 }
 
 impl Ending {
     pub fn truncated(&self) -> bool {
-        !self.ended || self.partial_chunk
+        (!self.ended && self.stopped.is_none()) || self.partial_chunk
+    }
+}
+
+/// The reason in a record saying the shim stopped recording early.
+pub fn stop_reason(r: &Record) -> Option<String> {
+    match r {
+        Record::Extension { kind, data } if *kind == memshim_format::EXTENSION_STOPPED => {
+            Some(String::from_utf8_lossy(data).into_owned())
+        }
+        _ => None,
     }
 }
 
@@ -47,9 +60,15 @@ pub fn stream<S>(
     let mut state = init(reader.header());
     let bar = progress_bar(path, file_len);
     let mut n: u64 = 0;
+    let mut stopped = None;
     loop {
         match reader.next_record() {
-            Ok(Some(rec)) => on_record(&mut state, rec),
+            Ok(Some(rec)) => {
+                if let Some(why) = stop_reason(&rec) {
+                    stopped = Some(why);
+                }
+                on_record(&mut state, rec)
+            }
             Ok(None) => break,
             Err(e) => {
                 if let Some(b) = &bar {
@@ -73,9 +92,15 @@ pub fn stream<S>(
         partial_chunk: reader.truncated(),
         bytes_read: reader.bytes_read(),
         file_len,
+        stopped,
     };
     if ending.truncated() {
         eprintln!("memshim: warning: {}", truncation_note(path, &ending));
+    } else if let Some(why) = &ending.stopped {
+        eprintln!(
+            "memshim: note: {}: the shim stopped recording early: {why}",
+            path.display()
+        );
     }
     Ok((state, ending))
 }

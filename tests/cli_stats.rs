@@ -85,3 +85,36 @@ fn stats_on_a_capture_without_end_warns_once_and_says_truncated() {
     assert_eq!(v["truncated"], true);
     assert_eq!(v["end"], "truncated");
 }
+
+/// A capture the shim stopped at MEMSHIM_MAX_SIZE ends with a record saying so, not with End:
+/// whole, not truncated, and stats and report say why.
+#[test]
+fn a_capture_stopped_by_the_shim_says_why_instead_of_truncated() {
+    let dir = scratch("stats-stopped");
+    let p = dir.join("a.msh");
+    let mut c = Capture::new(&header(0));
+    c.push(stack(1, &[0x7000_1000]));
+    c.push(alloc(1_000, 0x1000, 100, 1));
+    c.push(Record::Extension {
+        kind: memshim_format::EXTENSION_STOPPED,
+        data: b"reached MEMSHIM_MAX_SIZE".to_vec(),
+    });
+    c.write(&p);
+    let o = run(&["stats", "--json", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("memshim: note: ") && err.contains("reached MEMSHIM_MAX_SIZE"),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["truncated"], false);
+    assert_eq!(v["end"], "stopped early (reached MEMSHIM_MAX_SIZE)");
+    let o = run(&["report", "--format", "json", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(
+        v["process"]["end"],
+        "stopped early (reached MEMSHIM_MAX_SIZE)"
+    );
+}

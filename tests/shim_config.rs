@@ -180,6 +180,14 @@ fn max_size_bounds_the_capture_with_one_warning() {
         cap.end().is_none(),
         "no End: recording stopped at the bound"
     );
+    // Its last record says why, so readers do not take the file for cut short.
+    match cap.records.last() {
+        Some(memshim_format::Record::Extension { kind, data }) => {
+            assert_eq!(*kind, memshim_format::EXTENSION_STOPPED);
+            assert!(String::from_utf8_lossy(data).contains("MEMSHIM_MAX_SIZE"));
+        }
+        other => panic!("last record {other:?}"),
+    }
     assert!(cap.allocs().count() > 1000, "it recorded up to the bound");
     // All of pairs.c's 800,000 records take some 3.5 MB.
     assert!(std::fs::metadata(&cap.path).unwrap().len() <= 1 << 20);

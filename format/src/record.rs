@@ -177,6 +177,11 @@ pub enum Record {
     },
 }
 
+/// `Record::Extension` kind: the shim stopped recording before the process ended (the file
+/// reached `MEMSHIM_MAX_SIZE`); `data` is the reason, UTF-8. The last record of such a capture,
+/// which has no `End`.
+pub const EXTENSION_STOPPED: u32 = 1;
+
 /// Probability that the Poisson byte sampler with mean `interval` samples an allocation of `size`.
 pub fn sample_probability(size: u64, interval: u64) -> f64 {
     if interval == 0 {

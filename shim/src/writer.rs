@@ -25,6 +25,8 @@ use crate::{python, real, recorder, region, sampler};
 pub const FLUSH_NS: u64 = 80_000_000;
 /// A payload beyond this is framed at once, keeping chunks far below the format's limit.
 const CHUNK_TARGET: usize = 1 << 20;
+/// Bytes of MEMSHIM_MAX_SIZE kept for the block that says the capture stopped there.
+const STOP_NOTE_ROOM: u64 = 1024;
 /// Chunk bytes per compressed block (a block holds whole chunks, so up to a chunk more).
 const BLOCK_TARGET: usize = 1 << 20;
 // A block takes at most BLOCK_TARGET plus a chunk (CHUNK_TARGET plus one record): far below
@@ -442,14 +444,16 @@ impl Writer {
     /// The first failed write (a full disk, the process's file-size limit) stops recording with
     /// one warning: the file reads up to there, and more writes could only waste the host's CPU
     /// and disk, or leave a gap the reader cannot cross. So does a block that would take the
-    /// file past `MEMSHIM_MAX_SIZE` (it is not written: the file ends on a whole block).
+    /// file past `MEMSHIM_MAX_SIZE`: it is not written, and a last small block in the room kept
+    /// for it says why (an EXTENSION_STOPPED record), so readers do not take the file for cut.
     fn flush(&mut self) {
         self.frame_chunk();
         if !self.out.is_empty() && !self.failed {
             let mut result = Ok(true);
-            let (file, size, max) = (&mut self.file, &mut self.size, self.max_size);
+            let (file, size) = (&mut self.file, &mut self.size);
+            let max = self.max_size.saturating_sub(STOP_NOTE_ROOM);
             let mut write = |bytes: &[u8]| {
-                if max > 0 && *size + bytes.len() as u64 > max {
+                if self.max_size > 0 && *size + bytes.len() as u64 > max {
                     return Ok(false);
                 }
                 write_quietly(file, bytes)?;
@@ -475,6 +479,7 @@ impl Writer {
                 }
                 None => result = write(&self.out),
             }
+            let bounded = matches!(result, Ok(false));
             let why = match result {
                 Ok(true) => None,
                 Ok(false) => Some(format!(
@@ -487,6 +492,9 @@ impl Writer {
                 )),
             };
             if let Some(why) = why {
+                if bounded {
+                    self.write_stop_note(&why);
+                }
                 self.failed = true;
                 recorder::stop_writing(&why);
             }
@@ -494,6 +502,28 @@ impl Writer {
         self.out.clear();
         self.cuts.clear();
         self.last_flush = real::now_ns();
+    }
+
+    /// The last block of a capture stopped at MEMSHIM_MAX_SIZE: a record saying why, in the room
+    /// kept for it.
+    fn write_stop_note(&mut self, why: &str) {
+        self.chunk.push(&Record::Extension {
+            kind: memshim_format::EXTENSION_STOPPED,
+            data: why.as_bytes().to_vec(),
+        });
+        let mut tail = Vec::new();
+        self.chunk.finish_into(&mut tail);
+        let block = match self.zstd.as_mut() {
+            Some(z) => z.compress(&tail).map(<[u8]>::to_vec),
+            None => Ok(tail),
+        };
+        if let Ok(block) = block {
+            if self.size + block.len() as u64 <= self.max_size
+                && write_quietly(&mut self.file, &block).is_ok()
+            {
+                self.size += block.len() as u64;
+            }
+        }
     }
 
     /// Frames the pending records as a chunk at the end of `out`.

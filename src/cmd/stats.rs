@@ -51,6 +51,10 @@ fn one(path: &Path, as_json: bool) -> Result<()> {
         (Some(EndKind::QuickExit), false) => "_exit".to_string(),
         (Some(EndKind::Signal(s)), false) => format!("signal {s}"),
         (Some(EndKind::Exec), false) => "exec".to_string(),
+        (None, false) => match &ending.stopped {
+            Some(why) => format!("stopped early ({why})"),
+            None => "truncated".to_string(),
+        },
         _ => "truncated".to_string(),
     };
     if as_json {
