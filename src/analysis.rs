@@ -255,9 +255,9 @@ impl Analysis {
                     EndKind::Signal(s) => format!("signal {s}"),
                 };
             }
-            Record::Extension { kind, data } => {
-                if kind == memshim_format::EXTENSION_STOPPED {
-                    self.end = format!("stopped early ({})", String::from_utf8_lossy(&data));
+            Record::Extension { .. } => {
+                if let Some(why) = crate::load::stop_reason(&r) {
+                    self.end = crate::load::stopped_early(&why);
                 }
             }
         }

@@ -37,6 +37,11 @@ impl Ending {
     }
 }
 
+/// How a capture the shim stopped early ended, for reports.
+pub fn stopped_early(why: &str) -> String {
+    format!("stopped early ({why})")
+}
+
 /// The reason in a record saying the shim stopped recording early.
 pub fn stop_reason(r: &Record) -> Option<String> {
     match r {

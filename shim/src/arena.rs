@@ -78,25 +78,12 @@ fn base() -> Option<usize> {
     if base != 0 {
         return Some(base);
     }
-    // SAFETY: a fresh private anonymous mapping; the result is checked.
-    let p = unsafe {
-        real::mmap(
-            core::ptr::null_mut(),
-            ARENA_LEN,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p as isize == -1 {
-        return None;
-    }
+    let p = real::map_anon(ARENA_LEN)?;
     match ARENA.compare_exchange(0, p as usize, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => Some(p as usize),
         Err(other) => {
             // SAFETY: our own mapping, never shared.
-            unsafe { real::munmap(p, ARENA_LEN) };
+            unsafe { real::munmap(p.cast(), ARENA_LEN) };
             Some(other)
         }
     }

@@ -242,12 +242,34 @@ pub fn stamp_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC_COARSE)
 }
 
+/// A fresh private anonymous read-write mapping of `len` bytes, its pages reserved only as
+/// touched; None when the kernel refuses.
+pub fn map_anon(len: usize) -> Option<*mut u8> {
+    // SAFETY: a fresh mapping chosen by the kernel cannot disturb anything; the result is checked.
+    let p = unsafe {
+        mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    (p as isize != -1).then_some(p as *mut u8)
+}
+
+/// `us` microseconds as a relative timeout.
+pub fn timespec_us(us: u64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: (us / 1_000_000) as _,
+        tv_nsec: (us % 1_000_000 * 1000) as _,
+    }
+}
+
 /// Sleeps about `us` microseconds (nanosleep: a system call, no allocation, no lock).
 pub fn sleep_us(us: u64) {
-    let ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: (us * 1000) as _,
-    };
+    let ts = timespec_us(us);
     // The system call itself, not libc's nanosleep: that one is a cancellation point, and a
     // thread cancelled here (inside a malloc hook, holding our state) would be cancelled where
     // glibc's malloc never cancels it.

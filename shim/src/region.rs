@@ -419,15 +419,7 @@ pub fn release(f: Freeing) {
     // SAFETY: the slot is ours until it is pushed on the free list below.
     unsafe { (*(start as *mut SlotHeader)).resident = keep as u8 };
     if size > PAGE && !keep {
-        // SAFETY: the range is inside this slot, which nobody else owns now; DONTNEED on private
-        // anonymous memory just drops the pages (they read back as zeroes).
-        unsafe {
-            real::madvise(
-                (start + PAGE) as *mut c_void,
-                size - PAGE,
-                libc::MADV_DONTNEED,
-            )
-        };
+        drop_pages(start, size);
     }
     push_free(f.class, f.idx);
 }
@@ -463,11 +455,7 @@ fn reclaim_idle(except: usize, need: usize) -> bool {
             unsafe {
                 let h = start as *mut SlotHeader;
                 if (*h).resident != 0 {
-                    real::madvise(
-                        (start + PAGE) as *mut c_void,
-                        size - PAGE,
-                        libc::MADV_DONTNEED,
-                    );
+                    drop_pages(start, size);
                     (*h).resident = 0;
                     // Relaxed: a budget, not a synchronisation.
                     RETAINED.fetch_sub(size, Ordering::Relaxed);
@@ -495,6 +483,20 @@ fn reclaim_idle(except: usize, need: usize) -> bool {
         }
     }
     back > 0
+}
+
+/// Gives the pages of the slot at `start` after its header page back to the kernel. The caller
+/// owns the slot (freeing it, or popped from its free list).
+fn drop_pages(start: usize, size: usize) {
+    // SAFETY: the range is inside a slot nobody else owns now; DONTNEED on private anonymous
+    // memory just drops the pages (they read back as zeroes).
+    unsafe {
+        real::madvise(
+            (start + PAGE) as *mut c_void,
+            size - PAGE,
+            libc::MADV_DONTNEED,
+        )
+    };
 }
 
 /// Reserves `size` bytes of the retention budget; false when it is spent.

@@ -177,20 +177,9 @@ impl Ring {
             .min(Meta::MAX_WORDS);
         let head = core::mem::size_of::<Ring>().next_multiple_of(4096);
         let map_len = head + UNIT * capacity;
-        // SAFETY: a fresh private anonymous mapping; the result is checked.
-        let base = unsafe {
-            real::mmap(
-                core::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if base as isize == -1 {
+        let Some(base) = real::map_anon(map_len) else {
             return core::ptr::null_mut();
-        }
+        };
         let ring = base as *mut Ring;
         // SAFETY: the mapping is large enough, zeroed, and 4096-aligned; nothing else sees it yet.
         unsafe {
@@ -199,7 +188,7 @@ impl Ring {
                 dequeue: Padded(AtomicU64::new(0)),
                 released: Padded(AtomicU64::new(0)),
                 dropped: Padded(AtomicU64::new(0)),
-                units: (base as *mut u8).add(head),
+                units: base.add(head),
                 mask: capacity as u64 - 1,
                 words,
                 map_len,

@@ -71,16 +71,12 @@ extern "C" fn on_fatal(sig: i32, _info: *mut libc::siginfo_t, _ctx: *mut libc::c
         let _ = FLUSH.compare_exchange(IDLE, REQUESTED, Ordering::Release, Ordering::Relaxed);
         // The writer may be in a pause of up to 80 ms.
         crate::writer_thread::wake();
-        let pause = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 1_000_000,
-        };
         for _ in 0..FLUSH_WAIT_MS {
             if FLUSH.load(Ordering::Acquire) == DONE {
                 break;
             }
-            // SAFETY: nanosleep is async-signal-safe; `pause` is valid.
-            unsafe { libc::nanosleep(&pause, core::ptr::null_mut()) };
+            // The nanosleep system call: async-signal-safe.
+            crate::real::sleep_us(1000);
         }
     }
     // SAFETY: restoring the default action and re-raising are async-signal-safe. The signal is

@@ -15,7 +15,7 @@ use memshim_format::{
 use rustc_hash::FxHashSet;
 
 use crate::config::{Config, Mode};
-use crate::modules::{self, Signature};
+use crate::modules;
 use crate::procinfo::{self, Statm};
 use crate::ring::{EventKind, Ring};
 use crate::stack_table::StackTable;
@@ -52,7 +52,6 @@ pub struct Writer {
     zstd: Option<Compressor>,
     stacks: StackTable,
     codes: FxHashSet<u64>,
-    modules: Signature,
     /// The map most recently written, and the loader's counters it was taken at
     /// (`modules::packed`).
     map: Vec<Module>,
@@ -175,7 +174,6 @@ impl Writer {
             zstd,
             stacks: StackTable::new(cfg.stack_memory),
             codes: FxHashSet::default(),
-            modules: (u64::MAX, u64::MAX),
             map: Vec::new(),
             map_sig: u64::MAX,
             start,
@@ -258,7 +256,6 @@ impl Writer {
     /// an exact map through the ring, see recorder::after_dlopen).
     fn refresh_modules(&mut self) {
         let (mut mods, sig) = modules::snapshot();
-        self.modules = sig;
         for old in &self.map {
             if !mods.iter().any(|m| overlaps(m, old)) {
                 mods.push(old.clone());
@@ -294,7 +291,9 @@ impl Writer {
     fn drain(&mut self, max: usize) -> usize {
         let mut n = 0;
         // A module loaded since the last look must be in the map before stacks that use it.
-        if modules::signature() != self.modules {
+        // Compared with the map written last, whoever wrote it: a dlopen's map taken before the
+        // writer's own look can be written after it, and then the next drain writes the newer.
+        if modules::packed(modules::signature()) != self.map_sig {
             self.refresh_modules();
         }
         // SAFETY: the ring outlives its writer (it is unmapped only in a fork child, where this
@@ -448,82 +447,73 @@ impl Writer {
     /// for it says why (an EXTENSION_STOPPED record), so readers do not take the file for cut.
     fn flush(&mut self) {
         self.frame_chunk();
-        if !self.out.is_empty() && !self.failed {
+        let (out, cuts) = (
+            core::mem::take(&mut self.out),
+            core::mem::take(&mut self.cuts),
+        );
+        if !out.is_empty() && !self.failed {
+            let limit = self.max_size.saturating_sub(STOP_NOTE_ROOM);
             let mut result = Ok(true);
-            let (file, size) = (&mut self.file, &mut self.size);
-            let max = self.max_size.saturating_sub(STOP_NOTE_ROOM);
-            let mut write = |bytes: &[u8]| {
-                if self.max_size > 0 && *size + bytes.len() as u64 > max {
-                    return Ok(false);
+            // Blocks of whole chunks, about BLOCK_TARGET each: a block's output stays bounded for
+            // readers, and MEMSHIM_MAX_SIZE loses at most one block's worth.
+            let mut start = 0;
+            for (i, &cut) in cuts.iter().enumerate() {
+                if cut - start < BLOCK_TARGET && i + 1 < cuts.len() {
+                    continue;
                 }
-                write_quietly(file, bytes)?;
-                *size += bytes.len() as u64;
-                Ok(true)
-            };
-            match self.zstd.as_mut() {
-                // Blocks of whole chunks, about BLOCK_TARGET each: a block's output stays
-                // bounded for readers, and MEMSHIM_MAX_SIZE loses at most one block's worth.
-                Some(z) => {
-                    let mut start = 0;
-                    for (i, &cut) in self.cuts.iter().enumerate() {
-                        let last = i + 1 == self.cuts.len();
-                        if cut - start < BLOCK_TARGET && !last {
-                            continue;
-                        }
-                        result = z.compress(&self.out[start..cut]).and_then(&mut write);
-                        if !matches!(result, Ok(true)) {
-                            break;
-                        }
-                        start = cut;
-                    }
+                result = self.write_block(&out[start..cut], limit);
+                if !matches!(result, Ok(true)) {
+                    break;
                 }
-                None => result = write(&self.out),
+                start = cut;
             }
-            let bounded = matches!(result, Ok(false));
             let why = match result {
                 Ok(true) => None,
-                Ok(false) => Some(format!(
-                    "capture {} reached MEMSHIM_MAX_SIZE ({} bytes); recording stopped",
-                    self.path, self.max_size
-                )),
+                Ok(false) => {
+                    let why = format!(
+                        "capture {} reached MEMSHIM_MAX_SIZE ({} bytes); recording stopped",
+                        self.path, self.max_size
+                    );
+                    // The last block, in the room kept for it, says why the file ends here.
+                    self.chunk.push(&Record::Extension {
+                        kind: memshim_format::EXTENSION_STOPPED,
+                        data: why.as_bytes().to_vec(),
+                    });
+                    let mut note = Vec::new();
+                    self.chunk.finish_into(&mut note);
+                    let _ = self.write_block(&note, self.max_size);
+                    Some(why)
+                }
                 Err(e) => Some(format!(
                     "cannot write capture {}: {e}; recording stopped (the capture reads up to here)",
                     self.path
                 )),
             };
             if let Some(why) = why {
-                if bounded {
-                    self.write_stop_note(&why);
-                }
                 self.failed = true;
                 recorder::stop_writing(&why);
             }
         }
+        // Back, emptied, to keep their capacity.
+        (self.out, self.cuts) = (out, cuts);
         self.out.clear();
         self.cuts.clear();
         self.last_flush = real::now_ns();
     }
 
-    /// The last block of a capture stopped at MEMSHIM_MAX_SIZE: a record saying why, in the room
-    /// kept for it.
-    fn write_stop_note(&mut self, why: &str) {
-        self.chunk.push(&Record::Extension {
-            kind: memshim_format::EXTENSION_STOPPED,
-            data: why.as_bytes().to_vec(),
-        });
-        let mut tail = Vec::new();
-        self.chunk.finish_into(&mut tail);
+    /// Compresses framed chunks into one block (or leaves them plain, without zstd) and writes
+    /// it, unless that would take the file past `limit` (0: none): Ok(false), nothing written.
+    fn write_block(&mut self, chunks: &[u8], limit: u64) -> std::io::Result<bool> {
         let block = match self.zstd.as_mut() {
-            Some(z) => z.compress(&tail).map(<[u8]>::to_vec),
-            None => Ok(tail),
+            Some(z) => z.compress(chunks)?,
+            None => chunks,
         };
-        if let Ok(block) = block {
-            if self.size + block.len() as u64 <= self.max_size
-                && write_quietly(&mut self.file, &block).is_ok()
-            {
-                self.size += block.len() as u64;
-            }
+        if self.max_size > 0 && self.size + block.len() as u64 > limit {
+            return Ok(false);
         }
+        write_quietly(&mut self.file, block)?;
+        self.size += block.len() as u64;
+        Ok(true)
     }
 
     /// Frames the pending records as a chunk at the end of `out`.
@@ -556,11 +546,7 @@ fn write_quietly(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
         if too_big && !was_pending {
             libc::sigpending(&mut pending);
             if libc::sigismember(&pending, libc::SIGXFSZ) == 1 {
-                let now = libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 0,
-                };
-                libc::sigtimedwait(&xfsz, core::ptr::null_mut(), &now);
+                libc::sigtimedwait(&xfsz, core::ptr::null_mut(), &real::timespec_us(0));
             }
         }
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());

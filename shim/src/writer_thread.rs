@@ -152,10 +152,7 @@ fn sleep_unless_asked(us: u64) {
     // ring costs at most this pause's drops (patient `all`-mode producers wait far longer).
     SLEEPING.store(true, Ordering::SeqCst);
     if CONTROL.load(Ordering::Acquire) == RUN {
-        let ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: (us * 1000) as _,
-        };
+        let ts = real::timespec_us(us);
         // SAFETY: FUTEX_WAIT on a live, aligned u32 with a relative timeout; it returns at once
         // if WAKE moved since `seen`, or on a wake, a signal or the timeout. No allocation, no
         // lock.

@@ -52,7 +52,7 @@ fn one(path: &Path, as_json: bool) -> Result<()> {
         (Some(EndKind::Signal(s)), false) => format!("signal {s}"),
         (Some(EndKind::Exec), false) => "exec".to_string(),
         (None, false) => match &ending.stopped {
-            Some(why) => format!("stopped early ({why})"),
+            Some(why) => load::stopped_early(why),
             None => "truncated".to_string(),
         },
         _ => "truncated".to_string(),
