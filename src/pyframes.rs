@@ -304,6 +304,34 @@ for name in ["dis", "inspect", "threading", "argparse", "collections", "json.dec
         matches_the_interpreter((3, 11), cmd);
     }
 
+    /// pyenv's CPython `version` (e.g. "3.12"), which this project's machines have under
+    /// `$PYENV_ROOT` (default ~/.pyenv); fails the test when there is none.
+    fn pyenv_python(version: &str) -> std::path::PathBuf {
+        let root = std::env::var_os("PYENV_ROOT")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".pyenv")
+            });
+        let prefix = format!("{version}.");
+        std::fs::read_dir(root.join("versions"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path().join(format!("bin/python{version}")))
+            .filter(|p| p.exists())
+            .min()
+            .unwrap_or_else(|| panic!("no CPython {version} in {}/versions", root.display()))
+    }
+
+    /// 3.12 keeps 3.11's table format (pyenv's 3.12).
+    #[test]
+    fn linetable_lines_match_cpython_312() {
+        let mut cmd = std::process::Command::new(pyenv_python("3.12"));
+        cmd.args(["-c", LINES_PY]);
+        matches_the_interpreter((3, 12), cmd);
+    }
+
     /// 3.13 keeps 3.11's table format (run in its Debian 13 tree, as tests/py_versions.rs does).
     #[test]
     fn linetable_lines_match_cpython_313() {

@@ -5,12 +5,14 @@
 //!
 //! - 3.9: Debian 11's python3.9, unpacked by scripts/python-versions.sh; it runs on this machine
 //!   (PYTHONHOME into its tree) through `memshim run`, as a user would.
+//! - 3.12: pyenv's 3.12 (this project's machines have it under ~/.pyenv, or `$PYENV_ROOT`), run
+//!   through `memshim run`.
 //! - 3.13: Debian 13's python3.13, which needs a newer glibc: a minimal trixie tree from the same
 //!   script, entered with chroot in a private mount namespace (the test's directory bound at the
 //!   same path inside, a fresh /proc), the shim preloaded with LD_PRELOAD.
 //!
 //! The interpreters live in $MEMSHIM_PYTHONS (default /var/cache/memshim-pythons); a missing one
-//! fails the test with how to provision it. Versions without a layout (3.8, 3.10, 3.12, 3.14) are
+//! fails the test with how to provision it. Versions without a layout (3.8, 3.10, 3.14) are
 //! checked to be refused with one warning by a program that poses as them.
 
 mod py_common;
@@ -25,7 +27,7 @@ use py_common::{
     within, worker_bytes, MIB, WORKERS,
 };
 use serde_json::Value;
-use shim_support::{build_c, decode, run, shim_so, warnings, Outcome, TIMEOUT};
+use shim_support::{build_c, decode, pyenv_python, run, shim_so, warnings, Outcome, TIMEOUT};
 
 /// The sampler's seed for these runs. Estimates are checked within 25% of the truth; with seed 7
 /// (tests/py_common's) 3.13's allocation sequence puts the C extension's 48 MiB leak at +26%
@@ -35,6 +37,7 @@ const SEED: &str = "2";
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Version {
     Py39,
+    Py312,
     Py313,
 }
 
@@ -42,6 +45,7 @@ impl Version {
     fn name(self) -> &'static str {
         match self {
             Version::Py39 => "3.9",
+            Version::Py312 => "3.12",
             Version::Py313 => "3.13",
         }
     }
@@ -49,6 +53,7 @@ impl Version {
     fn tuple(self) -> (u8, u8) {
         match self {
             Version::Py39 => (3, 9),
+            Version::Py312 => (3, 12),
             Version::Py313 => (3, 13),
         }
     }
@@ -74,17 +79,43 @@ impl Version {
     fn qualified(self, qualname: &'static str) -> &'static str {
         match self {
             Version::Py39 => qualname.rsplit('.').next().unwrap(),
-            Version::Py313 => qualname,
+            Version::Py312 | Version::Py313 => qualname,
         }
+    }
+
+    /// `-I` flags for this version's C headers.
+    fn includes(self) -> Vec<String> {
+        if self == Version::Py312 {
+            let py = pyenv_python("3.12");
+            let prefix = py.parent().unwrap().parent().unwrap();
+            return vec![format!("-I{}/include/python3.12", prefix.display())];
+        }
+        let inc = self.root().join("usr/include");
+        vec![
+            format!("-I{}/python{}", inc.display(), self.name()),
+            "-idirafter".into(),
+            inc.display().to_string(),
+        ]
     }
 
     /// Runs `script` (a file of `dir`) with `args` under the shim, captures into `dir`.
     fn run(self, dir: &Path, script: &Path, args: &[&str]) -> Outcome {
-        let root = self.root();
         let tmpl = dir.join("memshim.%p.msh");
         let mut c;
         match self {
+            Version::Py312 => {
+                c = Command::new(env!("CARGO_BIN_EXE_memshim"));
+                c.current_dir(dir)
+                    .env("PYTHONPATH", dir)
+                    .env("PYTHONHASHSEED", "0")
+                    .env("PYTHONDONTWRITEBYTECODE", "1")
+                    .args(["run", "--seed", SEED, "-o"])
+                    .arg(&tmpl)
+                    .arg("--")
+                    .arg(pyenv_python("3.12"));
+            }
             Version::Py39 => {
+                let root = self.root();
                 c = Command::new(env!("CARGO_BIN_EXE_memshim"));
                 c.current_dir(dir)
                     .env("PYTHONHOME", root.join("usr"))
@@ -97,6 +128,7 @@ impl Version {
                     .arg(root.join("usr/bin/python3.9"));
             }
             Version::Py313 => {
+                let root = self.root();
                 // The directory is bound at the same path inside, so the capture's module paths
                 // (the extension) resolve on this side too.
                 std::fs::create_dir_all(root.join(dir.strip_prefix("/").unwrap())).unwrap();
@@ -134,7 +166,7 @@ impl Version {
         c.arg(script).args(args);
         let o = run(c, dir, "run", TIMEOUT);
         if self == Version::Py313 {
-            let _ = std::fs::remove_dir(root.join(dir.strip_prefix("/").unwrap()));
+            let _ = std::fs::remove_dir(self.root().join(dir.strip_prefix("/").unwrap()));
         }
         assert!(o.success(), "{} {}: {o:?}", self.name(), script.display());
         assert_eq!(o.stdout.trim(), "done");
@@ -247,12 +279,9 @@ fn threads(v: Version) {
 /// Builds tests/fixtures/py/extleak.c against version `v`'s headers as `extleak.so` in `dir`
 /// (Python imports a plain `.so` too).
 fn build_extension(v: Version, dir: &Path) {
-    let inc = v.root().join("usr/include");
     let st = Command::new("cc")
         .args(["-shared", "-fPIC", "-O0", "-g"])
-        .arg(format!("-I{}/python{}", inc.display(), v.name()))
-        .arg("-idirafter")
-        .arg(&inc)
+        .args(v.includes())
         .arg(py_common::fixture("extleak.c"))
         .arg("-o")
         .arg(dir.join("extleak.so"))
@@ -274,6 +303,11 @@ fn py39_pure_python_leak_names_function_file_and_lines() {
 }
 
 #[test]
+fn py312_pure_python_leak_names_function_file_and_lines() {
+    cache_leak(Version::Py312);
+}
+
+#[test]
 fn py313_pure_python_leak_names_function_file_and_lines() {
     cache_leak(Version::Py313);
 }
@@ -281,6 +315,11 @@ fn py313_pure_python_leak_names_function_file_and_lines() {
 #[test]
 fn py39_peak_inside_a_generator() {
     generator_peak(Version::Py39);
+}
+
+#[test]
+fn py312_peak_inside_a_generator() {
+    generator_peak(Version::Py312);
 }
 
 #[test]
@@ -294,6 +333,11 @@ fn py39_each_thread_carries_its_own_frames() {
 }
 
 #[test]
+fn py312_each_thread_carries_its_own_frames() {
+    threads(Version::Py312);
+}
+
+#[test]
 fn py313_each_thread_carries_its_own_frames() {
     threads(Version::Py313);
 }
@@ -301,6 +345,11 @@ fn py313_each_thread_carries_its_own_frames() {
 #[test]
 fn py39_c_extension_leak_in_order() {
     c_extension(Version::Py39);
+}
+
+#[test]
+fn py312_c_extension_leak_in_order() {
+    c_extension(Version::Py312);
 }
 
 #[test]
@@ -314,11 +363,6 @@ fn py313_c_extension_leak_in_order() {
 fn versions_without_a_verified_layout_get_native_frames_and_one_warning() {
     let dir = scratch("fake");
     for (tag, defines, warning) in [
-        (
-            "3.12",
-            &["-DPY_VERSION_HEX_FAKE=0x030c04f0"][..],
-            "Python 3.12 has no verified frame layout",
-        ),
         (
             "3.14",
             &["-DPY_VERSION_HEX_FAKE=0x030e00f0"][..],
@@ -334,12 +378,17 @@ fn versions_without_a_verified_layout_get_native_frames_and_one_warning() {
             &[][..],
             "Python 3.8 or older has no verified frame layout",
         ),
-        // 3.13 with no debug offsets, 3.11 and 3.9 whose code objects are not the headers'
-        // (this program has no PyCode_Type): refused too.
+        // 3.13 with no debug offsets, 3.12, 3.11 and 3.9 whose code objects are not the
+        // headers' (this program has no PyCode_Type): refused too.
         (
             "3.13",
             &["-DPY_VERSION_HEX_FAKE=0x030d05f0"][..],
             "no _Py_DebugOffsets cookie",
+        ),
+        (
+            "3.12",
+            &["-DPY_VERSION_HEX_FAKE=0x030c04f0"][..],
+            "Python 3.12: code objects of None bytes",
         ),
         (
             "3.11",
@@ -398,13 +447,28 @@ fn versions_without_a_verified_layout_get_native_frames_and_one_warning() {
 /// ticks of the parent's timeline go on).
 #[test]
 fn py313_fork_leaves_no_thread_for_the_interpreter_to_warn_about() {
-    let v = Version::Py313;
-    let dir = scratch("3.13-fork");
+    fork_leaves_no_thread_to_warn_about(Version::Py313);
+}
+
+#[test]
+fn py312_fork_leaves_no_thread_for_the_interpreter_to_warn_about() {
+    fork_leaves_no_thread_to_warn_about(Version::Py312);
+}
+
+fn fork_leaves_no_thread_to_warn_about(v: Version) {
+    let dir = scratch(&format!("{}-fork", v.name()));
     let script = dir.join("fork_quiet.py");
     std::fs::copy(py_common::fixture("fork_quiet.py"), &script).unwrap();
     let o = v.run(&dir, &script, &[]);
+    // `memshim run` (3.12) adds its own closing lines, all starting with "memshim:" or indented.
+    let program_stderr: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("memshim:") && !l.starts_with("  "))
+        .collect();
     assert_eq!(
-        o.stderr, "",
+        program_stderr,
+        Vec::<&str>::new(),
         "the program printed nothing to stderr without the shim"
     );
     let caps: Vec<_> = py_common::captures(&dir)

@@ -3,9 +3,9 @@
 //! Every number here is vouched for by a unit test that compiles that version's own headers
 //! (`offsetof`, see the tests at the end) and by an integration test (tests/py_versions.rs, and
 //! tests/py_leaks.rs for 3.11) that runs a real interpreter of that version under the real shim.
-//! Supported: 3.9 (Debian 11's build), 3.11, 3.13 (read from the interpreter's own
-//! `_Py_DebugOffsets`, checked against [`PY313`]). 3.8, 3.10, 3.12 and 3.14+ have no layout here:
-//! no interpreter of those versions could be tested, so the shim refuses them.
+//! Supported: 3.9 (Debian 11's build), 3.11, 3.12 (pyenv's 3.12.1, on this project's machines),
+//! 3.13 (read from the interpreter's own `_Py_DebugOffsets`, checked against [`PY313`]). 3.8,
+//! 3.10 and 3.14+ have no layout here, so the shim refuses them.
 
 /// How a version chains the frames of a thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,9 +16,11 @@ pub enum Chain {
     /// 3.11: `tstate->cframe->current_frame`, a chain of `_PyInterpreterFrame` (`previous`,
     /// `f_code`, `prev_instr`); `is_entry` marks the outermost frame of each eval-loop call.
     CFrame,
-    /// 3.13: `tstate->current_frame`, a chain of `_PyInterpreterFrame` (`previous`,
-    /// `f_executable`, which may be no code object, and `instr_ptr`, the instruction being run);
-    /// each eval-loop call pushes a `FRAME_OWNED_BY_CSTACK` frame under its first frame.
+    /// 3.12 and 3.13: a chain of `_PyInterpreterFrame` (`previous`, `f_code` in 3.12,
+    /// `f_executable` in 3.13, which may be no code object, and `prev_instr` or `instr_ptr`, the
+    /// instruction being run), from `tstate->cframe->current_frame` (3.12) or
+    /// `tstate->current_frame` (3.13); each eval-loop call pushes a `FRAME_OWNED_BY_CSTACK` frame
+    /// under its first frame.
     Current,
 }
 
@@ -30,9 +32,9 @@ pub const NONE: usize = usize::MAX;
 pub struct Layout {
     pub version: (u8, u8),
     pub chain: Chain,
-    /// `PyThreadState.frame` (3.9), `.cframe` (3.11), `.current_frame` (3.13).
+    /// `PyThreadState.frame` (3.9), `.cframe` (3.11, 3.12), `.current_frame` (3.13).
     pub tstate_frame: usize,
-    /// `_PyCFrame.current_frame` (3.11 only).
+    /// `_PyCFrame.current_frame` (3.11, 3.12).
     pub cframe_current_frame: usize,
     /// `f_code` (3.9, 3.11) or `f_executable` (3.13).
     pub frame_code: usize,
@@ -42,10 +44,10 @@ pub struct Layout {
     pub frame_instr: usize,
     /// `_PyInterpreterFrame.is_entry` (3.11 only).
     pub frame_is_entry: usize,
-    /// `_PyInterpreterFrame.owner` (3.11, 3.13).
+    /// `_PyInterpreterFrame.owner` (3.11+).
     pub frame_owner: usize,
     pub owned_by_generator: u8,
-    /// `FRAME_OWNED_BY_CSTACK` (3.13; 3.11 has none: 0xff).
+    /// `FRAME_OWNED_BY_CSTACK` (3.12+; 3.11 has none: 0xff).
     pub owned_by_cstack: u8,
     /// `PyObject.ob_type`.
     pub object_type: usize,
@@ -150,6 +152,42 @@ pub const PY311: Layout = Layout {
     unicode_utf8_length: 48,
     unicode_utf8: 56,
     unicode_compact_size: 72,
+    bytes_size: 16,
+    bytes_sval: 32,
+};
+
+/// CPython 3.12 (pyenv's 3.12.1; the same headers as 3.11, plus `FRAME_OWNED_BY_CSTACK` entry
+/// frames instead of `is_entry`, and 3.12's smaller `PyASCIIObject`).
+pub const PY312: Layout = Layout {
+    version: (3, 12),
+    chain: Chain::Current,
+    tstate_frame: 56,
+    cframe_current_frame: 0,
+    frame_code: 0,
+    frame_previous: 8,
+    frame_instr: 56,
+    frame_is_entry: NONE,
+    frame_owner: 70,
+    owned_by_generator: 1,
+    owned_by_cstack: 3,
+    object_type: 8,
+    type_basicsize: 32,
+    code_basicsize: 192,
+    frame_basicsize: NONE,
+    code_firstlineno: 68,
+    code_filename: 112,
+    code_name: 120,
+    code_qualname: 128,
+    code_linetable: 136,
+    code_firsttraceable: 176,
+    code_code_adaptive: 192,
+    runtime_finalizing: 24,
+    unicode_length: 16,
+    unicode_state: 32,
+    unicode_ascii_size: 40,
+    unicode_utf8_length: 40,
+    unicode_utf8: 48,
+    unicode_compact_size: 56,
     bytes_size: 16,
     bytes_sval: 32,
 };
@@ -432,27 +470,46 @@ int main(void) {
             .replace("VERSION_FIELDS", fields)
     }
 
+    /// pyenv's CPython `version` (e.g. "3.12"), which this project's machines have under
+    /// `$PYENV_ROOT` (default ~/.pyenv); fails the test when there is none.
+    fn pyenv_python(version: &str) -> PathBuf {
+        let root = std::env::var_os("PYENV_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".pyenv"));
+        let prefix = format!("{version}.");
+        std::fs::read_dir(root.join("versions"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path().join(format!("bin/python{version}")))
+            .filter(|p| p.exists())
+            .min()
+            .unwrap_or_else(|| panic!("no CPython {version} in {}/versions", root.display()))
+    }
+
+    /// `-I` flags for the headers of the interpreter `py`, which must be version `want`.
+    fn own_headers(py: &str, want: &str) -> Vec<String> {
+        let out = Command::new(py)
+            .args(["-c", "import sys,sysconfig;print('%d.%d' % sys.version_info[:2]);print(sysconfig.get_paths()['include'])"])
+            .output()
+            .expect("the interpreter runs");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next().unwrap(), want, "{py} is not CPython {want}");
+        let include = lines.next().unwrap();
+        vec![format!("-I{include}"), format!("-I{include}/internal")]
+    }
+
     /// Compiles a program against the interpreter's own headers that prints `offsetof` each
     /// field the walker reads, and compares with the table: the layout is vouched for, not
     /// guessed. 3.11 is this machine's `python3` (or `$PYTHON`).
     #[test]
     fn py311_layout_matches_cpython_headers() {
         let py = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        let out = Command::new(&py)
-            .args(["-c", "import sys,sysconfig;print(sys.version_info[:2]);print(sysconfig.get_paths()['include'])"])
-            .output()
-            .expect("python3 is needed to check the CPython layouts");
-        let text = String::from_utf8(out.stdout).unwrap();
-        let mut lines = text.lines();
-        assert_eq!(
-            lines.next().unwrap(),
-            "(3, 11)",
-            "this machine's Python is not 3.11; check its layout instead"
-        );
-        let include = lines.next().unwrap();
         let got = numbers(
             "3.11",
-            &[format!("-I{include}"), format!("-I{include}/internal")],
+            &own_headers(&py, "3.11"),
             &program(
                 "co_linetable",
                 "#include \"internal/pycore_frame.h\"",
@@ -477,6 +534,45 @@ int main(void) {
             l.frame_is_entry,
             l.frame_owner,
             l.owned_by_generator as usize,
+            l.code_qualname,
+            l.code_firsttraceable,
+            l.code_code_adaptive,
+            l.code_basicsize,
+        ]);
+        assert_eq!(got, want);
+    }
+
+    /// 3.12, pyenv's.
+    #[test]
+    fn py312_layout_matches_cpython_headers() {
+        let py = pyenv_python("3.12");
+        let got = numbers(
+            "3.12",
+            &own_headers(py.to_str().unwrap(), "3.12"),
+            &program(
+                "co_linetable",
+                "#include \"internal/pycore_frame.h\"",
+                "offsetof(PyThreadState, cframe), offsetof(_PyCFrame, current_frame),
+                 offsetof(_PyInterpreterFrame, f_code), offsetof(_PyInterpreterFrame, previous),
+                 offsetof(_PyInterpreterFrame, prev_instr), offsetof(_PyInterpreterFrame, owner),
+                 FRAME_OWNED_BY_GENERATOR, FRAME_OWNED_BY_CSTACK,
+                 offsetof(PyCodeObject, co_qualname), offsetof(PyCodeObject, _co_firsttraceable),
+                 offsetof(PyCodeObject, co_code_adaptive),
+                 /* PyCode_Type: \"code\", offsetof(PyCodeObject, co_code_adaptive), ... */
+                 offsetof(PyCodeObject, co_code_adaptive)",
+            ),
+        );
+        let l = &PY312;
+        let mut want = common(l);
+        want.extend([
+            l.tstate_frame,
+            l.cframe_current_frame,
+            l.frame_code,
+            l.frame_previous,
+            l.frame_instr,
+            l.frame_owner,
+            l.owned_by_generator as usize,
+            l.owned_by_cstack as usize,
             l.code_qualname,
             l.code_firsttraceable,
             l.code_code_adaptive,

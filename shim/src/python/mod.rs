@@ -9,8 +9,8 @@
 //! handed to the writer by an event), so a record never depends on a code object that may be gone.
 //!
 //! Layouts are vouched for by tests that compile each version's own headers (`offsetof`) and run
-//! a real interpreter of that version under the shim: 3.9, 3.11 and 3.13. Other versions fall
-//! back to native-only stacks with one warning.
+//! a real interpreter of that version under the shim: 3.9, 3.11, 3.12 and 3.13. Other versions
+//! fall back to native-only stacks with one warning.
 
 pub mod layout;
 
@@ -91,6 +91,7 @@ fn layout_for(version: (u8, u8), hex: Option<u32>, runtime: usize) -> Result<Lay
     let l = match version {
         (3, 9) => layout::PY39,
         (3, 11) => layout::PY311,
+        (3, 12) => layout::PY312,
         (3, 13) => {
             let mut d = [0u8; layout::debug313::SIZE];
             // SAFETY: 3.13's `_PyRuntime` starts with its `_Py_DebugOffsets`, statically
@@ -295,9 +296,10 @@ unsafe fn walk_cframe(py: &Python, tstate: usize, w: &mut Writer<'_>) {
     }
 }
 
-/// 3.13: `tstate->current_frame`, then `previous`. Each eval-loop call pushes a frame owned by
-/// the C stack under the first frame it runs; `f_executable` may be something else than a code
-/// object (then the frame is skipped), and `instr_ptr` is the instruction being run.
+/// 3.12 and 3.13: `tstate->cframe->current_frame` (3.12) or `tstate->current_frame` (3.13),
+/// then `previous`. Each eval-loop call pushes a frame owned by the C stack under the first frame
+/// it runs; 3.13's `f_executable` may be something else than a code object (then the frame is
+/// skipped), and `prev_instr` (3.12) or `instr_ptr` (3.13) is the instruction being run.
 ///
 /// # Safety
 /// As in [`capture`].
@@ -307,6 +309,13 @@ unsafe fn walk_current(py: &Python, tstate: usize, w: &mut Writer<'_>) {
     // object's fields are read only once its type is checked to be PyCode_Type.
     unsafe {
         let mut frame = word(tstate + l.tstate_frame);
+        if l.cframe_current_frame != layout::NONE {
+            // 3.12: through the thread's _PyCFrame.
+            if frame == 0 {
+                return;
+            }
+            frame = word(frame + l.cframe_current_frame);
+        }
         let mut pending_entry = false;
         while frame != 0 && !w.full() {
             let owner = *((frame + l.frame_owner) as *const u8);
@@ -329,7 +338,7 @@ unsafe fn walk_current(py: &Python, tstate: usize, w: &mut Writer<'_>) {
             let instr_ptr = word(frame + l.frame_instr);
             let start = code + l.code_code_adaptive;
             let first_traceable = *((code + l.code_firsttraceable) as *const i32) as usize;
-            // As 3.13's _PyFrame_IsIncomplete: a frame still in its prologue (or the shim
+            // As 3.12's and 3.13's _PyFrame_IsIncomplete: a frame still in its prologue (or the shim
             // frame of an `__init__` call) has no meaningful position.
             let incomplete =
                 owner != l.owned_by_generator && instr_ptr < start + first_traceable * 2;
