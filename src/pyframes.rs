@@ -1,8 +1,8 @@
 //! Python frames: a code object's name and file, and the line of the instruction being run,
 //! decoded from the code object's line table, whose format depends on the version that wrote it
 //! (`PyCode::py_version`): `co_lnotab` up to 3.9 (Objects/lnotab_notes.txt in the 3.9 tree),
-//! `co_linetable` from 3.11 on (the location table of 3.11 to 3.13, Objects/locations.md).
-//! 3.10's own `co_linetable` format is not decoded: the shim does not record 3.10 frames.
+//! 3.10's `co_linetable` (PEP 626; Objects/lnotab_notes.txt in the 3.10 tree), and from 3.11 on
+//! the location table (Objects/locations.md).
 
 use memshim_format::{PyCode, PyFrame};
 
@@ -40,7 +40,7 @@ pub fn line_of(c: &PyCode, instr: u32) -> Option<u32> {
         return lnotab_line(c, instr);
     }
     if c.py_version < (3, 11) {
-        return None;
+        return linetable310_line(c, instr);
     }
     let t = &c.linetable;
     let mut i = 0;
@@ -97,6 +97,34 @@ fn lnotab_line(c: &PyCode, instr: u32) -> Option<u32> {
     u32::try_from(line).ok()
 }
 
+/// The line of code unit `instr` from a 3.10 `co_linetable`: pairs of (bytecode length in bytes,
+/// signed line increment, -128 for "no line"), each pair the next range of bytecode, as 3.10's
+/// `PyCode_Addr2Line` walks them. Ranges of length 0 only move the line.
+fn linetable310_line(c: &PyCode, instr: u32) -> Option<u32> {
+    let target = instr as u64 * 2;
+    let mut line = c.first_line as i64;
+    let mut end: u64 = 0;
+    for pair in c.linetable.chunks_exact(2) {
+        let start = end;
+        end += pair[0] as u64;
+        let delta = pair[1] as i8;
+        let here = if delta == -128 {
+            None
+        } else {
+            line += delta as i64;
+            Some(line)
+        };
+        if target < end {
+            return if target >= start {
+                here.and_then(|l| u32::try_from(l).ok())
+            } else {
+                None
+            };
+        }
+    }
+    None
+}
+
 fn varint(t: &[u8], i: &mut usize) -> Option<u64> {
     let mut v: u64 = 0;
     let mut shift = 0;
@@ -151,8 +179,23 @@ mod tests {
         assert_eq!(at(8), Some(12));
         assert_eq!(at(9), Some(312)); // bytes 18..: +300
         assert_eq!(at(1000), Some(312));
+    }
+
+    #[test]
+    fn decodes_a_310_linetable() {
+        // From line 10: 4 bytes +0 (line 10), 0 bytes +3 (a move only), 4 bytes +0 (line 13),
+        // 2 bytes with no line (-128), 6 bytes -2 (line 11).
+        let mut c = code(vec![4, 0, 0, 3, 4, 0, 2, 0x80, 6, 0xfe]);
         c.py_version = (3, 10);
-        assert_eq!(line_of(&c, 0), None, "3.10's table is not decoded");
+        let at = |unit: u32| line_of(&c, unit);
+        assert_eq!(at(0), Some(10));
+        assert_eq!(at(1), Some(10));
+        assert_eq!(at(2), Some(13));
+        assert_eq!(at(3), Some(13));
+        assert_eq!(at(4), None);
+        assert_eq!(at(5), Some(11));
+        assert_eq!(at(7), Some(11));
+        assert_eq!(at(8), None, "past the table");
     }
 
     #[test]
@@ -322,6 +365,14 @@ for name in ["dis", "inspect", "threading", "argparse", "collections", "json.dec
             .filter(|p| p.exists())
             .min()
             .unwrap_or_else(|| panic!("no CPython {version} in {}/versions", root.display()))
+    }
+
+    /// 3.10's own format (pyenv's 3.10).
+    #[test]
+    fn linetable_lines_match_cpython_310() {
+        let mut cmd = std::process::Command::new(pyenv_python("3.10"));
+        cmd.args(["-c", LINES_PY]);
+        matches_the_interpreter((3, 10), cmd);
     }
 
     /// 3.12 keeps 3.11's table format (pyenv's 3.12).

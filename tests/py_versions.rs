@@ -5,14 +5,14 @@
 //!
 //! - 3.9: Debian 11's python3.9, unpacked by scripts/python-versions.sh; it runs on this machine
 //!   (PYTHONHOME into its tree) through `memshim run`, as a user would.
-//! - 3.12: pyenv's 3.12 (this project's machines have it under ~/.pyenv, or `$PYENV_ROOT`), run
-//!   through `memshim run`.
+//! - 3.10 and 3.12: pyenv's (this project's machines have them under ~/.pyenv, or
+//!   `$PYENV_ROOT`), run through `memshim run`.
 //! - 3.13: Debian 13's python3.13, which needs a newer glibc: a minimal trixie tree from the same
 //!   script, entered with chroot in a private mount namespace (the test's directory bound at the
 //!   same path inside, a fresh /proc), the shim preloaded with LD_PRELOAD.
 //!
 //! The interpreters live in $MEMSHIM_PYTHONS (default /var/cache/memshim-pythons); a missing one
-//! fails the test with how to provision it. Versions without a layout (3.8, 3.10, 3.14) are
+//! fails the test with how to provision it. Versions without a layout (3.8, 3.14) are
 //! checked to be refused with one warning by a program that poses as them.
 
 mod py_common;
@@ -37,6 +37,7 @@ const SEED: &str = "2";
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Version {
     Py39,
+    Py310,
     Py312,
     Py313,
 }
@@ -45,6 +46,7 @@ impl Version {
     fn name(self) -> &'static str {
         match self {
             Version::Py39 => "3.9",
+            Version::Py310 => "3.10",
             Version::Py312 => "3.12",
             Version::Py313 => "3.13",
         }
@@ -53,6 +55,7 @@ impl Version {
     fn tuple(self) -> (u8, u8) {
         match self {
             Version::Py39 => (3, 9),
+            Version::Py310 => (3, 10),
             Version::Py312 => (3, 12),
             Version::Py313 => (3, 13),
         }
@@ -75,20 +78,28 @@ impl Version {
         dir.join("root")
     }
 
-    /// 3.9's code objects have no co_qualname: a method shows as its bare name.
+    /// 3.9's and 3.10's code objects have no co_qualname: a method shows as its bare name.
     fn qualified(self, qualname: &'static str) -> &'static str {
         match self {
-            Version::Py39 => qualname.rsplit('.').next().unwrap(),
+            Version::Py39 | Version::Py310 => qualname.rsplit('.').next().unwrap(),
             Version::Py312 | Version::Py313 => qualname,
         }
     }
 
+    /// pyenv's interpreter, for the versions taken from there.
+    fn pyenv(self) -> Option<PathBuf> {
+        matches!(self, Version::Py310 | Version::Py312).then(|| pyenv_python(self.name()))
+    }
+
     /// `-I` flags for this version's C headers.
     fn includes(self) -> Vec<String> {
-        if self == Version::Py312 {
-            let py = pyenv_python("3.12");
+        if let Some(py) = self.pyenv() {
             let prefix = py.parent().unwrap().parent().unwrap();
-            return vec![format!("-I{}/include/python3.12", prefix.display())];
+            return vec![format!(
+                "-I{}/include/python{}",
+                prefix.display(),
+                self.name()
+            )];
         }
         let inc = self.root().join("usr/include");
         vec![
@@ -103,7 +114,7 @@ impl Version {
         let tmpl = dir.join("memshim.%p.msh");
         let mut c;
         match self {
-            Version::Py312 => {
+            Version::Py310 | Version::Py312 => {
                 c = Command::new(env!("CARGO_BIN_EXE_memshim"));
                 c.current_dir(dir)
                     .env("PYTHONPATH", dir)
@@ -112,7 +123,7 @@ impl Version {
                     .args(["run", "--seed", SEED, "-o"])
                     .arg(&tmpl)
                     .arg("--")
-                    .arg(pyenv_python("3.12"));
+                    .arg(self.pyenv().unwrap());
             }
             Version::Py39 => {
                 let root = self.root();
@@ -303,6 +314,11 @@ fn py39_pure_python_leak_names_function_file_and_lines() {
 }
 
 #[test]
+fn py310_pure_python_leak_names_function_file_and_lines() {
+    cache_leak(Version::Py310);
+}
+
+#[test]
 fn py312_pure_python_leak_names_function_file_and_lines() {
     cache_leak(Version::Py312);
 }
@@ -315,6 +331,11 @@ fn py313_pure_python_leak_names_function_file_and_lines() {
 #[test]
 fn py39_peak_inside_a_generator() {
     generator_peak(Version::Py39);
+}
+
+#[test]
+fn py310_peak_inside_a_generator() {
+    generator_peak(Version::Py310);
 }
 
 #[test]
@@ -333,6 +354,11 @@ fn py39_each_thread_carries_its_own_frames() {
 }
 
 #[test]
+fn py310_each_thread_carries_its_own_frames() {
+    threads(Version::Py310);
+}
+
+#[test]
 fn py312_each_thread_carries_its_own_frames() {
     threads(Version::Py312);
 }
@@ -345,6 +371,11 @@ fn py313_each_thread_carries_its_own_frames() {
 #[test]
 fn py39_c_extension_leak_in_order() {
     c_extension(Version::Py39);
+}
+
+#[test]
+fn py310_c_extension_leak_in_order() {
+    c_extension(Version::Py310);
 }
 
 #[test]
@@ -369,17 +400,12 @@ fn versions_without_a_verified_layout_get_native_frames_and_one_warning() {
             "Python 3.14 has no verified frame layout",
         ),
         (
-            "3.10",
-            &["-DHAS_ITER_SEND", "-DHAS_FRAME_GETCODE"][..],
-            "Python 3.10 has no verified frame layout",
-        ),
-        (
             "3.8",
             &[][..],
             "Python 3.8 or older has no verified frame layout",
         ),
-        // 3.13 with no debug offsets, 3.12, 3.11 and 3.9 whose code objects are not the
-        // headers' (this program has no PyCode_Type): refused too.
+        // 3.13 with no debug offsets, 3.9 to 3.12 whose code objects are not the headers'
+        // (this program has no PyCode_Type): refused too.
         (
             "3.13",
             &["-DPY_VERSION_HEX_FAKE=0x030d05f0"][..],
@@ -394,6 +420,11 @@ fn versions_without_a_verified_layout_get_native_frames_and_one_warning() {
             "3.11",
             &["-DPY_VERSION_HEX_FAKE=0x030b04f0"][..],
             "Python 3.11: code objects of None bytes",
+        ),
+        (
+            "3.10",
+            &["-DHAS_ITER_SEND", "-DHAS_FRAME_GETCODE"][..],
+            "Python 3.10: code objects of None bytes",
         ),
         (
             "3.9",

@@ -3,15 +3,16 @@
 //! Every number here is vouched for by a unit test that compiles that version's own headers
 //! (`offsetof`, see the tests at the end) and by an integration test (tests/py_versions.rs, and
 //! tests/py_leaks.rs for 3.11) that runs a real interpreter of that version under the real shim.
-//! Supported: 3.9 (Debian 11's build), 3.11, 3.12 (pyenv's 3.12.1, on this project's machines),
-//! 3.13 (read from the interpreter's own `_Py_DebugOffsets`, checked against [`PY313`]). 3.8,
-//! 3.10 and 3.14+ have no layout here, so the shim refuses them.
+//! Supported: 3.9 (Debian 11's build), 3.10 and 3.12 (pyenv's 3.10.13 and 3.12.1, on this
+//! project's machines), 3.11, 3.13 (read from the interpreter's own `_Py_DebugOffsets`, checked
+//! against [`PY313`]). 3.8 and 3.14+ have no layout here, so the shim refuses them.
 
 /// How a version chains the frames of a thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chain {
-    /// 3.9: `tstate->frame`, a chain of `PyFrameObject` (`f_back`, `f_code`, `f_lasti` in
-    /// bytes). Every frame is run by its own `_PyEval_EvalFrameDefault` call.
+    /// 3.9 and 3.10: `tstate->frame`, a chain of `PyFrameObject` (`f_back`, `f_code`, `f_lasti`
+    /// in bytes in 3.9, in code units in 3.10). Every frame is run by its own
+    /// `_PyEval_EvalFrameDefault` call.
     FrameObjects,
     /// 3.11: `tstate->cframe->current_frame`, a chain of `_PyInterpreterFrame` (`previous`,
     /// `f_code`, `prev_instr`); `is_entry` marks the outermost frame of each eval-loop call.
@@ -32,16 +33,18 @@ pub const NONE: usize = usize::MAX;
 pub struct Layout {
     pub version: (u8, u8),
     pub chain: Chain,
-    /// `PyThreadState.frame` (3.9), `.cframe` (3.11, 3.12), `.current_frame` (3.13).
+    /// `PyThreadState.frame` (3.9, 3.10), `.cframe` (3.11, 3.12), `.current_frame` (3.13).
     pub tstate_frame: usize,
     /// `_PyCFrame.current_frame` (3.11, 3.12).
     pub cframe_current_frame: usize,
-    /// `f_code` (3.9, 3.11) or `f_executable` (3.13).
+    /// `f_code` (3.9 to 3.12) or `f_executable` (3.13).
     pub frame_code: usize,
-    /// `f_back` (3.9) or `previous`.
+    /// `f_back` (3.9, 3.10) or `previous`.
     pub frame_previous: usize,
-    /// `f_lasti` (3.9, an int in bytes), `prev_instr` (3.11) or `instr_ptr` (3.13).
+    /// `f_lasti` (3.9, 3.10: an int), `prev_instr` (3.11, 3.12) or `instr_ptr` (3.13).
     pub frame_instr: usize,
+    /// `f_lasti` counts code units (3.10), not bytes (3.9).
+    pub lasti_in_units: bool,
     /// `_PyInterpreterFrame.is_entry` (3.11 only).
     pub frame_is_entry: usize,
     /// `_PyInterpreterFrame.owner` (3.11+).
@@ -56,14 +59,14 @@ pub struct Layout {
     /// `PyCode_Type.tp_basicsize` of this version: checked at start against the running
     /// interpreter, a cheap proof that the build matches the headers.
     pub code_basicsize: usize,
-    /// `PyFrame_Type.tp_basicsize` (3.9 only, whose walker reads frame objects).
+    /// `PyFrame_Type.tp_basicsize` (3.9 and 3.10, whose walker reads frame objects).
     pub frame_basicsize: usize,
     pub code_firstlineno: usize,
     pub code_filename: usize,
     pub code_name: usize,
-    /// `co_qualname` (3.11+; 3.9 has none).
+    /// `co_qualname` (3.11+; 3.9 and 3.10 have none).
     pub code_qualname: usize,
-    /// `co_lnotab` (3.9) or `co_linetable` (3.11+; the CLI decodes by version).
+    /// `co_lnotab` (3.9) or `co_linetable` (3.10+; the CLI decodes by version).
     pub code_linetable: usize,
     /// `_co_firsttraceable` (3.11+).
     pub code_firsttraceable: usize,
@@ -94,6 +97,7 @@ pub const PY39: Layout = Layout {
     frame_code: 32,
     frame_previous: 24,
     frame_instr: 104,
+    lasti_in_units: false,
     frame_is_entry: NONE,
     frame_owner: NONE,
     owned_by_generator: 0xff,
@@ -102,6 +106,43 @@ pub const PY39: Layout = Layout {
     type_basicsize: 32,
     code_basicsize: 176,
     frame_basicsize: 368,
+    code_firstlineno: 40,
+    code_filename: 104,
+    code_name: 112,
+    code_qualname: NONE,
+    code_linetable: 120,
+    code_firsttraceable: NONE,
+    code_code_adaptive: NONE,
+    runtime_finalizing: 16,
+    unicode_length: 16,
+    unicode_state: 32,
+    unicode_ascii_size: 48,
+    unicode_utf8_length: 48,
+    unicode_utf8: 56,
+    unicode_compact_size: 72,
+    bytes_size: 16,
+    bytes_sval: 32,
+};
+
+/// CPython 3.10 (pyenv's 3.10.13; the same headers as 3.9, with `f_lasti` in code units and
+/// PEP 626's `co_linetable`).
+pub const PY310: Layout = Layout {
+    version: (3, 10),
+    chain: Chain::FrameObjects,
+    tstate_frame: 24,
+    cframe_current_frame: NONE,
+    frame_code: 32,
+    frame_previous: 24,
+    frame_instr: 96,
+    lasti_in_units: true,
+    frame_is_entry: NONE,
+    frame_owner: NONE,
+    owned_by_generator: 0xff,
+    owned_by_cstack: 0xff,
+    object_type: 8,
+    type_basicsize: 32,
+    code_basicsize: 176,
+    frame_basicsize: 360,
     code_firstlineno: 40,
     code_filename: 104,
     code_name: 112,
@@ -130,6 +171,7 @@ pub const PY311: Layout = Layout {
     frame_code: 32,
     frame_previous: 48,
     frame_instr: 56,
+    lasti_in_units: false,
     frame_is_entry: 68,
     frame_owner: 69,
     owned_by_generator: 1,
@@ -166,6 +208,7 @@ pub const PY312: Layout = Layout {
     frame_code: 0,
     frame_previous: 8,
     frame_instr: 56,
+    lasti_in_units: false,
     frame_is_entry: NONE,
     frame_owner: 70,
     owned_by_generator: 1,
@@ -203,6 +246,7 @@ pub const PY313: Layout = Layout {
     frame_code: 0,
     frame_previous: 8,
     frame_instr: 56,
+    lasti_in_units: false,
     frame_is_entry: NONE,
     frame_owner: 70,
     owned_by_generator: 1,
@@ -538,6 +582,38 @@ int main(void) {
             l.code_firsttraceable,
             l.code_code_adaptive,
             l.code_basicsize,
+        ]);
+        assert_eq!(got, want);
+    }
+
+    /// 3.10, pyenv's.
+    #[test]
+    fn py310_layout_matches_cpython_headers() {
+        let py = pyenv_python("3.10");
+        let got = numbers(
+            "3.10",
+            &own_headers(py.to_str().unwrap(), "3.10"),
+            &program(
+                "co_linetable",
+                "#include <frameobject.h>",
+                "offsetof(PyThreadState, frame), offsetof(PyFrameObject, f_code),
+                 offsetof(PyFrameObject, f_back), offsetof(PyFrameObject, f_lasti),
+                 sizeof(((PyFrameObject *)0)->f_lasti),
+                 /* PyCode_Type: \"code\", sizeof(PyCodeObject); PyFrame_Type: \"frame\",
+                    sizeof(PyFrameObject) */
+                 sizeof(PyCodeObject), sizeof(PyFrameObject)",
+            ),
+        );
+        let l = &PY310;
+        let mut want = common(l);
+        want.extend([
+            l.tstate_frame,
+            l.frame_code,
+            l.frame_previous,
+            l.frame_instr,
+            4, // f_lasti is an int
+            l.code_basicsize,
+            l.frame_basicsize,
         ]);
         assert_eq!(got, want);
     }

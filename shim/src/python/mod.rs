@@ -9,8 +9,8 @@
 //! handed to the writer by an event), so a record never depends on a code object that may be gone.
 //!
 //! Layouts are vouched for by tests that compile each version's own headers (`offsetof`) and run
-//! a real interpreter of that version under the shim: 3.9, 3.11, 3.12 and 3.13. Other versions
-//! fall back to native-only stacks with one warning.
+//! a real interpreter of that version under the shim: 3.9 to 3.13. Other versions fall back to
+//! native-only stacks with one warning.
 
 pub mod layout;
 
@@ -90,6 +90,7 @@ fn basicsize(name: &core::ffi::CStr, l: &Layout) -> Option<usize> {
 fn layout_for(version: (u8, u8), hex: Option<u32>, runtime: usize) -> Result<Layout, String> {
     let l = match version {
         (3, 9) => layout::PY39,
+        (3, 10) => layout::PY310,
         (3, 11) => layout::PY311,
         (3, 12) => layout::PY312,
         (3, 13) => {
@@ -233,7 +234,7 @@ impl Writer<'_> {
     }
 }
 
-/// 3.9: `tstate->frame`, then `f_back`. Each frame object has its own eval-loop call.
+/// 3.9 and 3.10: `tstate->frame`, then `f_back`. Each frame object has its own eval-loop call.
 ///
 /// # Safety
 /// As in [`capture`]: the caller holds the GIL and `tstate` is its thread state.
@@ -244,11 +245,12 @@ unsafe fn walk_frame_objects(py: &Python, tstate: usize, w: &mut Writer<'_>) {
         let mut frame = word(tstate + l.tstate_frame);
         while frame != 0 && !w.full() {
             let code = word(frame + l.frame_code);
-            // f_lasti: the byte offset of the instruction being run, -1 before the first.
-            let lasti = *((frame + l.frame_instr) as *const i32);
+            // f_lasti: the instruction being run (its byte offset in 3.9, its index in code
+            // units in 3.10), -1 before the first.
+            let lasti = (*((frame + l.frame_instr) as *const i32)).max(0) as usize;
             if code != 0 {
                 let id = code_id(py, code);
-                w.push(id, lasti.max(0) as usize / 2, true);
+                w.push(id, if l.lasti_in_units { lasti } else { lasti / 2 }, true);
             }
             frame = word(frame + l.frame_previous);
         }
