@@ -1,6 +1,6 @@
 //! Python frames: a code object's name and file, and the line of the instruction being run,
 //! decoded from the code object's line table, whose format depends on the version that wrote it
-//! (`PyCode::py_version`): `co_lnotab` up to 3.9 (Objects/lnotab_notes.txt in the 3.9 tree),
+//! (`PyCode::py_version`): `co_lnotab` in 3.8 and 3.9 (Objects/lnotab_notes.txt in the 3.9 tree),
 //! 3.10's `co_linetable` (PEP 626; Objects/lnotab_notes.txt in the 3.10 tree), and from 3.11 on
 //! the location table (Objects/locations.md).
 
@@ -365,6 +365,14 @@ for name in ["dis", "inspect", "threading", "argparse", "collections", "json.dec
             .filter(|p| p.exists())
             .min()
             .unwrap_or_else(|| panic!("no CPython {version} in {}/versions", root.display()))
+    }
+
+    /// 3.8 writes 3.9's `co_lnotab` (pyenv's 3.8).
+    #[test]
+    fn lnotab_lines_match_cpython_38() {
+        let mut cmd = std::process::Command::new(pyenv_python("3.8"));
+        cmd.args(["-c", LINES_PY]);
+        matches_the_interpreter((3, 8), cmd);
     }
 
     /// 3.10's own format (pyenv's 3.10).

@@ -5,15 +5,15 @@
 //!
 //! - 3.9: Debian 11's python3.9, unpacked by scripts/python-versions.sh; it runs on this machine
 //!   (PYTHONHOME into its tree) through `memshim run`, as a user would.
-//! - 3.10 and 3.12: pyenv's (this project's machines have them under ~/.pyenv, or
+//! - 3.8, 3.10 and 3.12: pyenv's (this project's machines have them under ~/.pyenv, or
 //!   `$PYENV_ROOT`), run through `memshim run`.
 //! - 3.13: Debian 13's python3.13, which needs a newer glibc: a minimal trixie tree from the same
 //!   script, entered with chroot in a private mount namespace (the test's directory bound at the
 //!   same path inside, a fresh /proc), the shim preloaded with LD_PRELOAD.
 //!
 //! The interpreters live in $MEMSHIM_PYTHONS (default /var/cache/memshim-pythons); a missing one
-//! fails the test with how to provision it. Versions without a layout (3.8, 3.14) are
-//! checked to be refused with one warning by a program that poses as them.
+//! fails the test with how to provision it. Versions without a layout (3.7 and older, 3.14)
+//! are checked to be refused with one warning by a program that poses as them.
 
 mod py_common;
 mod shim_support;
@@ -36,6 +36,7 @@ const SEED: &str = "2";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Version {
+    Py38,
     Py39,
     Py310,
     Py312,
@@ -45,6 +46,7 @@ enum Version {
 impl Version {
     fn name(self) -> &'static str {
         match self {
+            Version::Py38 => "3.8",
             Version::Py39 => "3.9",
             Version::Py310 => "3.10",
             Version::Py312 => "3.12",
@@ -54,6 +56,7 @@ impl Version {
 
     fn tuple(self) -> (u8, u8) {
         match self {
+            Version::Py38 => (3, 8),
             Version::Py39 => (3, 9),
             Version::Py310 => (3, 10),
             Version::Py312 => (3, 12),
@@ -78,17 +81,18 @@ impl Version {
         dir.join("root")
     }
 
-    /// 3.9's and 3.10's code objects have no co_qualname: a method shows as its bare name.
+    /// Code objects before 3.11 have no co_qualname: a method shows as its bare name.
     fn qualified(self, qualname: &'static str) -> &'static str {
         match self {
-            Version::Py39 | Version::Py310 => qualname.rsplit('.').next().unwrap(),
+            Version::Py38 | Version::Py39 | Version::Py310 => qualname.rsplit('.').next().unwrap(),
             Version::Py312 | Version::Py313 => qualname,
         }
     }
 
     /// pyenv's interpreter, for the versions taken from there.
     fn pyenv(self) -> Option<PathBuf> {
-        matches!(self, Version::Py310 | Version::Py312).then(|| pyenv_python(self.name()))
+        matches!(self, Version::Py38 | Version::Py310 | Version::Py312)
+            .then(|| pyenv_python(self.name()))
     }
 
     /// `-I` flags for this version's C headers.
@@ -114,7 +118,7 @@ impl Version {
         let tmpl = dir.join("memshim.%p.msh");
         let mut c;
         match self {
-            Version::Py310 | Version::Py312 => {
+            Version::Py38 | Version::Py310 | Version::Py312 => {
                 c = Command::new(env!("CARGO_BIN_EXE_memshim"));
                 c.current_dir(dir)
                     .env("PYTHONPATH", dir)
@@ -314,6 +318,11 @@ fn py39_pure_python_leak_names_function_file_and_lines() {
 }
 
 #[test]
+fn py38_pure_python_leak_names_function_file_and_lines() {
+    cache_leak(Version::Py38);
+}
+
+#[test]
 fn py310_pure_python_leak_names_function_file_and_lines() {
     cache_leak(Version::Py310);
 }
@@ -331,6 +340,11 @@ fn py313_pure_python_leak_names_function_file_and_lines() {
 #[test]
 fn py39_peak_inside_a_generator() {
     generator_peak(Version::Py39);
+}
+
+#[test]
+fn py38_peak_inside_a_generator() {
+    generator_peak(Version::Py38);
 }
 
 #[test]
@@ -354,6 +368,11 @@ fn py39_each_thread_carries_its_own_frames() {
 }
 
 #[test]
+fn py38_each_thread_carries_its_own_frames() {
+    threads(Version::Py38);
+}
+
+#[test]
 fn py310_each_thread_carries_its_own_frames() {
     threads(Version::Py310);
 }
@@ -371,6 +390,11 @@ fn py313_each_thread_carries_its_own_frames() {
 #[test]
 fn py39_c_extension_leak_in_order() {
     c_extension(Version::Py39);
+}
+
+#[test]
+fn py38_c_extension_leak_in_order() {
+    c_extension(Version::Py38);
 }
 
 #[test]
@@ -400,11 +424,11 @@ fn versions_without_a_verified_layout_get_native_frames_and_one_warning() {
             "Python 3.14 has no verified frame layout",
         ),
         (
-            "3.8",
+            "3.7",
             &[][..],
-            "Python 3.8 or older has no verified frame layout",
+            "Python 3.7 or older has no verified frame layout",
         ),
-        // 3.13 with no debug offsets, 3.9 to 3.12 whose code objects are not the headers'
+        // 3.13 with no debug offsets, 3.8 to 3.12 whose code objects are not the headers'
         // (this program has no PyCode_Type): refused too.
         (
             "3.13",
@@ -430,6 +454,11 @@ fn versions_without_a_verified_layout_get_native_frames_and_one_warning() {
             "3.9",
             &["-DHAS_FRAME_GETCODE"][..],
             "Python 3.9: code objects of None bytes",
+        ),
+        (
+            "3.8",
+            &["-DHAS_CODE_NEW_POSONLY"][..],
+            "Python 3.8: code objects of None bytes",
         ),
     ] {
         let sub = dir.join(tag);
@@ -470,6 +499,30 @@ fn versions_without_a_verified_layout_get_native_frames_and_one_warning() {
             "{tag}: Python frames recorded"
         );
     }
+}
+
+/// A real interpreter older than any layout (pyenv's 3.7) runs exactly as without the shim, with
+/// one warning, and its capture has native stacks and no Python frames.
+#[test]
+fn py37_is_refused_with_one_warning_and_runs_as_without_the_shim() {
+    let dir = scratch("3.7-refused");
+    let prog = shim_support::Program::new(pyenv_python("3.7"))
+        .arg("-c")
+        .arg("print('done', sum(len(bytes(4096)) for _ in range(20000)))");
+    let plain = prog.run_plain(&dir);
+    assert_eq!(plain.stdout, "done 81920000\n", "{plain:?}");
+    let (o, caps) = prog.run_shim(&dir, "shim", Some("64K"));
+    assert_eq!(o.stdout, plain.stdout);
+    assert!(o.success(), "{o:?}");
+    assert_eq!(
+        warnings(&o.stderr),
+        ["memshim: Python 3.7 or older has no verified frame layout; stacks have native frames only"]
+    );
+    let caps = shim_support::captures(&caps);
+    let cap = shim_support::only(&caps);
+    cap.assert_complete();
+    assert!(cap.allocs().count() > 100, "sampled");
+    assert!(!cap.records.iter().any(|r| matches!(r, Record::PyCode(_))));
 }
 
 /// CPython 3.12+ counts the process's threads after os.fork() and prints a DeprecationWarning

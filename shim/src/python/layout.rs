@@ -3,15 +3,16 @@
 //! Every number here is vouched for by a unit test that compiles that version's own headers
 //! (`offsetof`, see the tests at the end) and by an integration test (tests/py_versions.rs, and
 //! tests/py_leaks.rs for 3.11) that runs a real interpreter of that version under the real shim.
-//! Supported: 3.9 (Debian 11's build), 3.10 and 3.12 (pyenv's 3.10.13 and 3.12.1, on this
-//! project's machines), 3.11, 3.13 (read from the interpreter's own `_Py_DebugOffsets`, checked
-//! against [`PY313`]). 3.8 and 3.14+ have no layout here, so the shim refuses them.
+//! Supported: 3.8, 3.10 and 3.12 (pyenv's 3.8.18, 3.10.13 and 3.12.1, on this project's
+//! machines), 3.9 (Debian 11's build), 3.11, 3.13 (read from the interpreter's own
+//! `_Py_DebugOffsets`, checked against [`PY313`]). 3.7 and older, and 3.14+, have no layout
+//! here, so the shim refuses them.
 
 /// How a version chains the frames of a thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chain {
-    /// 3.9 and 3.10: `tstate->frame`, a chain of `PyFrameObject` (`f_back`, `f_code`, `f_lasti`
-    /// in bytes in 3.9, in code units in 3.10). Every frame is run by its own
+    /// 3.8 to 3.10: `tstate->frame`, a chain of `PyFrameObject` (`f_back`, `f_code`, `f_lasti`
+    /// in bytes up to 3.9, in code units in 3.10). Every frame is run by its own
     /// `_PyEval_EvalFrameDefault` call.
     FrameObjects,
     /// 3.11: `tstate->cframe->current_frame`, a chain of `_PyInterpreterFrame` (`previous`,
@@ -85,6 +86,14 @@ pub struct Layout {
     pub bytes_size: usize,
     pub bytes_sval: usize,
 }
+
+/// CPython 3.8 (pyenv's 3.8.18): every field the walker reads sits where 3.9 has it; only
+/// `_PyRuntimeState.finalizing` is named without 3.9's underscore (a `PyThreadState *`, non-null
+/// from the start of finalization, as 3.9's `_finalizing`).
+pub const PY38: Layout = Layout {
+    version: (3, 8),
+    ..PY39
+};
 
 /// CPython 3.9 as Debian 11 builds it (3.9.2; Include/cpython/pystate.h,
 /// Include/cpython/frameobject.h, Include/cpython/code.h, Include/internal/pycore_runtime.h,
@@ -582,6 +591,44 @@ int main(void) {
             l.code_firsttraceable,
             l.code_code_adaptive,
             l.code_basicsize,
+        ]);
+        assert_eq!(got, want);
+    }
+
+    /// 3.8, pyenv's: its runtime state is in pycore_pystate.h, its finalizing field has no
+    /// underscore.
+    #[test]
+    fn py38_layout_matches_cpython_headers() {
+        let py = pyenv_python("3.8");
+        let got = numbers(
+            "3.8",
+            &own_headers(py.to_str().unwrap(), "3.8"),
+            &program(
+                "co_lnotab",
+                "#include <frameobject.h>",
+                "offsetof(PyThreadState, frame), offsetof(PyFrameObject, f_code),
+                 offsetof(PyFrameObject, f_back), offsetof(PyFrameObject, f_lasti),
+                 sizeof(((PyFrameObject *)0)->f_lasti),
+                 /* PyCode_Type: \"code\", sizeof(PyCodeObject); PyFrame_Type: \"frame\",
+                    sizeof(PyFrameObject) */
+                 sizeof(PyCodeObject), sizeof(PyFrameObject)",
+            )
+            .replace("internal/pycore_runtime.h", "internal/pycore_pystate.h")
+            .replace(
+                "_PyRuntimeState, _finalizing",
+                "_PyRuntimeState, finalizing",
+            ),
+        );
+        let l = &PY38;
+        let mut want = common(l);
+        want.extend([
+            l.tstate_frame,
+            l.frame_code,
+            l.frame_previous,
+            l.frame_instr,
+            4, // f_lasti is an int
+            l.code_basicsize,
+            l.frame_basicsize,
         ]);
         assert_eq!(got, want);
     }

@@ -9,7 +9,7 @@
 //! handed to the writer by an event), so a record never depends on a code object that may be gone.
 //!
 //! Layouts are vouched for by tests that compile each version's own headers (`offsetof`) and run
-//! a real interpreter of that version under the shim: 3.9 to 3.13. Other versions fall back to
+//! a real interpreter of that version under the shim: 3.8 to 3.13. Other versions fall back to
 //! native-only stacks with one warning.
 
 pub mod layout;
@@ -53,8 +53,8 @@ fn sym(name: &core::ffi::CStr) -> *mut c_void {
 /// the version is read from what the binary exports, not asked for. 3.11+ export `Py_Version`, a
 /// constant (PY_VERSION_HEX). Older versions have no such datum (`Py_GetVersion()` formats its
 /// string when called, and the PY_VERSION literal has no symbol), so they are told apart by the C
-/// API functions each added, which no later version removed: `PyIter_Send` (3.10) and
-/// `PyFrame_GetCode` (3.9). A library exporting such a name by chance could mislead this, so the
+/// API functions each added, which no later version removed: `PyIter_Send` (3.10),
+/// `PyFrame_GetCode` (3.9) and `PyCode_NewWithPosOnlyArgs` (3.8); (3, 7) stands for 3.7 or older. A library exporting such a name by chance could mislead this, so the
 /// caller also checks that `PyCode_Type.tp_basicsize` (and for 3.9 `PyFrame_Type`'s) is the size
 /// that version's headers give: a wrong guess is refused, not walked.
 fn version() -> ((u8, u8), Option<u32>) {
@@ -69,8 +69,10 @@ fn version() -> ((u8, u8), Option<u32>) {
         ((3, 10), None)
     } else if !sym(c"PyFrame_GetCode").is_null() {
         ((3, 9), None)
-    } else {
+    } else if !sym(c"PyCode_NewWithPosOnlyArgs").is_null() {
         ((3, 8), None)
+    } else {
+        ((3, 7), None)
     }
 }
 
@@ -89,6 +91,7 @@ fn basicsize(name: &core::ffi::CStr, l: &Layout) -> Option<usize> {
 /// The layout of the running interpreter, or why it has none.
 fn layout_for(version: (u8, u8), hex: Option<u32>, runtime: usize) -> Result<Layout, String> {
     let l = match version {
+        (3, 8) => layout::PY38,
         (3, 9) => layout::PY39,
         (3, 10) => layout::PY310,
         (3, 11) => layout::PY311,
@@ -102,7 +105,7 @@ fn layout_for(version: (u8, u8), hex: Option<u32>, runtime: usize) -> Result<Lay
             };
             layout::from_debug_offsets(&d, hex.unwrap_or(0))?
         }
-        (3, 8) => return Err("Python 3.8 or older has no verified frame layout".into()),
+        (3, 7) => return Err("Python 3.7 or older has no verified frame layout".into()),
         (major, minor) => {
             return Err(format!(
                 "Python {major}.{minor} has no verified frame layout"
@@ -234,7 +237,7 @@ impl Writer<'_> {
     }
 }
 
-/// 3.9 and 3.10: `tstate->frame`, then `f_back`. Each frame object has its own eval-loop call.
+/// 3.8 to 3.10: `tstate->frame`, then `f_back`. Each frame object has its own eval-loop call.
 ///
 /// # Safety
 /// As in [`capture`]: the caller holds the GIL and `tstate` is its thread state.
@@ -245,7 +248,7 @@ unsafe fn walk_frame_objects(py: &Python, tstate: usize, w: &mut Writer<'_>) {
         let mut frame = word(tstate + l.tstate_frame);
         while frame != 0 && !w.full() {
             let code = word(frame + l.frame_code);
-            // f_lasti: the instruction being run (its byte offset in 3.9, its index in code
+            // f_lasti: the instruction being run (its byte offset up to 3.9, its index in code
             // units in 3.10), -1 before the first.
             let lasti = (*((frame + l.frame_instr) as *const i32)).max(0) as usize;
             if code != 0 {
