@@ -10,7 +10,8 @@ import tempfile
 lib, memshim, runs, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 instructions = len(sys.argv) > 5 and sys.argv[5] == "--instructions"
 here = os.path.dirname(os.path.abspath(__file__))
-workload = [sys.executable, os.path.join(here, "bench-python-workload.py"), rounds]
+# The interpreter measured (scripts/bench-python's PYTHON=); this driver runs on the machine's own.
+workload = [os.environ.get("BENCH_WORKLOAD_PYTHON", sys.executable), os.path.join(here, "bench-python-workload.py"), rounds]
 out = tempfile.mkdtemp(prefix="memshim-bench-")
 
 base = {k: v for k, v in os.environ.items() if not k.startswith("MEMSHIM_") and k != "LD_PRELOAD"}
