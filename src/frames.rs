@@ -87,10 +87,12 @@ pub fn flatten(units: Vec<Unit>) -> Vec<Frame> {
 }
 
 /// Merges Python frames (innermost first; `entry` marks the first Python frame an eval-loop call
-/// ran) into a native stack (innermost first), memray style: each `_PyEval_EvalFrameDefault`
-/// frame becomes the Python frames it was running (frames inlined into the eval loop stay, inner
-/// to them). Python frames left over (no eval frame was symbolized) go outermost.
-pub fn merge_python(native: Vec<Unit>, python: Vec<(Frame, bool)>) -> Vec<Unit> {
+/// ran; `None` stands for a call with no Python frame at that moment) into a native stack
+/// (innermost first), memray style: each `_PyEval_EvalFrameDefault` frame becomes the Python
+/// frames it was running (frames inlined into the eval loop stay, inner to them), or stays as it
+/// is for a call without any. Python frames left over (no eval frame was symbolized) go
+/// outermost.
+pub fn merge_python(native: Vec<Unit>, python: Vec<(Option<Frame>, bool)>) -> Vec<Unit> {
     if python.is_empty() {
         return native;
     }
@@ -100,18 +102,24 @@ pub fn merge_python(native: Vec<Unit>, python: Vec<(Frame, bool)>) -> Vec<Unit> 
         let pos = u.frames.iter().position(is_eval);
         match pos {
             Some(k) if py.peek().is_some() => {
+                let mut call = Vec::new();
+                for (pf, entry) in py.by_ref() {
+                    call.extend(pf);
+                    if entry {
+                        break;
+                    }
+                }
+                if call.is_empty() {
+                    out.push(u);
+                    continue;
+                }
                 if k > 0 {
                     out.push(Unit {
                         addr: u.addr,
                         frames: u.frames[..k].to_vec(),
                     });
                 }
-                for (pf, entry) in py.by_ref() {
-                    out.push(Unit::python(pf));
-                    if entry {
-                        break;
-                    }
-                }
+                out.extend(call.into_iter().map(Unit::python));
                 if k + 1 < u.frames.len() {
                     out.push(Unit {
                         addr: u.addr,
@@ -122,7 +130,7 @@ pub fn merge_python(native: Vec<Unit>, python: Vec<(Frame, bool)>) -> Vec<Unit> 
             _ => out.push(u),
         }
     }
-    out.extend(py.map(|(f, _)| Unit::python(f)));
+    out.extend(py.filter_map(|(f, _)| f.map(Unit::python)));
     out
 }
 
@@ -180,11 +188,11 @@ mod tests {
         }
     }
 
-    fn py(name: &str, entry: bool) -> (Frame, bool) {
+    fn py(name: &str, entry: bool) -> (Option<Frame>, bool) {
         let mut f = native_in(name, "");
         f.kind = Kind::Python;
         f.module = None;
-        (f, entry)
+        (Some(f), entry)
     }
 
     fn names(units: Vec<Unit>) -> Vec<String> {
@@ -213,6 +221,29 @@ mod tests {
                 "PyObject_Call",
                 "outer",
                 "main"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_eval_call_without_python_frames_stays_native_and_keeps_the_outer_calls_in_place() {
+        // The inner eval call is clearing the frame it returned from (3.12+): it has no Python
+        // frame, and `main` belongs to the outer call, under `map_next`.
+        let stack = vec![
+            native("_PyEval_EvalFrameDefault"),
+            native("map_next"),
+            native("_PyEval_EvalFrameDefault"),
+            native("Py_RunMain"),
+        ];
+        let pyf = vec![(None, true), py("main", false), py("<module>", true)];
+        assert_eq!(
+            names(merge_python(stack, pyf)),
+            [
+                "_PyEval_EvalFrameDefault",
+                "map_next",
+                "main",
+                "<module>",
+                "Py_RunMain"
             ]
         );
     }

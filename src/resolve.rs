@@ -7,6 +7,7 @@ use crate::frames::{flatten, is_eval, merge_python, python_only, Frame, Unit};
 use crate::pyframes;
 use crate::symbolize::Symbolizer;
 use crate::view::View;
+use memshim_format::PyFrame;
 
 /// The function of CPython's object allocator that maps a new pymalloc arena (Objects/obmalloc.c).
 /// `_PyObject_ArenaMmap` alone is not enough: CPython also maps the chunks of its frame stack
@@ -50,7 +51,11 @@ pub fn site_units(a: &Analysis, sym: &mut Symbolizer, idx: u32, view: View) -> V
     let python = site
         .python
         .iter()
-        .map(|f| (pyframes::frame(a.pycodes.get(&f.code), f), f.entry))
+        .map(|f| {
+            let frame =
+                (f.code != PyFrame::NO_FRAME).then(|| pyframes::frame(a.pycodes.get(&f.code), f));
+            (frame, f.entry)
+        })
         .collect();
     let merged = merge_python(native, python);
     match view {

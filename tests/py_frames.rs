@@ -4,6 +4,16 @@
 mod py_common;
 use py_common::*;
 
+/// 3.11 marks eval-loop calls on their first frame (`is_entry`): a call whose first frame is
+/// still in its prologue, or gone, must not take the outer call's frames.
+#[test]
+fn an_eval_call_without_frames_keeps_the_outer_frames_in_place() {
+    let Some(v) = report_of("clear_frame.py", &[], &[], &[]) else {
+        return;
+    };
+    check_clear_frame(&v, "3.11");
+}
+
 #[test]
 fn peak_inside_a_generator_shows_the_generator() {
     let Some(v) = report_of("gen_peak.py", &[], &[], &[]) else {

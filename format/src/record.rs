@@ -40,12 +40,20 @@ impl Module {
 /// One Python frame of a sampled stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PyFrame {
-    /// Identity of the code object, as named by a [`Record::PyCode`].
+    /// Identity of the code object, as named by a [`Record::PyCode`]; [`PyFrame::NO_FRAME`]
+    /// (never a code object's id) for an eval-loop call with no Python frame of its own at that
+    /// moment (starting, or clearing the frame it returns from), written with `entry` set, so
+    /// that the frames outer to it stay with their own eval-loop calls.
     pub code: u64,
     /// Offset of the instruction being run, in code units.
     pub instr: u32,
     /// The first Python frame run by its eval-loop call (where a native eval frame starts).
     pub entry: bool,
+}
+
+impl PyFrame {
+    /// The `code` of an eval-loop call without a Python frame (code ids are never 0).
+    pub const NO_FRAME: u64 = 0;
 }
 
 /// What a Python code object is called, copied once per code object.

@@ -244,3 +244,25 @@ pub fn check_ext_leak(report: &Value) -> &Value {
         .all(|s| !names(s).iter().any(|x| x == "ext_clean")));
     top
 }
+
+/// The report of tests/fixtures/py/clear_frame.py, which allocates while an eval-loop call clears
+/// the frame it returns from (when that call has no Python frame in the chain): `main` must stay
+/// with the outer call, outer to the `map_next` that calls `f`, in every stack through both.
+pub fn check_clear_frame(report: &Value, tag: &str) {
+    let mut both = 0;
+    for site in ["allocations", "leaks", "peak"]
+        .iter()
+        .flat_map(|k| report[*k].as_array().into_iter().flatten())
+    {
+        let n = names(site);
+        let at = |f: &str| n.iter().position(|x| x == f);
+        if let (Some(map_next), Some(main)) = (at("map_next"), at("main")) {
+            both += 1;
+            assert!(
+                map_next < main,
+                "{tag}: main shown inner to map_next: {n:?}"
+            );
+        }
+    }
+    assert!(both > 0, "{tag}: no stack through main and map_next");
+}

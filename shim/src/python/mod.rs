@@ -55,7 +55,7 @@ fn sym(name: &core::ffi::CStr) -> *mut c_void {
 /// string when called, and the PY_VERSION literal has no symbol), so they are told apart by the C
 /// API functions each added, which no later version removed: `PyIter_Send` (3.10),
 /// `PyFrame_GetCode` (3.9) and `PyCode_NewWithPosOnlyArgs` (3.8); (3, 7) stands for 3.7 or older. A library exporting such a name by chance could mislead this, so the
-/// caller also checks that `PyCode_Type.tp_basicsize` (and for 3.9 `PyFrame_Type`'s) is the size
+/// caller also checks that `PyCode_Type.tp_basicsize` (and up to 3.10 `PyFrame_Type`'s) is the size
 /// that version's headers give: a wrong guess is refused, not walked.
 fn version() -> ((u8, u8), Option<u32>) {
     let v = sym(c"Py_Version");
@@ -195,7 +195,12 @@ pub fn capture(out: &mut [core::mem::MaybeUninit<u64>]) -> usize {
         return 0; // no GIL here: another thread's frames are not ours to read
     }
     let max = (out.len() / WORDS_PER_FRAME).min(MAX_PY_FRAMES);
-    let mut w = Writer { out, n: 0, max };
+    let mut w = Writer {
+        out,
+        n: 0,
+        max,
+        in_call: 0,
+    };
     // SAFETY: we hold the GIL, so the thread state, its frame chain and the code objects it
     // references are alive and not being mutated by another thread; the offsets are those of
     // this interpreter version (see the layout tests).
@@ -214,6 +219,8 @@ struct Writer<'a> {
     out: &'a mut [core::mem::MaybeUninit<u64>],
     n: usize,
     max: usize,
+    /// Frames written since the last eval-loop call ended (the current call's so far).
+    in_call: usize,
 }
 
 impl Writer<'_> {
@@ -225,14 +232,24 @@ impl Writer<'_> {
         self.out[self.n * 2].write(code_id);
         self.out[self.n * 2 + 1].write(instr as u32 as u64 | (entry as u64) << 32);
         self.n += 1;
+        self.in_call = if entry { 0 } else { self.in_call + 1 };
     }
 
-    /// Marks the last frame written as the first one an eval-loop call ran.
-    fn mark_entry(&mut self) {
-        if self.n > 0 {
-            // SAFETY: slot n * 2 - 1 was written by `push`.
+    /// Ends the current eval-loop call: its first frame is the last one written or, when it has
+    /// written none (a call starting, or clearing the frame it returns from), a
+    /// [`PyFrame::NO_FRAME`] stands for it, so the frames outer to it are not taken for its own.
+    ///
+    /// [`PyFrame::NO_FRAME`]: memshim_format::PyFrame::NO_FRAME
+    fn end_call(&mut self) {
+        if self.in_call == 0 {
+            if !self.full() {
+                self.push(memshim_format::PyFrame::NO_FRAME, 0, true);
+            }
+        } else {
+            // SAFETY: slot n * 2 - 1 was written by `push` (in_call > 0 means n > 0).
             let last = unsafe { self.out[self.n * 2 - 1].assume_init() };
             self.out[self.n * 2 - 1].write(last | 1 << 32);
+            self.in_call = 0;
         }
     }
 }
@@ -273,7 +290,6 @@ unsafe fn walk_cframe(py: &Python, tstate: usize, w: &mut Writer<'_>) {
             return;
         }
         let mut frame = word(cframe + l.cframe_current_frame);
-        let mut pending_entry = false;
         while frame != 0 && !w.full() {
             let code = word(frame + l.frame_code);
             let is_entry = *((frame + l.frame_is_entry) as *const u8) != 0;
@@ -282,21 +298,19 @@ unsafe fn walk_cframe(py: &Python, tstate: usize, w: &mut Writer<'_>) {
             let start = code + l.code_code_adaptive;
             let first_traceable = *((code + l.code_firsttraceable) as *const i32) as usize;
             // An incomplete frame (still in its prologue) has no meaningful position: skip it,
-            // but keep its entry mark for the frame it stands under.
+            // but end its eval-loop call if it was that call's first.
             let incomplete =
                 owner != l.owned_by_generator && prev_instr < start + first_traceable * 2;
             if incomplete {
-                pending_entry |= is_entry;
+                if is_entry {
+                    w.end_call();
+                }
             } else if code != 0 {
                 let instr = prev_instr.saturating_sub(start) / 2;
-                let entry = is_entry || core::mem::take(&mut pending_entry);
                 let id = code_id(py, code);
-                w.push(id, instr, entry);
+                w.push(id, instr, is_entry);
             }
             frame = word(frame + l.frame_previous);
-        }
-        if pending_entry {
-            w.mark_entry();
         }
     }
 }
@@ -321,17 +335,13 @@ unsafe fn walk_current(py: &Python, tstate: usize, w: &mut Writer<'_>) {
             }
             frame = word(frame + l.cframe_current_frame);
         }
-        let mut pending_entry = false;
         while frame != 0 && !w.full() {
             let owner = *((frame + l.frame_owner) as *const u8);
             let next = word(frame + l.frame_previous);
             if owner == l.owned_by_cstack {
-                // The frame above (already written, innermost first) was this call's first.
-                if w.n > 0 {
-                    w.mark_entry();
-                } else {
-                    pending_entry = true;
-                }
+                // The bottom of an eval-loop call: the frame above (already written, innermost
+                // first) was its first.
+                w.end_call();
                 frame = next;
                 continue;
             }
@@ -343,14 +353,14 @@ unsafe fn walk_current(py: &Python, tstate: usize, w: &mut Writer<'_>) {
             let instr_ptr = word(frame + l.frame_instr);
             let start = code + l.code_code_adaptive;
             let first_traceable = *((code + l.code_firsttraceable) as *const i32) as usize;
-            // As 3.12's and 3.13's _PyFrame_IsIncomplete: a frame still in its prologue (or the shim
-            // frame of an `__init__` call) has no meaningful position.
+            // As 3.12's and 3.13's _PyFrame_IsIncomplete: a frame still in its prologue (or the
+            // shim frame of an `__init__` call) has no meaningful position.
             let incomplete =
                 owner != l.owned_by_generator && instr_ptr < start + first_traceable * 2;
             if !incomplete {
                 let instr = instr_ptr.saturating_sub(start) / 2;
                 let id = code_id(py, code);
-                w.push(id, instr, core::mem::take(&mut pending_entry));
+                w.push(id, instr, false);
             }
             frame = next;
         }
