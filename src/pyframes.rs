@@ -34,8 +34,12 @@ pub fn frame(code: Option<&PyCode>, f: &PyFrame) -> Frame {
     }
 }
 
-/// The source line of the code unit at `instr`, when the table format is known.
+/// The source line of the code unit at `instr`, when the table format is known. None for a frame
+/// that has not started ([`PyFrame::NOT_STARTED`]): it is shown at its first line.
 pub fn line_of(c: &PyCode, instr: u32) -> Option<u32> {
+    if instr == PyFrame::NOT_STARTED {
+        return None;
+    }
     if c.py_version < (3, 10) {
         return lnotab_line(c, instr);
     }
@@ -179,6 +183,20 @@ mod tests {
         assert_eq!(at(8), Some(12));
         assert_eq!(at(9), Some(312)); // bytes 18..: +300
         assert_eq!(at(1000), Some(312));
+    }
+
+    #[test]
+    fn a_frame_not_started_is_at_its_first_line() {
+        let mut c = code(vec![8, 1]);
+        c.py_version = (3, 9);
+        let f = PyFrame {
+            code: 1,
+            instr: PyFrame::NOT_STARTED,
+            entry: true,
+        };
+        assert_eq!(frame(Some(&c), &f).line, Some(10));
+        assert_eq!(line_of(&c, 0), Some(10));
+        assert_eq!(line_of(&c, 4), Some(11));
     }
 
     #[test]

@@ -15,6 +15,14 @@ fn an_eval_call_without_frames_keeps_the_outer_frames_in_place() {
 }
 
 #[test]
+fn a_profile_hook_shows_the_called_function_at_its_def_line() {
+    let Some(v) = report_of("profile_hook.py", &[], &[], &[]) else {
+        return;
+    };
+    check_profile_hook(&v, "3.11");
+}
+
+#[test]
 fn peak_inside_a_generator_shows_the_generator() {
     let Some(v) = report_of("gen_peak.py", &[], &[], &[]) else {
         return;

@@ -23,8 +23,8 @@ use std::process::Command;
 
 use memshim_format::Record;
 use py_common::{
-    assert_worker_truth, bytes_in, check_clear_frame, check_ext_leak, first_python, frames, names,
-    python_names, within, worker_bytes, MIB, WORKERS,
+    assert_worker_truth, bytes_in, check_clear_frame, check_ext_leak, check_profile_hook,
+    first_python, frames, names, python_names, within, worker_bytes, MIB, WORKERS,
 };
 use serde_json::Value;
 use shim_support::{build_c, decode, pyenv_python, run, shim_so, warnings, Outcome, TIMEOUT};
@@ -302,6 +302,13 @@ fn eval_call_without_frames(v: Version) {
     check_clear_frame(&r, v.name());
 }
 
+/// See py_common::check_profile_hook (before 3.11 target's f_lasti is -1 there: it was shown at
+/// its first instruction's line).
+fn profile_hook(v: Version) {
+    let r = report_of(v, "profile_hook.py", &[], |_| {});
+    check_profile_hook(&r, v.name());
+}
+
 /// Builds tests/fixtures/py/extleak.c against version `v`'s headers as `extleak.so` in `dir`
 /// (Python imports a plain `.so` too).
 fn build_extension(v: Version, dir: &Path) {
@@ -359,8 +366,18 @@ fn py313_pure_python_leak_names_function_file_and_lines() {
 }
 
 #[test]
+fn py39_a_profile_hook_shows_the_called_function_at_its_def_line() {
+    profile_hook(Version::Py39);
+}
+
+#[test]
 fn py39_peak_inside_a_generator() {
     generator_peak(Version::Py39);
+}
+
+#[test]
+fn py38_a_profile_hook_shows_the_called_function_at_its_def_line() {
+    profile_hook(Version::Py38);
 }
 
 #[test]
@@ -369,13 +386,28 @@ fn py38_peak_inside_a_generator() {
 }
 
 #[test]
+fn py310_a_profile_hook_shows_the_called_function_at_its_def_line() {
+    profile_hook(Version::Py310);
+}
+
+#[test]
 fn py310_peak_inside_a_generator() {
     generator_peak(Version::Py310);
 }
 
 #[test]
+fn py312_a_profile_hook_shows_the_called_function_at_its_def_line() {
+    profile_hook(Version::Py312);
+}
+
+#[test]
 fn py312_peak_inside_a_generator() {
     generator_peak(Version::Py312);
+}
+
+#[test]
+fn py313_a_profile_hook_shows_the_called_function_at_its_def_line() {
+    profile_hook(Version::Py313);
 }
 
 #[test]

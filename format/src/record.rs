@@ -45,7 +45,9 @@ pub struct PyFrame {
     /// moment (starting, or clearing the frame it returns from), written with `entry` set, so
     /// that the frames outer to it stay with their own eval-loop calls.
     pub code: u64,
-    /// Offset of the instruction being run, in code units.
+    /// Offset of the instruction being run, in code units; [`PyFrame::NOT_STARTED`] for a frame
+    /// that has not begun its first instruction (before 3.11: `f_lasti` -1, e.g. while a profile
+    /// hook runs for its call), which CPython places at its first line.
     pub instr: u32,
     /// The first Python frame run by its eval-loop call (where a native eval frame starts).
     pub entry: bool,
@@ -54,6 +56,8 @@ pub struct PyFrame {
 impl PyFrame {
     /// The `code` of an eval-loop call without a Python frame (code ids are never 0).
     pub const NO_FRAME: u64 = 0;
+    /// The `instr` of a frame before its first instruction.
+    pub const NOT_STARTED: u32 = u32::MAX;
 }
 
 /// What a Python code object is called, copied once per code object.

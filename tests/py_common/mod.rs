@@ -266,3 +266,20 @@ pub fn check_clear_frame(report: &Value, tag: &str) {
     }
     assert!(both > 0, "{tag}: no stack through main and map_next");
 }
+
+/// The report of tests/fixtures/py/profile_hook.py: what its profile hook keeps is named by the
+/// hook, then `target` at its def line (the hook runs before target's first instruction), then
+/// the callers at their calls.
+pub fn check_profile_hook(report: &Value, tag: &str) {
+    let top = &report["leaks"][0];
+    let py: Vec<(&str, u64)> = frames(top)
+        .iter()
+        .filter(|f| f["kind"] == "python")
+        .map(|f| (f["function"].as_str().unwrap(), f["line"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        py,
+        [("hook", 10), ("target", 13), ("main", 20), ("<module>", 24)],
+        "{tag}"
+    );
+}

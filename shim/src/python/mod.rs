@@ -266,11 +266,16 @@ unsafe fn walk_frame_objects(py: &Python, tstate: usize, w: &mut Writer<'_>) {
         while frame != 0 && !w.full() {
             let code = word(frame + l.frame_code);
             // f_lasti: the instruction being run (its byte offset up to 3.9, its index in code
-            // units in 3.10), -1 before the first.
-            let lasti = (*((frame + l.frame_instr) as *const i32)).max(0) as usize;
+            // units in 3.10), -1 before the first (a profile hook running for the call).
+            let lasti = *((frame + l.frame_instr) as *const i32);
+            let instr = match usize::try_from(lasti) {
+                Err(_) => memshim_format::PyFrame::NOT_STARTED as usize,
+                Ok(i) if l.lasti_in_units => i,
+                Ok(i) => i / 2,
+            };
             if code != 0 {
                 let id = code_id(py, code);
-                w.push(id, if l.lasti_in_units { lasti } else { lasti / 2 }, true);
+                w.push(id, instr, true);
             }
             frame = word(frame + l.frame_previous);
         }
