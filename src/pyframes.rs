@@ -109,7 +109,6 @@ fn linetable310_line(c: &PyCode, instr: u32) -> Option<u32> {
     let mut line = c.first_line as i64;
     let mut end: u64 = 0;
     for pair in c.linetable.chunks_exact(2) {
-        let start = end;
         end += pair[0] as u64;
         let delta = pair[1] as i8;
         let here = if delta == -128 {
@@ -118,12 +117,9 @@ fn linetable310_line(c: &PyCode, instr: u32) -> Option<u32> {
             line += delta as i64;
             Some(line)
         };
+        // Ranges before were passed (target >= their end), so this one starts at or before it.
         if target < end {
-            return if target >= start {
-                here.and_then(|l| u32::try_from(l).ok())
-            } else {
-                None
-            };
+            return here.and_then(|l| u32::try_from(l).ok());
         }
     }
     None
@@ -290,21 +286,6 @@ for name in ["dis", "inspect", "threading", "argparse", "collections", "json.dec
         print("L", *["-" if l is None else l for l in lines])
 "#;
 
-    fn provisioned(version: &str) -> std::path::PathBuf {
-        let base = std::env::var_os("MEMSHIM_PYTHONS")
-            .filter(|p| !p.is_empty())
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| "/var/cache/memshim-pythons".into());
-        let dir = base.join(version);
-        assert!(
-            dir.join("ok").exists(),
-            "CPython {version} is not provisioned in {}: run scripts/python-versions.sh (as \
-             root), or set MEMSHIM_PYTHONS to where it put the interpreters",
-            base.display()
-        );
-        dir.join("root")
-    }
-
     /// Decodes every line table `cmd` (running [`LINES_PY`]) prints and compares each code
     /// unit's line with the interpreter's own.
     fn matches_the_interpreter(version: (u8, u8), mut cmd: std::process::Command) {
@@ -351,7 +332,7 @@ for name in ["dis", "inspect", "threading", "argparse", "collections", "json.dec
 
     #[test]
     fn lnotab_lines_match_cpython_39() {
-        let root = provisioned("3.9");
+        let root = memshim_test_pythons::provisioned("3.9");
         let mut cmd = std::process::Command::new(root.join("usr/bin/python3.9"));
         cmd.env("PYTHONHOME", root.join("usr"))
             .args(["-c", LINES_PY]);
@@ -365,30 +346,10 @@ for name in ["dis", "inspect", "threading", "argparse", "collections", "json.dec
         matches_the_interpreter((3, 11), cmd);
     }
 
-    /// pyenv's CPython `version` (e.g. "3.12"), which this project's machines have under
-    /// `$PYENV_ROOT` (default ~/.pyenv); fails the test when there is none.
-    fn pyenv_python(version: &str) -> std::path::PathBuf {
-        let root = std::env::var_os("PYENV_ROOT")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".pyenv")
-            });
-        let prefix = format!("{version}.");
-        std::fs::read_dir(root.join("versions"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-            .map(|e| e.path().join(format!("bin/python{version}")))
-            .filter(|p| p.exists())
-            .min()
-            .unwrap_or_else(|| panic!("no CPython {version} in {}/versions", root.display()))
-    }
-
     /// 3.8 writes 3.9's `co_lnotab` (pyenv's 3.8).
     #[test]
     fn lnotab_lines_match_cpython_38() {
-        let mut cmd = std::process::Command::new(pyenv_python("3.8"));
+        let mut cmd = std::process::Command::new(memshim_test_pythons::pyenv("3.8"));
         cmd.args(["-c", LINES_PY]);
         matches_the_interpreter((3, 8), cmd);
     }
@@ -396,7 +357,7 @@ for name in ["dis", "inspect", "threading", "argparse", "collections", "json.dec
     /// 3.10's own format (pyenv's 3.10).
     #[test]
     fn linetable_lines_match_cpython_310() {
-        let mut cmd = std::process::Command::new(pyenv_python("3.10"));
+        let mut cmd = std::process::Command::new(memshim_test_pythons::pyenv("3.10"));
         cmd.args(["-c", LINES_PY]);
         matches_the_interpreter((3, 10), cmd);
     }
@@ -404,7 +365,7 @@ for name in ["dis", "inspect", "threading", "argparse", "collections", "json.dec
     /// 3.12 keeps 3.11's table format (pyenv's 3.12).
     #[test]
     fn linetable_lines_match_cpython_312() {
-        let mut cmd = std::process::Command::new(pyenv_python("3.12"));
+        let mut cmd = std::process::Command::new(memshim_test_pythons::pyenv("3.12"));
         cmd.args(["-c", LINES_PY]);
         matches_the_interpreter((3, 12), cmd);
     }
@@ -412,7 +373,7 @@ for name in ["dis", "inspect", "threading", "argparse", "collections", "json.dec
     /// 3.13 keeps 3.11's table format (run in its Debian 13 tree, as tests/py_versions.rs does).
     #[test]
     fn linetable_lines_match_cpython_313() {
-        let root = provisioned("3.13");
+        let root = memshim_test_pythons::provisioned("3.13");
         let mut cmd = std::process::Command::new("chroot");
         cmd.arg(&root).args([
             "env",

@@ -27,7 +27,7 @@ use py_common::{
     first_python, frames, names, python_names, within, worker_bytes, MIB, WORKERS,
 };
 use serde_json::Value;
-use shim_support::{build_c, decode, pyenv_python, run, shim_so, warnings, Outcome, TIMEOUT};
+use shim_support::{build_c, decode, run, shim_so, warnings, Outcome, TIMEOUT};
 
 /// The sampler's seed for these runs. Estimates are checked within 25% of the truth; with seed 7
 /// (tests/py_common's) 3.13's allocation sequence puts the C extension's 48 MiB leak at +26%
@@ -66,21 +66,9 @@ impl Version {
         }
     }
 
-    /// The provisioned tree of this version; fails the test when it is not there.
+    /// The provisioned Debian tree of this version (3.9, 3.13).
     fn root(self) -> PathBuf {
-        let base = std::env::var_os("MEMSHIM_PYTHONS")
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/var/cache/memshim-pythons"));
-        let dir = base.join(self.name());
-        assert!(
-            dir.join("ok").exists(),
-            "CPython {} is not provisioned in {}: run scripts/python-versions.sh (as root; \
-             .ci/run does), or set MEMSHIM_PYTHONS to where it put the interpreters",
-            self.name(),
-            base.display()
-        );
-        dir.join("root")
+        memshim_test_pythons::provisioned(self.name())
     }
 
     /// Code objects before 3.11 have no co_qualname: a method shows as its bare name.
@@ -97,7 +85,7 @@ impl Version {
             self,
             Version::Py38 | Version::Py310 | Version::Py312 | Version::Py313Pyenv
         )
-        .then(|| pyenv_python(self.name()))
+        .then(|| memshim_test_pythons::pyenv(self.name()))
     }
 
     /// `-I` flags for this version's C headers.
@@ -123,30 +111,6 @@ impl Version {
         let tmpl = dir.join("memshim.%p.msh");
         let mut c;
         match self {
-            Version::Py38 | Version::Py310 | Version::Py312 | Version::Py313Pyenv => {
-                c = Command::new(env!("CARGO_BIN_EXE_memshim"));
-                c.current_dir(dir)
-                    .env("PYTHONPATH", dir)
-                    .env("PYTHONHASHSEED", "0")
-                    .env("PYTHONDONTWRITEBYTECODE", "1")
-                    .args(["run", "--seed", SEED, "-o"])
-                    .arg(&tmpl)
-                    .arg("--")
-                    .arg(self.pyenv().unwrap());
-            }
-            Version::Py39 => {
-                let root = self.root();
-                c = Command::new(env!("CARGO_BIN_EXE_memshim"));
-                c.current_dir(dir)
-                    .env("PYTHONHOME", root.join("usr"))
-                    .env("PYTHONPATH", dir)
-                    .env("PYTHONHASHSEED", "0")
-                    .env("PYTHONDONTWRITEBYTECODE", "1")
-                    .args(["run", "--seed", SEED, "-o"])
-                    .arg(&tmpl)
-                    .arg("--")
-                    .arg(root.join("usr/bin/python3.9"));
-            }
             Version::Py313 => {
                 let root = self.root();
                 // The directory is bound at the same path inside, so the capture's module paths
@@ -173,6 +137,25 @@ impl Version {
                         "PYTHONDONTWRITEBYTECODE=1",
                         "python3.13",
                     ]);
+            }
+            _ => {
+                c = Command::new(env!("CARGO_BIN_EXE_memshim"));
+                let python = match self.pyenv() {
+                    Some(py) => py,
+                    // 3.9: Debian's, run from its tree on this machine's libc.
+                    None => {
+                        c.env("PYTHONHOME", self.root().join("usr"));
+                        self.root().join("usr/bin/python3.9")
+                    }
+                };
+                c.current_dir(dir)
+                    .env("PYTHONPATH", dir)
+                    .env("PYTHONHASHSEED", "0")
+                    .env("PYTHONDONTWRITEBYTECODE", "1")
+                    .args(["run", "--seed", SEED, "-o"])
+                    .arg(&tmpl)
+                    .arg("--")
+                    .arg(python);
             }
         }
         for k in [
@@ -559,7 +542,7 @@ fn versions_without_a_verified_layout_get_native_frames_and_one_warning() {
 #[test]
 fn py37_is_refused_with_one_warning_and_runs_as_without_the_shim() {
     let dir = scratch("3.7-refused");
-    let prog = shim_support::Program::new(pyenv_python("3.7"))
+    let prog = shim_support::Program::new(memshim_test_pythons::pyenv("3.7"))
         .arg("-c")
         .arg("print('done', sum(len(bytes(4096)) for _ in range(20000)))");
     let plain = prog.run_plain(&dir);

@@ -44,24 +44,6 @@ pub fn python() -> PathBuf {
     exe
 }
 
-/// pyenv's CPython `version` (e.g. "3.12"), which this project's machines have under
-/// `$PYENV_ROOT` (default ~/.pyenv); fails the test when there is none.
-pub fn pyenv_python(version: &str) -> PathBuf {
-    let root = std::env::var_os("PYENV_ROOT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".pyenv"));
-    let prefix = format!("{version}.");
-    std::fs::read_dir(root.join("versions"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path().join(format!("bin/python{version}")))
-        .filter(|p| p.exists())
-        .min()
-        .unwrap_or_else(|| panic!("no CPython {version} in {}/versions", root.display()))
-}
-
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/shim")
 }

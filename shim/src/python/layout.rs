@@ -133,41 +133,14 @@ pub const PY39: Layout = Layout {
     bytes_sval: 32,
 };
 
-/// CPython 3.10 (pyenv's 3.10.13; the same headers as 3.9, with `f_lasti` in code units and
-/// PEP 626's `co_linetable`).
+/// CPython 3.10 (pyenv's 3.10.13): 3.9's structs, but for `f_lasti`, which moved and counts
+/// code units, and a smaller frame object (`co_linetable`, PEP 626's, sits where `co_lnotab` was).
 pub const PY310: Layout = Layout {
     version: (3, 10),
-    chain: Chain::FrameObjects,
-    tstate_frame: 24,
-    cframe_current_frame: NONE,
-    frame_code: 32,
-    frame_previous: 24,
     frame_instr: 96,
     lasti_in_units: true,
-    frame_is_entry: NONE,
-    frame_owner: NONE,
-    owned_by_generator: 0xff,
-    owned_by_cstack: 0xff,
-    object_type: 8,
-    type_basicsize: 32,
-    code_basicsize: 176,
     frame_basicsize: 360,
-    code_firstlineno: 40,
-    code_filename: 104,
-    code_name: 112,
-    code_qualname: NONE,
-    code_linetable: 120,
-    code_firsttraceable: NONE,
-    code_code_adaptive: NONE,
-    runtime_finalizing: 16,
-    unicode_length: 16,
-    unicode_state: 32,
-    unicode_ascii_size: 48,
-    unicode_utf8_length: 48,
-    unicode_utf8: 56,
-    unicode_compact_size: 72,
-    bytes_size: 16,
-    bytes_sval: 32,
+    ..PY39
 };
 
 /// CPython 3.11 (Include/cpython/pystate.h, Include/internal/pycore_frame.h,
@@ -400,28 +373,13 @@ pub fn from_debug_offsets(d: &[u8], py_version: u32) -> Result<Layout, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
     use std::process::Command;
-
-    /// Where scripts/python-versions.sh provisions the interpreters of other versions.
-    fn pythons() -> PathBuf {
-        std::env::var_os("MEMSHIM_PYTHONS")
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/var/cache/memshim-pythons"))
-    }
 
     /// The headers of a provisioned version: `-I` for its Python headers and `-idirafter` for
     /// its Debian tree (pyconfig.h is under the multiarch directory there; the tree's own libc
     /// headers must not shadow this machine's).
     fn provisioned_headers(version: &str) -> Vec<String> {
-        let root = pythons().join(version).join("root/usr/include");
-        assert!(
-            pythons().join(version).join("ok").exists(),
-            "CPython {version} is not provisioned in {}: run scripts/python-versions.sh (as \
-             root; or set MEMSHIM_PYTHONS to where it put them)",
-            pythons().display()
-        );
+        let root = memshim_test_pythons::provisioned(version).join("usr/include");
         vec![
             format!("-I{}/python{version}", root.display()),
             "-idirafter".into(),
@@ -523,24 +481,6 @@ int main(void) {
             .replace("VERSION_FIELDS", fields)
     }
 
-    /// pyenv's CPython `version` (e.g. "3.12"), which this project's machines have under
-    /// `$PYENV_ROOT` (default ~/.pyenv); fails the test when there is none.
-    fn pyenv_python(version: &str) -> PathBuf {
-        let root = std::env::var_os("PYENV_ROOT")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".pyenv"));
-        let prefix = format!("{version}.");
-        std::fs::read_dir(root.join("versions"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-            .map(|e| e.path().join(format!("bin/python{version}")))
-            .filter(|p| p.exists())
-            .min()
-            .unwrap_or_else(|| panic!("no CPython {version} in {}/versions", root.display()))
-    }
-
     /// `-I` flags for the headers of the interpreter `py`, which must be version `want`.
     fn own_headers(py: &str, want: &str) -> Vec<String> {
         let out = Command::new(py)
@@ -552,6 +492,14 @@ int main(void) {
         assert_eq!(lines.next().unwrap(), want, "{py} is not CPython {want}");
         let include = lines.next().unwrap();
         vec![format!("-I{include}"), format!("-I{include}/internal")]
+    }
+
+    /// `-I` flags for the headers of pyenv's CPython `version`.
+    fn pyenv_headers(version: &str) -> Vec<String> {
+        own_headers(
+            memshim_test_pythons::pyenv(version).to_str().unwrap(),
+            version,
+        )
     }
 
     /// Compiles a program against the interpreter's own headers that prints `offsetof` each
@@ -595,31 +543,18 @@ int main(void) {
         assert_eq!(got, want);
     }
 
-    /// 3.8, pyenv's: its runtime state is in pycore_pystate.h, its finalizing field has no
-    /// underscore.
-    #[test]
-    fn py38_layout_matches_cpython_headers() {
-        let py = pyenv_python("3.8");
-        let got = numbers(
-            "3.8",
-            &own_headers(py.to_str().unwrap(), "3.8"),
-            &program(
-                "co_lnotab",
-                "#include <frameobject.h>",
-                "offsetof(PyThreadState, frame), offsetof(PyFrameObject, f_code),
-                 offsetof(PyFrameObject, f_back), offsetof(PyFrameObject, f_lasti),
-                 sizeof(((PyFrameObject *)0)->f_lasti),
-                 /* PyCode_Type: \"code\", sizeof(PyCodeObject); PyFrame_Type: \"frame\",
-                    sizeof(PyFrameObject) */
-                 sizeof(PyCodeObject), sizeof(PyFrameObject)",
-            )
-            .replace("internal/pycore_runtime.h", "internal/pycore_pystate.h")
-            .replace(
-                "_PyRuntimeState, _finalizing",
-                "_PyRuntimeState, finalizing",
-            ),
-        );
-        let l = &PY38;
+    /// What the frame-object walker (3.8 to 3.10) reads, as C expressions for [`program`];
+    /// [`frame_object_fields`] gives the table's values in the same order.
+    const FRAME_OBJECT_FIELDS: &str =
+        "offsetof(PyThreadState, frame), offsetof(PyFrameObject, f_code),
+         offsetof(PyFrameObject, f_back), offsetof(PyFrameObject, f_lasti),
+         sizeof(((PyFrameObject *)0)->f_lasti),
+         /* PyCode_Type: \"code\", sizeof(PyCodeObject); PyFrame_Type: \"frame\",
+            sizeof(PyFrameObject) */
+         sizeof(PyCodeObject), sizeof(PyFrameObject)";
+
+    /// The table's values of [`FRAME_OBJECT_FIELDS`], after the fields every version shares.
+    fn frame_object_fields(l: &Layout) -> Vec<usize> {
         let mut want = common(l);
         want.extend([
             l.tstate_frame,
@@ -630,48 +565,47 @@ int main(void) {
             l.code_basicsize,
             l.frame_basicsize,
         ]);
-        assert_eq!(got, want);
+        want
+    }
+
+    /// 3.8, pyenv's: its runtime state is in pycore_pystate.h, its finalizing field has no
+    /// underscore.
+    #[test]
+    fn py38_layout_matches_cpython_headers() {
+        let got = numbers(
+            "3.8",
+            &pyenv_headers("3.8"),
+            &program("co_lnotab", "#include <frameobject.h>", FRAME_OBJECT_FIELDS)
+                .replace("internal/pycore_runtime.h", "internal/pycore_pystate.h")
+                .replace(
+                    "_PyRuntimeState, _finalizing",
+                    "_PyRuntimeState, finalizing",
+                ),
+        );
+        assert_eq!(got, frame_object_fields(&PY38));
     }
 
     /// 3.10, pyenv's.
     #[test]
     fn py310_layout_matches_cpython_headers() {
-        let py = pyenv_python("3.10");
         let got = numbers(
             "3.10",
-            &own_headers(py.to_str().unwrap(), "3.10"),
+            &pyenv_headers("3.10"),
             &program(
                 "co_linetable",
                 "#include <frameobject.h>",
-                "offsetof(PyThreadState, frame), offsetof(PyFrameObject, f_code),
-                 offsetof(PyFrameObject, f_back), offsetof(PyFrameObject, f_lasti),
-                 sizeof(((PyFrameObject *)0)->f_lasti),
-                 /* PyCode_Type: \"code\", sizeof(PyCodeObject); PyFrame_Type: \"frame\",
-                    sizeof(PyFrameObject) */
-                 sizeof(PyCodeObject), sizeof(PyFrameObject)",
+                FRAME_OBJECT_FIELDS,
             ),
         );
-        let l = &PY310;
-        let mut want = common(l);
-        want.extend([
-            l.tstate_frame,
-            l.frame_code,
-            l.frame_previous,
-            l.frame_instr,
-            4, // f_lasti is an int
-            l.code_basicsize,
-            l.frame_basicsize,
-        ]);
-        assert_eq!(got, want);
+        assert_eq!(got, frame_object_fields(&PY310));
     }
 
     /// 3.12, pyenv's.
     #[test]
     fn py312_layout_matches_cpython_headers() {
-        let py = pyenv_python("3.12");
         let got = numbers(
             "3.12",
-            &own_headers(py.to_str().unwrap(), "3.12"),
+            &pyenv_headers("3.12"),
             &program(
                 "co_linetable",
                 "#include \"internal/pycore_frame.h\"",
@@ -710,29 +644,9 @@ int main(void) {
         let got = numbers(
             "3.9",
             &provisioned_headers("3.9"),
-            &program(
-                "co_lnotab",
-                "#include <frameobject.h>",
-                "offsetof(PyThreadState, frame), offsetof(PyFrameObject, f_code),
-                 offsetof(PyFrameObject, f_back), offsetof(PyFrameObject, f_lasti),
-                 sizeof(((PyFrameObject *)0)->f_lasti),
-                 /* PyCode_Type: \"code\", sizeof(PyCodeObject); PyFrame_Type: \"frame\",
-                    sizeof(PyFrameObject) */
-                 sizeof(PyCodeObject), sizeof(PyFrameObject)",
-            ),
+            &program("co_lnotab", "#include <frameobject.h>", FRAME_OBJECT_FIELDS),
         );
-        let l = &PY39;
-        let mut want = common(l);
-        want.extend([
-            l.tstate_frame,
-            l.frame_code,
-            l.frame_previous,
-            l.frame_instr,
-            4, // f_lasti is an int
-            l.code_basicsize,
-            l.frame_basicsize,
-        ]);
-        assert_eq!(got, want);
+        assert_eq!(got, frame_object_fields(&PY39));
     }
 
     /// 3.13 (Debian 13's, provisioned by scripts/python-versions.sh): the table, and where the

@@ -54,9 +54,10 @@ fn sym(name: &core::ffi::CStr) -> *mut c_void {
 /// constant (PY_VERSION_HEX). Older versions have no such datum (`Py_GetVersion()` formats its
 /// string when called, and the PY_VERSION literal has no symbol), so they are told apart by the C
 /// API functions each added, which no later version removed: `PyIter_Send` (3.10),
-/// `PyFrame_GetCode` (3.9) and `PyCode_NewWithPosOnlyArgs` (3.8); (3, 7) stands for 3.7 or older. A library exporting such a name by chance could mislead this, so the
-/// caller also checks that `PyCode_Type.tp_basicsize` (and up to 3.10 `PyFrame_Type`'s) is the size
-/// that version's headers give: a wrong guess is refused, not walked.
+/// `PyFrame_GetCode` (3.9) and `PyCode_NewWithPosOnlyArgs` (3.8); (3, 7) stands for 3.7 or
+/// older. A library exporting such a name by chance could mislead this, so the caller also
+/// checks that `PyCode_Type.tp_basicsize` (and up to 3.10 `PyFrame_Type`'s) is the size that
+/// version's headers give: a wrong guess is refused, not walked.
 fn version() -> ((u8, u8), Option<u32>) {
     let v = sym(c"Py_Version");
     if !v.is_null() {
@@ -299,21 +300,17 @@ unsafe fn walk_cframe(py: &Python, tstate: usize, w: &mut Writer<'_>) {
             let code = word(frame + l.frame_code);
             let is_entry = *((frame + l.frame_is_entry) as *const u8) != 0;
             let owner = *((frame + l.frame_owner) as *const u8);
-            let prev_instr = word(frame + l.frame_instr);
-            let start = code + l.code_code_adaptive;
-            let first_traceable = *((code + l.code_firsttraceable) as *const i32) as usize;
-            // An incomplete frame (still in its prologue) has no meaningful position: skip it,
-            // but end its eval-loop call if it was that call's first.
-            let incomplete =
-                owner != l.owned_by_generator && prev_instr < start + first_traceable * 2;
-            if incomplete {
-                if is_entry {
-                    w.end_call();
-                }
-            } else if code != 0 {
-                let instr = prev_instr.saturating_sub(start) / 2;
-                let id = code_id(py, code);
-                w.push(id, instr, is_entry);
+            let at = if code == 0 {
+                None
+            } else {
+                position(l, code, owner, word(frame + l.frame_instr))
+            };
+            match at {
+                Some(instr) => w.push(code_id(py, code), instr, is_entry),
+                // A frame without a position is skipped, but it still ends its eval-loop call
+                // if it was that call's first.
+                None if is_entry => w.end_call(),
+                None => {}
             }
             frame = word(frame + l.frame_previous);
         }
@@ -355,21 +352,27 @@ unsafe fn walk_current(py: &Python, tstate: usize, w: &mut Writer<'_>) {
                 frame = next;
                 continue;
             }
-            let instr_ptr = word(frame + l.frame_instr);
-            let start = code + l.code_code_adaptive;
-            let first_traceable = *((code + l.code_firsttraceable) as *const i32) as usize;
-            // As 3.12's and 3.13's _PyFrame_IsIncomplete: a frame still in its prologue (or the
-            // shim frame of an `__init__` call) has no meaningful position.
-            let incomplete =
-                owner != l.owned_by_generator && instr_ptr < start + first_traceable * 2;
-            if !incomplete {
-                let instr = instr_ptr.saturating_sub(start) / 2;
-                let id = code_id(py, code);
-                w.push(id, instr, false);
+            if let Some(instr) = position(l, code, owner, word(frame + l.frame_instr)) {
+                w.push(code_id(py, code), instr, false);
             }
             frame = next;
         }
     }
+}
+
+/// The code unit an interpreter frame (3.11+) is running, from its instruction pointer
+/// (`prev_instr` or `instr_ptr`); None for a frame still in its prologue (or the shim frame of an
+/// `__init__` call), which has no meaningful position: CPython's `_PyFrame_IsIncomplete`.
+///
+/// # Safety
+/// `code` is the frame's code object, alive (the caller holds the GIL).
+unsafe fn position(l: &Layout, code: usize, owner: u8, instr_ptr: usize) -> Option<usize> {
+    let start = code + l.code_code_adaptive;
+    // SAFETY: a field of the live code object.
+    let first_traceable = unsafe { *((code + l.code_firsttraceable) as *const i32) } as usize;
+    // A generator's frame is never incomplete; one not started yet points before its code.
+    (owner == l.owned_by_generator || instr_ptr >= start + first_traceable * 2)
+        .then(|| instr_ptr.saturating_sub(start) / 2)
 }
 
 /// True (once) when the interpreter has started finalizing: a field of `_PyRuntime` set by
