@@ -1,5 +1,6 @@
-//! Compiles the one thing stable Rust cannot express: a thread-local block with the initial-exec
-//! TLS model (a fixed offset from %fs, no `__tls_get_addr` call that could itself call malloc).
+//! Compiles what stable Rust cannot express: a thread-local block with the initial-exec TLS
+//! model (a fixed offset from %fs, no `__tls_get_addr` call that could itself call malloc), and
+//! a thread start routine whose cleanup handler a forced unwind (`pthread_exit`) runs.
 fn main() {
     println!("cargo:rerun-if-changed=src/tls.c");
     cc::Build::new()
@@ -8,4 +9,11 @@ fn main() {
         .flag("-fvisibility=hidden")
         .opt_level(2)
         .compile("memshim_tls");
+    println!("cargo:rerun-if-changed=src/thread_start.c");
+    cc::Build::new()
+        .file("src/thread_start.c")
+        .flag("-fexceptions")
+        .flag("-fvisibility=hidden")
+        .opt_level(2)
+        .compile("memshim_thread_start");
 }

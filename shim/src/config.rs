@@ -38,8 +38,6 @@ pub struct Config {
     pub seed: Option<u64>,
     /// Record Python frames (`MEMSHIM_PYTHON=0` turns them off).
     pub python: bool,
-    /// Flush the capture on crash signals (`MEMSHIM_SIGNALS=0` turns it off).
-    pub signals: bool,
     /// `MEMSHIM_UNWIND`: cached compact rules (`fast`), libgcc throughout, or both (`check`).
     pub unwind: crate::unwind::Mode,
     /// Output template made absolute at start (`%p` is the pid), so a later chdir does not move it.
@@ -71,7 +69,6 @@ pub fn init() -> &'static Config {
             }
         }),
         python: switch("MEMSHIM_PYTHON"),
-        signals: switch("MEMSHIM_SIGNALS"),
         unwind: env("MEMSHIM_UNWIND").map_or(crate::unwind::Mode::Fast, |v| parse_unwinder(&v)),
         output: absolute(&env("MEMSHIM_OUTPUT").unwrap_or_else(|| "memshim.%p.msh".into())),
     })

@@ -7,8 +7,9 @@
 use core::ffi::{c_int, c_void};
 
 use crate::hooks::{self, Kind};
-use crate::real::{self, __libc_free, __libc_malloc, __libc_memalign, __libc_realloc};
+use crate::real;
 use crate::thread::{self, FLAG_FREE_FAST};
+use crate::underlying;
 use crate::{recorder, region};
 
 /// # Safety
@@ -17,7 +18,7 @@ use crate::{recorder, region};
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
     if thread::fast::take(size as u64) {
         // SAFETY: forwarding.
-        return unsafe { __libc_malloc(size) };
+        return unsafe { underlying::malloc(size) };
     }
     // SAFETY: as for malloc.
     unsafe { hooks::alloc_slow(size, 16, Kind::Malloc) }
@@ -29,7 +30,7 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 pub unsafe extern "C" fn free(p: *mut c_void) {
     if !region::contains(p) && thread::fast::flags() & FLAG_FREE_FAST != 0 {
         // SAFETY: not a region pointer, so glibc's (or null).
-        return unsafe { __libc_free(p) };
+        return unsafe { underlying::free(p) };
     }
     // SAFETY: as for free.
     unsafe { hooks::free_slow(p) }
@@ -41,11 +42,11 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     let Some(total) = n.checked_mul(size) else {
         // SAFETY: glibc reports the overflow (NULL, ENOMEM).
-        return unsafe { real::__libc_calloc(n, size) };
+        return unsafe { underlying::calloc(n, size) };
     };
     if thread::fast::take(total as u64) {
         // SAFETY: forwarding.
-        return unsafe { real::__libc_calloc(n, size) };
+        return unsafe { underlying::calloc(n, size) };
     }
     // SAFETY: as for calloc.
     unsafe { hooks::alloc_slow(total, 16, Kind::Calloc) }
@@ -59,7 +60,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     // need no bookkeeping; null, zero size and region pointers have their own semantics.
     if !region::contains(p) && !p.is_null() && size != 0 && thread::fast::take(size as u64) {
         // SAFETY: forwarding a glibc pointer.
-        return unsafe { __libc_realloc(p, size) };
+        return unsafe { underlying::realloc(p, size) };
     }
     // SAFETY: as for realloc.
     unsafe { hooks::realloc_slow(p, size) }
@@ -274,12 +275,73 @@ pub unsafe extern "C" fn execvpe(
 }
 
 /// # Safety
+/// As for C `pthread_create`.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_create(
+    out: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    f: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+) -> c_int {
+    // SAFETY: as for pthread_create.
+    unsafe { crate::program_threads::create(out, attr, f, arg) }
+}
+
+/// `C-unwind`: glibc's pthread_exit unwinds the stack (a forced unwind) through this frame,
+/// which holds nothing to drop.
+///
+/// # Safety
+/// As for C `pthread_exit`.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn pthread_exit(value: *mut c_void) -> ! {
+    crate::program_threads::before_pthread_exit();
+    // SAFETY: forwarding.
+    unsafe { real::pthread_exit(value) }
+}
+
+/// # Safety
+/// As for C `unshare`.
+#[no_mangle]
+pub unsafe extern "C" fn unshare(flags: c_int) -> c_int {
+    // SAFETY: forwarding to the system call (it sets errno on failure).
+    let call = || unsafe { libc::syscall(libc::SYS_unshare, flags) as c_int };
+    if hooks::needs_one_thread(flags) {
+        crate::writer_thread::single_threaded(call)
+    } else {
+        call()
+    }
+}
+
+/// # Safety
+/// As for C `setns`.
+#[no_mangle]
+pub unsafe extern "C" fn setns(fd: c_int, nstype: c_int) -> c_int {
+    // SAFETY: forwarding to the system call (it sets errno on failure).
+    let call = || unsafe { libc::syscall(libc::SYS_setns, fd, nstype) as c_int };
+    if hooks::setns_needs_one_thread(fd, nstype) {
+        crate::writer_thread::single_threaded(call)
+    } else {
+        call()
+    }
+}
+
+/// # Safety
 /// As for C `dlopen`.
 #[no_mangle]
 pub unsafe extern "C" fn dlopen(file: *const libc::c_char, flags: c_int) -> *mut c_void {
+    let deep = flags & libc::RTLD_DEEPBIND != 0;
+    let before = if deep {
+        crate::deepbind::count_objects()
+    } else {
+        0
+    };
     // SAFETY: forwarding to glibc's dlopen.
     let h = unsafe { real::dlopen(file, flags) };
     if !h.is_null() {
+        if deep {
+            // SAFETY: `h` is the handle just returned.
+            unsafe { crate::deepbind::after_dlopen(h, before) };
+        }
         recorder::after_dlopen();
     }
     h
@@ -333,7 +395,7 @@ unsafe fn aligned(align: usize, size: usize) -> *mut c_void {
     if (size as u64) < t.countdown {
         t.countdown -= size as u64;
         // SAFETY: forwarding with a valid alignment.
-        return unsafe { __libc_memalign(align, size) };
+        return unsafe { underlying::memalign(align, size) };
     }
     // SAFETY: as for memalign.
     unsafe { hooks::alloc_slow(size, align, Kind::Aligned) }

@@ -15,14 +15,13 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use crate::config::{self, Mode};
-use crate::real::{
-    self, __libc_calloc, __libc_free, __libc_malloc, __libc_memalign, __libc_realloc,
-};
+use crate::real;
 use crate::recorder;
 use crate::region::{self, NewSlot};
 use crate::ring::{Event, EventKind};
 use crate::sampler::{self, FORK_GEN};
 use crate::thread::{self, Busy, ThreadState, FLAG_FREE_FAST, FLAG_NAMED};
+use crate::underlying;
 use crate::{python, unwind};
 
 const MODE_UNINIT: u8 = 0;
@@ -32,6 +31,9 @@ const MODE_ALL: u8 = 3;
 
 /// Set once by the constructor (and to OFF if the capture cannot be written).
 static MODE: AtomicU8 = AtomicU8::new(MODE_UNINIT);
+/// What the constructor decided (after the region's reservation): a fork child goes back to
+/// this, whatever its parent's capture did since; an untraced parent has untraced children.
+static DECIDED: AtomicU8 = AtomicU8::new(MODE_UNINIT);
 static RATE: AtomicU64 = AtomicU64::new(0);
 /// Allocations the shim itself made on an application thread outside a one-time section: the
 /// sampled path promises none (checked by a test through `memshim_debug_reentrant_allocs`).
@@ -69,8 +71,19 @@ pub fn enable(mode: Mode) {
         Mode::All => MODE_ALL,
         Mode::Off => MODE_OFF,
     };
+    // Relaxed: read only by the fork child handler, single-threaded, after the constructor.
+    DECIDED.store(m, Ordering::Relaxed);
     // Release: a thread that sees the mode sees the rate.
     MODE.store(m, Ordering::Release);
+}
+
+/// In a fork child: the hooks back to what the constructor decided.
+pub fn restore_decided() {
+    // Relaxed: see DECIDED. Release: as in enable().
+    let m = DECIDED.load(Ordering::Relaxed);
+    if m != MODE_UNINIT {
+        MODE.store(m, Ordering::Release);
+    }
 }
 
 /// Stops recording (the capture could not be written). Region pointers are still freed right.
@@ -234,9 +247,9 @@ unsafe fn forward(size: usize, align: usize, kind: Kind) -> *mut c_void {
     // SAFETY: plain forwarding; the arguments were the caller's.
     unsafe {
         match kind {
-            Kind::Calloc => __libc_calloc(1, size),
-            Kind::Aligned => __libc_memalign(align, size),
-            _ => __libc_malloc(size),
+            Kind::Calloc => underlying::calloc(1, size),
+            Kind::Aligned => underlying::memalign(align, size),
+            _ => underlying::malloc(size),
         }
     }
 }
@@ -378,7 +391,7 @@ pub unsafe extern "C" fn free_slow(p: *mut c_void) {
         }
     }
     // SAFETY: `p` is glibc's (not in our region).
-    unsafe { __libc_free(p) }
+    unsafe { underlying::free(p) }
 }
 
 fn decide_free(t: &mut ThreadState) -> Decision {
@@ -415,13 +428,18 @@ pub unsafe extern "C" fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_voi
         note_reentrant(t);
         // Our own code never reallocs a sampled pointer; anything else goes to glibc.
         // SAFETY: forwarding a glibc pointer.
-        return unsafe { __libc_realloc(p, size) };
+        return unsafe { underlying::realloc(p, size) };
     };
     let old_size = match sampled {
         Some(h) => h.size as usize,
         None if region::contains(p) && region::is_reserved() => return core::ptr::null_mut(),
-        // SAFETY: `p` is a live glibc allocation (the caller's contract).
-        None => unsafe { real::usable_size(p) },
+        // SAFETY: `p` is a live allocation of the allocator underneath (the caller's contract).
+        None => match unsafe { underlying::usable_size(p) } {
+            Some(n) => n,
+            // Its size is unknown, so it cannot be copied into the region: not sampled.
+            // SAFETY: forwarding.
+            None => return unsafe { underlying::realloc(p, size) },
+        },
     };
     match decide(t, size as u64) {
         // SAFETY: `p` is live with `old_size` bytes, sampled or not as `sampled` says.
@@ -445,7 +463,7 @@ pub unsafe extern "C" fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_voi
                 free_sampled(t, p, true);
             } else {
                 // SAFETY: `p` is glibc's and no longer used.
-                unsafe { __libc_free(p) };
+                unsafe { underlying::free(p) };
             }
             q
         }
@@ -454,7 +472,7 @@ pub unsafe extern "C" fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_voi
             // Queue the Free first: once glibc releases `p`, another thread may get it back.
             recorder::push(event(EventKind::Free, Kind::Realloc, tid, p, old_size), &[]);
             // SAFETY: forwarding a glibc pointer (no region in `all` mode).
-            let q = unsafe { __libc_realloc(p, size) };
+            let q = unsafe { underlying::realloc(p, size) };
             // On failure `p` is still live: record it again.
             let (addr, n) = if q.is_null() {
                 (p, old_size)
@@ -504,10 +522,10 @@ unsafe fn realloc_unrecorded(
 ) -> *mut c_void {
     if !sampled {
         // SAFETY: forwarding a glibc pointer.
-        return unsafe { __libc_realloc(p, size) };
+        return unsafe { underlying::realloc(p, size) };
     }
     // SAFETY: as in realloc_slow's Skip arm.
-    let q = unsafe { __libc_malloc(size) };
+    let q = unsafe { underlying::malloc(size) };
     if !q.is_null() {
         // SAFETY: both blocks hold at least min(old, new) bytes.
         unsafe { core::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, old_size.min(size)) };
@@ -524,8 +542,8 @@ pub unsafe fn usable_size(p: *mut c_void) -> usize {
     if region::contains(p) && region::is_reserved() {
         return region::header_of(p).map_or(0, |h| h.size as usize);
     }
-    // SAFETY: a glibc pointer or null.
-    unsafe { real::usable_size(p) }
+    // SAFETY: a pointer of the allocator underneath, or null.
+    unsafe { underlying::usable_size(p) }.unwrap_or(0)
 }
 
 /// Records a new anonymous mapping when it is sampled (or always in `all` mode).
@@ -558,4 +576,29 @@ pub fn after_fork_child() {
     t.tid = 0;
     t.countdown = 0;
     t.flags &= !FLAG_NAMED;
+}
+
+/// True for the `unshare` flags the kernel refuses in a multi-threaded process (a user
+/// namespace implies CLONE_THREAD; see the kernel's check_unshare_flags).
+pub fn needs_one_thread(flags: i32) -> bool {
+    flags & (libc::CLONE_NEWUSER | libc::CLONE_THREAD | libc::CLONE_SIGHAND | libc::CLONE_VM) != 0
+}
+
+/// True when `setns(fd, nstype)` would be refused in a multi-threaded process: joining a user
+/// namespace, or a mount namespace (threads share their filesystem context). `nstype` 0 means
+/// "whatever `fd` is": asked of the kernel (NS_GET_NSTYPE); a pidfd names its namespaces in
+/// `nstype`.
+pub fn setns_needs_one_thread(fd: i32, nstype: i32) -> bool {
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    let kind = if nstype != 0 {
+        nstype
+    } else {
+        // SAFETY: an ioctl that only reads the descriptor's namespace type; it fails (-1) on
+        // anything but a namespace descriptor.
+        match unsafe { libc::ioctl(fd, NS_GET_NSTYPE) } {
+            -1 => return true, // unknown: step aside, to be safe
+            k => k,
+        }
+    };
+    kind & (libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0
 }

@@ -19,28 +19,35 @@
 //!   on the first event (never in the constructor), interns stacks and appends checksummed chunks
 //!   to the capture (format: the `memshim-format` crate) at least every 80 ms and on every exit.
 //! - **Processes**: a forked child gets its own file, ring, writer and reseeded sampler, and
-//!   reports the live samples it inherited. `_exit` and normal exit flush the capture.
+//!   reports the live samples it inherited. `_exit` and normal exit flush the capture; a signal
+//!   death leaves it readable up to the last flush (the shim installs no signal handler: the
+//!   program's dispositions are its own).
 //! - **Safety**: the hooks never allocate, lock or block on their fast paths, every recursive call
 //!   from inside the shim is forwarded untouched ([`thread::Busy`]), and a bad setting or an
 //!   unwritable output prints one `memshim:` line and leaves the host running untraced.
 
 pub mod arena;
+pub mod capture_file;
 pub mod config;
+#[cfg(not(test))]
+mod deepbind;
 // Unit-test builds of this crate are ordinary executables: they must not replace their own malloc.
 #[cfg(not(test))]
-mod exports;
+pub(crate) mod exports;
+pub mod fdtable;
 pub mod hooks;
 pub mod modules;
 pub mod procinfo;
+pub mod program_threads;
 pub mod python;
 pub mod real;
 pub mod recorder;
 pub mod region;
 pub mod ring;
 pub mod sampler;
-pub mod signals;
 pub mod stack_table;
 pub mod thread;
+pub mod underlying;
 pub mod unwind;
 pub mod writer;
 pub mod writer_thread;
@@ -58,15 +65,13 @@ extern "C" fn init() {
     recorder::note_init_pid();
     real::resolve();
     let cfg = config::init();
+    underlying::warn_if_shadowed();
     let mut mode = cfg.mode;
     unwind::init(cfg.unwind);
     python::detect(cfg.python);
     if matches!(mode, config::Mode::Sampled(_)) && !region::reserve() {
         real::warn("cannot reserve address space for sampled allocations; running untraced");
         mode = config::Mode::Off;
-    }
-    if mode != config::Mode::Off && cfg.signals {
-        signals::install();
     }
     // SAFETY: both handlers are plain functions: the prepare one may wait (bounded) for our own
     // writer thread, the child one runs single-threaded.
@@ -99,6 +104,7 @@ extern "C" fn fork_parent() {
 extern "C" fn fork_child() {
     modules::after_fork_child();
     arena::after_fork_child();
+    program_threads::after_fork_child();
     sampler::FORK_GEN.fetch_add(1, Ordering::Relaxed);
     hooks::after_fork_child();
     unwind::after_fork_child();

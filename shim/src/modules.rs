@@ -195,3 +195,23 @@ pub fn snapshot() -> (Vec<Module>, Signature) {
     });
     (walk.modules, walk.sig)
 }
+
+/// Calls `f` with every loaded object's `dl_phdr_info`, in the loader's order (WALK held).
+pub fn for_each_object(mut f: impl FnMut(&libc::dl_phdr_info)) {
+    extern "C" fn each(info: *mut libc::dl_phdr_info, size: usize, data: *mut c_void) -> c_int {
+        // SAFETY: the loader passes a valid info of `size` bytes; `data` is the closure below.
+        let (info, f) = unsafe {
+            (
+                &*info,
+                &mut *(data as *mut &mut dyn FnMut(&libc::dl_phdr_info)),
+            )
+        };
+        if size >= core::mem::size_of::<libc::dl_phdr_info>() {
+            f(info);
+        }
+        0
+    }
+    let mut f: &mut dyn FnMut(&libc::dl_phdr_info) = &mut f;
+    // SAFETY: `each` matches the callback type and `f` outlives the call.
+    walking(|| unsafe { libc::dl_iterate_phdr(Some(each), &mut f as *mut _ as *mut c_void) });
+}

@@ -3,18 +3,32 @@
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 
-/// `/proc/self/statm`, kept open so each tick costs one `pread`.
+/// `/proc/self/statm`, kept open so each tick costs one `pread`; opened again by each new writer
+/// thread (an earlier writer's private descriptor table went with it, see fdtable.rs).
 #[derive(Debug)]
-pub struct Statm(Option<std::fs::File>);
+pub struct Statm {
+    file: Option<std::fs::File>,
+    owner: u32,
+}
 
 impl Statm {
     pub fn open() -> Self {
-        Statm(std::fs::File::open("/proc/self/statm").ok())
+        Statm {
+            file: std::fs::File::open("/proc/self/statm").ok(),
+            owner: crate::capture_file::current_writer(),
+        }
     }
 
     /// Resident set size in bytes (0 when unknown).
-    pub fn rss(&self, page: u64) -> u64 {
-        let Some(f) = &self.0 else { return 0 };
+    pub fn rss(&mut self, page: u64) -> u64 {
+        if self.owner != crate::capture_file::current_writer() {
+            // The old number is not ours in this thread's table: forget it, never close it.
+            if let Some(f) = self.file.take() {
+                let _ = std::os::fd::IntoRawFd::into_raw_fd(f);
+            }
+            *self = Statm::open();
+        }
+        let Some(f) = &self.file else { return 0 };
         let mut buf = [0u8; 128];
         let n = f.read_at(&mut buf, 0).unwrap_or(0);
         let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
@@ -24,6 +38,44 @@ impl Statm {
             .unwrap_or(0)
             * page
     }
+}
+
+fn task_state(path: &str) -> Option<u8> {
+    let stat = std::fs::read(path).ok()?;
+    // The state follows the command name's closing parenthesis: "pid (comm) S ...".
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    stat.get(close + 2).copied()
+}
+
+/// How many threads of this process other than the calling one and `except` (a kernel thread
+/// id; 0 for none) are alive (not gone, not zombies); None when /proc cannot tell.
+pub fn other_live_threads(except: u32) -> Option<usize> {
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    Some(
+        tasks
+            .flatten()
+            .filter(|t| {
+                let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                    return false;
+                };
+                tid != me
+                    && tid != except
+                    && !matches!(
+                        task_state(&format!("/proc/self/task/{tid}/stat")),
+                        Some(b'Z' | b'X') | None
+                    )
+            })
+            .count(),
+    )
+}
+
+/// True when the program has no thread left but the calling one: its main thread has exited
+/// (`pthread_exit`; the leader then stays a zombie while other threads live) and no other
+/// thread is alive. Reads more of /proc only when the leader is a zombie.
+pub fn only_thread_left() -> bool {
+    matches!(task_state("/proc/self/stat"), Some(b'Z' | b'X')) && other_live_threads(0) == Some(0)
 }
 
 /// glibc's heap in use for the timeline, read at most [`HEAP_PROBE_DUTY`] of the time.

@@ -1,5 +1,6 @@
-//! The allocator underneath: glibc's `__libc_*` entry points (no dlsym bootstrap needed) and raw
-//! system calls for the mapping family (our own `mmap` symbol would otherwise catch our calls).
+//! glibc underneath: its `__libc_*` allocation entry points (see underlying.rs), the functions
+//! the shim interposes and must still call (found with dlsym), and raw system calls for the
+//! mapping family (our own `mmap` symbol would otherwise catch our calls).
 
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -30,13 +31,15 @@ pub fn resolve() {
     // dlopen is resolved here, where dlsym is safe, not first inside some library's dlopen call.
     let _ = glibc(&DLOPEN, c"dlopen");
     let _ = glibc(&DLCLOSE, c"dlclose");
+    let _ = glibc(&PTHREAD_CREATE, c"pthread_create");
+    let _ = glibc(&PTHREAD_EXIT, c"pthread_exit");
 }
 
 /// glibc's usable size of a pointer it allocated.
 ///
 /// # Safety
 /// `p` must be null or a live allocation of glibc's malloc.
-pub unsafe fn usable_size(p: *mut c_void) -> usize {
+pub unsafe fn glibc_usable_size(p: *mut c_void) -> usize {
     let mut f = USABLE_SIZE.load(Ordering::Relaxed);
     if f == 0 {
         resolve();
@@ -90,6 +93,15 @@ pub unsafe fn dlopen(file: *const libc::c_char, flags: i32) -> *mut c_void {
     unsafe { core::mem::transmute::<usize, DlopenFn>(f)(file, flags) }
 }
 
+/// `dlsym`, for the shim's own lookups outside any allocation path.
+///
+/// # Safety
+/// `handle` is a valid handle; `name` NUL-terminated.
+pub unsafe fn dlsym(handle: *mut c_void, name: *const libc::c_char) -> *mut c_void {
+    // SAFETY: as the caller promises.
+    unsafe { libc::dlsym(handle, name) }
+}
+
 /// glibc's `dlclose`.
 ///
 /// # Safety
@@ -140,6 +152,51 @@ pub unsafe fn execvpe(
     };
     // SAFETY: glibc's execvpe has this signature.
     unsafe { core::mem::transmute::<usize, ExecEnvFn>(f)(file, argv, envp) }
+}
+
+type PthreadCreateFn = unsafe extern "C" fn(
+    *mut libc::pthread_t,
+    *const libc::pthread_attr_t,
+    extern "C" fn(*mut c_void) -> *mut c_void,
+    *mut c_void,
+) -> i32;
+static PTHREAD_CREATE: AtomicUsize = AtomicUsize::new(0);
+static PTHREAD_EXIT: AtomicUsize = AtomicUsize::new(0);
+
+/// glibc's `pthread_create`.
+///
+/// # Safety
+/// As for pthread_create.
+pub unsafe fn pthread_create(
+    out: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    f: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+) -> i32 {
+    let Some(p) = glibc(&PTHREAD_CREATE, c"pthread_create") else {
+        return libc::EAGAIN;
+    };
+    // SAFETY: glibc's pthread_create has this signature.
+    unsafe { core::mem::transmute::<usize, PthreadCreateFn>(p)(out, attr, f, arg) }
+}
+
+/// glibc's `pthread_exit`. `C-unwind`: it unwinds the calling thread's stack (a forced
+/// unwind) through its callers' frames, ours included, which must let it pass.
+///
+/// # Safety
+/// As for pthread_exit; the callers' frames on this stack have nothing to drop.
+pub unsafe fn pthread_exit(value: *mut c_void) -> ! {
+    if let Some(p) = glibc(&PTHREAD_EXIT, c"pthread_exit") {
+        // SAFETY: glibc's pthread_exit has this signature and never returns.
+        unsafe {
+            core::mem::transmute::<usize, unsafe extern "C-unwind" fn(*mut c_void) -> !>(p)(value)
+        }
+    }
+    // No glibc pthread_exit (cannot happen in a process that links libc): end just this thread.
+    loop {
+        // SAFETY: SYS_exit ends the calling thread only.
+        unsafe { libc::syscall(libc::SYS_exit, 0) };
+    }
 }
 
 /// `mmap(2)` without going through any symbol we might interpose.

@@ -1,14 +1,17 @@
-//! The recording state machine shared by all threads: starts the writer on the first event,
+//! The recording state machine shared by all threads: starts the writer on the first sample,
 //! hands events to the ring, finishes the capture on every exit path, and starts afresh in a
 //! forked child.
 //!
 //! ```text
-//! IDLE --first event--> STARTING --file open, writer spawned--> RUNNING --exit/_exit--> FINISHED
-//!                          \--cannot open output--> DISABLED (one warning, runs on untraced)
-//! RUNNING --a write failed, or MEMSHIM_MAX_SIZE--> STOPPED (one warning, runs on untraced)
+//! IDLE --first sample--> STARTING --ring mapped, writer spawned--> RUNNING --exit/_exit--> FINISHED
+//!                          \--writer cannot open the output--> DISABLED (one warning, untraced)
+//! RUNNING --a write failed, or MEMSHIM_MAX_SIZE--> STOPPED (silent: the capture says why)
 //! fork child: RUNNING/STARTING/IDLE/STOPPED --> IDLE (new file, new ring, new writer on its
-//!             first event; a child of a STOPPED parent records again, into its own file)
+//!             first sample; a child of a STOPPED parent records again, into its own file)
 //! ```
+//!
+//! Only writer threads touch the capture file (see fdtable.rs): an exit path on an application
+//! thread asks the writer to finish and waits for it, bounded.
 
 use core::sync::atomic::{
     AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering,
@@ -33,8 +36,9 @@ static STATE: AtomicU8 = AtomicU8::new(IDLE);
 static RING: AtomicPtr<Ring> = AtomicPtr::new(core::ptr::null_mut());
 /// The writer's state; `None` until the writer thread (or an exit path) opens the capture.
 static WRITER: AtomicPtr<Mutex<Option<Writer>>> = AtomicPtr::new(core::ptr::null_mut());
-/// The capture's file descriptor, so a fork child can close its copy without the writer's lock.
-static WRITER_FD: AtomicI32 = AtomicI32::new(-1);
+/// The capture's descriptor when the writer shares the program's descriptor table (the
+/// fallback of fdtable.rs), so a fork child can close its inherited copy; -1 otherwise.
+static SHARED_FD: AtomicI32 = AtomicI32::new(-1);
 /// The process whose capture this is: a vfork child shares our memory but must not finish it.
 static OWNER_PID: AtomicU32 = AtomicU32::new(0);
 /// Set by the atfork child handler: the pid of a process that is a real (not v-) fork child.
@@ -73,6 +77,13 @@ fn ring_capacity(all: bool) -> usize {
 const ALL_MODE_PATIENCE_NS: u64 = 1_000_000_000;
 static PATIENCE_NS: AtomicU64 = AtomicU64::new(0);
 
+/// True for the events that open a capture: a sample this process took. A free, a marker or
+/// an allocation inherited from a parent does not: a fork child that never samples (every
+/// `$(...)` of a shell) leaves no file, and what it inherited is in its parent's capture.
+fn opens_capture(ev: &Event) -> bool {
+    ev.kind == EventKind::Alloc as u8 && ev.alloc_kind & crate::hooks::INHERITED == 0
+}
+
 /// Sends one event to the writer; false when it was dropped. Waits only in `all` mode (above).
 pub fn push(ev: Event, frames: &[u64]) -> bool {
     // Acquire: RUNNING is stored after RING, so a RUNNING state means the ring pointer is valid.
@@ -80,7 +91,7 @@ pub fn push(ev: Event, frames: &[u64]) -> bool {
         RUNNING => {}
         IDLE => {
             // Acquire: pairs with before_exec's store.
-            if EXEC_PENDING.load(Ordering::Acquire) || !start() {
+            if !opens_capture(&ev) || EXEC_PENDING.load(Ordering::Acquire) || !start() {
                 return false;
             }
         }
@@ -119,6 +130,12 @@ pub fn push(ev: Event, frames: &[u64]) -> bool {
 /// True while a capture is being written (events would be kept).
 pub fn running() -> bool {
     STATE.load(Ordering::Relaxed) == RUNNING
+}
+
+/// True once an exit path has claimed the capture and the writer is to finish it.
+pub fn finishing() -> bool {
+    // Acquire: pairs with finish()'s CAS.
+    STATE.load(Ordering::Acquire) == FINISHED
 }
 
 /// Drop counters as the capture reports them.
@@ -174,13 +191,20 @@ fn start_inner() -> bool {
     OWNER_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
     // Release: publishes RING and WRITER to every thread that sees RUNNING.
     STATE.store(RUNNING, Ordering::Release);
-    crate::writer_thread::spawn();
+    if !crate::writer_thread::spawn() {
+        // No writer, no capture (only a writer thread may hold its file).
+        crate::hooks::disable();
+        STATE.store(DISABLED, Ordering::Release);
+        return false;
+    }
     true
 }
 
 /// Runs `f` on the open writer, opening the capture first if nobody has yet. False when the
-/// capture cannot be written (recording is then disabled, with one warning).
+/// capture cannot be written (recording is then disabled, with one warning). Writer threads
+/// only: the file lives in their descriptor table.
 pub fn with_writer(f: impl FnOnce(&mut Writer)) -> bool {
+    debug_assert!(thread::current().flags & thread::FLAG_WRITER != 0);
     let w = WRITER.load(Ordering::Acquire);
     if w.is_null() {
         return false;
@@ -195,9 +219,12 @@ pub fn with_writer(f: impl FnOnce(&mut Writer)) -> bool {
         };
         // SAFETY: getpid has no preconditions.
         let path = config::output_path(&cfg.output, unsafe { libc::getpid() } as u32);
-        match Writer::create(&path, cfg, RING.load(Ordering::Acquire)) {
+        let table = crate::fdtable::mode().unwrap_or(crate::fdtable::Table::Shared);
+        match Writer::create(&path, cfg, RING.load(Ordering::Acquire), table) {
             Ok(writer) => {
-                WRITER_FD.store(writer.raw_fd(), Ordering::Relaxed);
+                if let Some(fd) = writer.shared_fd() {
+                    SHARED_FD.store(fd, Ordering::Relaxed);
+                }
                 *guard = Some(writer);
             }
             Err(e) => {
@@ -214,10 +241,10 @@ pub fn with_writer(f: impl FnOnce(&mut Writer)) -> bool {
 }
 
 /// The capture cannot be written any more (the writer's first failed write, or the size bound):
-/// recording stops, with one warning, as when the output cannot be opened. Unlike that case, a
-/// forked child records again (its own file; see after_fork_child).
-pub fn stop_writing(why: &str) {
-    real::warn(why);
+/// recording stops. Silently: the program's stderr is the program's, and the capture's last
+/// record says why when it could still be written. Unlike DISABLED, a forked child records
+/// again (its own file; see after_fork_child).
+pub fn stop_writing() {
     // AcqRel: only a running capture stops (an exit flush has already moved it to FINISHED, and
     // then the hooks stay on: a process forking from its atexit handlers still traces the
     // children). The state first: a fork in between leaves a STOPPED child, which re-enables.
@@ -237,15 +264,11 @@ fn disable(why: &str) -> bool {
 }
 
 /// Finishes the capture: drains what is left, writes the End record, flushes. Every exit path
-/// calls it; only the first call in the owning process does anything.
+/// calls it; only the first call in the owning process does anything. A process (or fork
+/// child) that never sampled has no capture and leaves no file.
 pub fn finish(how: EndKind) {
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() } as u32;
-    if STATE.load(Ordering::Acquire) == IDLE && FORK_CHILD_PID.load(Ordering::Relaxed) == pid {
-        // A forked child leaving before its first sample still gets its own capture, with the
-        // samples it inherited. (Only a real fork child: a vfork child shares this memory.)
-        start();
-    }
     // Another thread may be starting the capture right now: give it a moment (bounded) rather
     // than lose everything recorded so far. By the clock, not by a count of yields: on a busy
     // machine the starting thread can be off the CPU for a whole time slice (a 2,000-yield wait
@@ -263,7 +286,17 @@ pub fn finish(how: EndKind) {
     {
         return;
     }
-    thread::setup_section(|| with_writer(|w| w.finish(how)));
+    end_capture(how);
+}
+
+/// Has the writer write the End record `how`: directly on a writer thread (its exit path), else
+/// by asking the writer thread and waiting for it (bounded).
+fn end_capture(how: EndKind) {
+    if thread::current().flags & thread::FLAG_WRITER != 0 {
+        thread::setup_section(|| with_writer(|w| w.finish(how)));
+    } else {
+        thread::setup_section(|| crate::writer_thread::finish_and_wait(how));
+    }
 }
 
 /// The loader's counters (`modules::packed`) with the last map a dlopen sent.
@@ -364,7 +397,7 @@ fn before_exec() {
         return; // no capture of this process yet
     }
     if STATE.load(Ordering::Acquire) == RUNNING {
-        thread::setup_section(|| with_writer(|w| w.finish(EndKind::Exec)));
+        end_capture(EndKind::Exec);
     }
 }
 
@@ -391,12 +424,15 @@ pub fn after_fork_child() {
         // SAFETY: the parent's writer thread does not exist in the child; no one else runs.
         unsafe { Ring::destroy(ring) };
     }
-    // The parent's writer may have held its mutex at the fork: never lock it. Close the child's
-    // copy of the descriptor and leak the rest (copy-on-write pages shared with the parent).
+    // The parent's writer may have held its mutex at the fork: never lock it; leak it
+    // (copy-on-write pages shared with the parent). Its file is in the parent writer's private
+    // table, which the child does not have; only in the shared-table fallback did the child
+    // inherit a copy, closed here before any code of the program's has run in the child.
     WRITER.store(core::ptr::null_mut(), Ordering::Release);
-    let fd = WRITER_FD.swap(-1, Ordering::Relaxed);
+    let fd = SHARED_FD.swap(-1, Ordering::Relaxed);
     if fd >= 0 {
-        // SAFETY: closing the child's own copy of the parent's capture descriptor.
+        // SAFETY: closing the child's own copy of the parent's capture descriptor, in the atfork
+        // child handler: the program has not run since fork, so the number is still ours.
         unsafe { libc::close(fd) };
     }
     crate::writer_thread::after_fork_child();
@@ -407,11 +443,10 @@ pub fn after_fork_child() {
     EXEC_PENDING.store(false, Ordering::Relaxed);
     START_MONO.store(real::now_ns(), Ordering::Relaxed);
     if STATE.load(Ordering::Relaxed) != DISABLED {
-        // The hooks on again whatever the parent's capture did (a STOPPED parent turned them
-        // off; a fork racing stop_writing may have caught them off in any state).
-        if let Some(cfg) = config::get() {
-            crate::hooks::enable(cfg.mode);
-        }
+        // The hooks back to what the constructor decided, whatever the parent's capture did (a
+        // STOPPED parent turned them off; a fork racing stop_writing may have caught them off in
+        // any state). A process the constructor left untraced stays so in its children.
+        crate::hooks::restore_decided();
         STATE.store(IDLE, Ordering::Release);
     }
 }

@@ -3,18 +3,15 @@
 //! map and timeline ticks, and appends framed chunks to the capture with one `write` each, at least
 //! every [`FLUSH_NS`]. It runs on its own thread, or on the exiting thread for the final flush.
 
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
-
 use memshim_format::{
     encode_header_with, AllocKind, ChunkBuilder, Compressor, EndKind, Header, Module, PyFrame,
     Record, FLAG_ZSTD,
 };
 use rustc_hash::FxHashSet;
 
+use crate::capture_file::CaptureFile;
 use crate::config::{Config, Mode};
+use crate::fdtable::Table;
 use crate::modules;
 use crate::procinfo::{self, Statm};
 use crate::ring::{EventKind, Ring};
@@ -34,8 +31,7 @@ const BLOCK_TARGET: usize = 1 << 20;
 const _: () = assert!(BLOCK_TARGET + CHUNK_TARGET < memshim_format::MAX_CHUNK);
 
 pub struct Writer {
-    file: File,
-    path: String,
+    file: CaptureFile,
     /// A write failed, or the next would pass `max_size`: the capture ends there (see `flush`).
     failed: bool,
     /// Bytes in the file so far.
@@ -80,33 +76,6 @@ fn alloc_kind(k: u8) -> AllocKind {
     }
 }
 
-/// Creates `path` exclusively (0600, never through a symlink). When it exists, as it does when a
-/// process execs another program under the same pid, tries `NAME.1.msh`, `NAME.2.msh`, ...
-fn create_unique(path: &str) -> std::io::Result<File> {
-    let open = |p: &str| {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(p)
-    };
-    let (stem, ext) = match path.rsplit_once('.') {
-        Some((s, e)) if !e.contains('/') && !s.ends_with('/') => (s, format!(".{e}")),
-        _ => (path, String::new()),
-    };
-    let mut candidate = path.to_string();
-    for n in 1..=100 {
-        match open(&candidate) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                candidate = format!("{stem}.{n}{ext}");
-            }
-            other => return other,
-        }
-    }
-    open(&candidate)
-}
-
 /// True when two modules' loaded segments share an address.
 fn overlaps(a: &Module, b: &Module) -> bool {
     a.segments.iter().any(|&(va, len)| {
@@ -124,8 +93,13 @@ fn overlaps(a: &Module, b: &Module) -> bool {
 impl Writer {
     /// Creates the capture file (exclusively, 0600, never through a symlink) and writes its
     /// header, the module map and, in a forked child, the live samples inherited from the parent.
-    pub fn create(path: &str, cfg: &Config, ring: *mut Ring) -> std::io::Result<Writer> {
-        let file = create_unique(path)?;
+    pub fn create(
+        path: &str,
+        cfg: &Config,
+        ring: *mut Ring,
+        table: Table,
+    ) -> std::io::Result<Writer> {
+        let mut file = CaptureFile::create(path, table)?;
         let (exe, argv) = procinfo::exe_and_argv();
         let start = recorder::START_MONO.load(std::sync::atomic::Ordering::Relaxed);
         let now_unix = std::time::SystemTime::now()
@@ -158,12 +132,10 @@ impl Writer {
         let flags = if zstd.is_some() { FLAG_ZSTD } else { 0 };
         // The header first, alone and uncompressed: a process that execs right away still leaves
         // a readable file.
-        let mut file = file;
         let header = encode_header_with(&header, flags);
-        write_quietly(&mut file, &header)?;
+        file.write_all(&header)?;
         let mut w = Writer {
             file,
-            path: path.to_string(),
             failed: false,
             size: header.len() as u64,
             max_size: cfg.max_size,
@@ -193,6 +165,11 @@ impl Writer {
         Ok(w)
     }
 
+    /// The capture's descriptor when it sits in the program's table (the fdtable fallback).
+    pub fn shared_fd(&self) -> Option<i32> {
+        self.file.shared_fd()
+    }
+
     /// Microseconds until the next flush and tick are due (0: now).
     pub fn flush_due_in_us(&self) -> u64 {
         (self.last_flush + FLUSH_NS).saturating_sub(real::now_ns()) / 1000
@@ -203,10 +180,6 @@ impl Writer {
         // SAFETY: as in drain(): the ring outlives its writer.
         let ring = unsafe { &*self.ring };
         (ring.consumed(), ring.capacity())
-    }
-
-    pub fn raw_fd(&self) -> i32 {
-        self.file.as_raw_fd()
     }
 
     /// One round of the writer thread: drain, and tick + flush when due. Returns events moved.
@@ -440,8 +413,8 @@ impl Writer {
     /// written so far decodes) and writes it with one write. A failed write ends what the file
     /// can tell (the stream cannot resume past a gap); the reader stops there.
     ///
-    /// The first failed write (a full disk, the process's file-size limit) stops recording with
-    /// one warning: the file reads up to there, and more writes could only waste the host's CPU
+    /// The first failed write (a full disk, the process's file-size limit) stops recording,
+    /// silently (the program's stderr is not ours): the file reads up to there, and more writes could only waste the host's CPU
     /// and disk, or leave a gap the reader cannot cross. So does a block that would take the
     /// file past `MEMSHIM_MAX_SIZE`: it is not written, and a last small block in the room kept
     /// for it says why (an EXTENSION_STOPPED record), so readers do not take the file for cut.
@@ -472,7 +445,7 @@ impl Writer {
                 Ok(false) => {
                     let why = format!(
                         "capture {} reached MEMSHIM_MAX_SIZE ({} bytes); recording stopped",
-                        self.path, self.max_size
+                        self.file.path(), self.max_size
                     );
                     // The last block, in the room kept for it, says why the file ends here.
                     self.chunk.push(&Record::Extension {
@@ -486,12 +459,12 @@ impl Writer {
                 }
                 Err(e) => Some(format!(
                     "cannot write capture {}: {e}; recording stopped (the capture reads up to here)",
-                    self.path
+                    self.file.path()
                 )),
             };
-            if let Some(why) = why {
+            if why.is_some() {
                 self.failed = true;
-                recorder::stop_writing(&why);
+                recorder::stop_writing();
             }
         }
         // Back, emptied, to keep their capacity.
@@ -511,7 +484,7 @@ impl Writer {
         if self.max_size > 0 && self.size + block.len() as u64 > limit {
             return Ok(false);
         }
-        write_quietly(&mut self.file, block)?;
+        self.file.write_all(block)?;
         self.size += block.len() as u64;
         Ok(true)
     }
@@ -522,34 +495,5 @@ impl Writer {
         if self.cuts.last() != Some(&self.out.len()) && !self.out.is_empty() {
             self.cuts.push(self.out.len());
         }
-    }
-}
-
-/// Writes `bytes` with SIGXFSZ blocked. Past the process's file-size limit (RLIMIT_FSIZE) a write
-/// raises SIGXFSZ in the writing thread, whose default action kills the process: over our file,
-/// on an application thread (the exit flush, or a capture opened there). The writer thread blocks
-/// every signal anyway. A SIGXFSZ our write raised (it failed with EFBIG) is taken back before
-/// the old mask returns; one already pending is left alone.
-fn write_quietly(file: &mut File, bytes: &[u8]) -> std::io::Result<()> {
-    // SAFETY: signal-mask calls on valid, local sets; the old mask is restored before returning.
-    unsafe {
-        let mut xfsz: libc::sigset_t = core::mem::zeroed();
-        libc::sigemptyset(&mut xfsz);
-        libc::sigaddset(&mut xfsz, libc::SIGXFSZ);
-        let mut old: libc::sigset_t = core::mem::zeroed();
-        libc::pthread_sigmask(libc::SIG_BLOCK, &xfsz, &mut old);
-        let mut pending: libc::sigset_t = core::mem::zeroed();
-        libc::sigpending(&mut pending);
-        let was_pending = libc::sigismember(&pending, libc::SIGXFSZ) == 1;
-        let result = file.write_all(bytes);
-        let too_big = matches!(&result, Err(e) if e.raw_os_error() == Some(libc::EFBIG));
-        if too_big && !was_pending {
-            libc::sigpending(&mut pending);
-            if libc::sigismember(&pending, libc::SIGXFSZ) == 1 {
-                libc::sigtimedwait(&xfsz, core::ptr::null_mut(), &real::timespec_us(0));
-            }
-        }
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
-        result
     }
 }

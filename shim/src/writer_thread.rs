@@ -1,5 +1,19 @@
-//! The writer thread's life: spawned on the first event, drains the ring until the capture ends,
-//! and, in CPython 3.12+ processes, steps aside while the process forks.
+//! The writer thread's life: spawned on the first sample, drains the ring until the capture
+//! ends, finishes it when an exit path asks, ends the process when the program's last thread
+//! left through `pthread_exit`, and steps aside while the process forks (CPython 3.12+) or makes
+//! a call that needs a single-threaded process (`unshare`, `setns`).
+//!
+//! It is the only thread that touches the capture file: it keeps it in a descriptor table of its
+//! own (fdtable.rs). Exit paths on application threads post a request ([`finish_and_wait`]) and
+//! wait for it, bounded; a stepped-aside writer is spawned again to serve it.
+//!
+//! glibc ends a process when its count of threads reaches zero, and a thread made with
+//! `pthread_create` (ours) is counted: when the main thread leaves through `pthread_exit` and
+//! the program's other threads end, our writer would keep the process alive, and, blocking every
+//! signal, leave SIGTERM undeliverable. So at each tick the writer looks whether it is the only
+//! thread left ([`procinfo::only_thread_left`], a read of /proc/self/stat while the main thread
+//! lives) and then calls `exit(0)`, as glibc's last thread does: atexit handlers run, and our
+//! destructor finishes the capture.
 //!
 //! CPython 3.12+ counts the process's threads right after `os.fork()` returns in the parent (the
 //! 20th field of /proc/self/stat) and prints a DeprecationWarning when there is more than one: our
@@ -14,7 +28,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use memshim_format::EndKind;
 
-use crate::{real, recorder, thread};
+use crate::{capture_file, fdtable, procinfo, real, recorder, thread};
 
 /// Set at start when the process is CPython 3.12+ (python::detect).
 pub static QUIET_FORK: AtomicBool = AtomicBool::new(false);
@@ -34,8 +48,38 @@ static WAKE: AtomicU32 = AtomicU32::new(0);
 static SLEEPING: AtomicBool = AtomicBool::new(false);
 /// The running writer thread (0: none).
 static THREAD: AtomicU64 = AtomicU64::new(0);
+/// Its kernel thread id (0: none), to tell it from the program's threads in /proc.
+static WRITER_TID: AtomicU32 = AtomicU32::new(0);
 /// While the writer is stopped for a fork: when an event may spawn it again (0: not stopped).
 static RESUME_AT: AtomicU64 = AtomicU64::new(0);
+/// An exit path's request: the End record to write (see [`encode`]), 0 for none.
+static REQUEST: AtomicU64 = AtomicU64::new(0);
+/// Bumped by the writer each time it has served a request (a futex the requester waits on).
+static SERVED: AtomicU32 = AtomicU32::new(0);
+/// How long an exit path waits for the writer to finish the capture. Far more than it takes
+/// (draining a full `all`-mode ring and compressing it: a few hundred ms); a writer stuck behind
+/// a lock the exiting thread holds (an `_exit` from a signal handler that interrupted malloc)
+/// costs the process this much at exit, once.
+const FINISH_WAIT_NS: u64 = 3_000_000_000;
+
+fn encode(how: EndKind) -> u64 {
+    match how {
+        EndKind::Exit => 1,
+        EndKind::QuickExit => 2,
+        EndKind::Exec => 3,
+        EndKind::Signal(s) => 4 | (s as u32 as u64) << 8,
+    }
+}
+
+fn decode(v: u64) -> Option<EndKind> {
+    Some(match v & 0xff {
+        1 => EndKind::Exit,
+        2 => EndKind::QuickExit,
+        3 => EndKind::Exec,
+        4 => EndKind::Signal((v >> 8) as u32 as i32),
+        _ => return None,
+    })
+}
 
 /// How long after a fork the writer stays away.
 const RESUME_DELAY_NS: u64 = 20_000_000;
@@ -43,7 +87,8 @@ const RESUME_DELAY_NS: u64 = 20_000_000;
 const STOP_WAIT_NS: u64 = 100_000_000;
 
 /// Starts the writer with every signal blocked, so the host's signals never land on our thread.
-pub fn spawn() {
+/// False when no thread could be made.
+pub fn spawn() -> bool {
     // SAFETY: plain libc calls on valid, local out-parameters; the old mask is restored.
     unsafe {
         let mut all: libc::sigset_t = core::mem::zeroed();
@@ -51,14 +96,14 @@ pub fn spawn() {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let mut tid: libc::pthread_t = 0;
-        let rc = libc::pthread_create(&mut tid, core::ptr::null(), run, core::ptr::null_mut());
+        // glibc's, not ours (exports.rs): the writer is not one of the program's threads.
+        let rc = real::pthread_create(&mut tid, core::ptr::null(), run, core::ptr::null_mut());
         if rc == 0 {
             // Relaxed: read by the fork handler of this process only, after the spawn returned.
             THREAD.store(tid as u64, Ordering::Relaxed);
-        } else {
-            real::warn("cannot start the writer thread; the capture is written at exit only");
         }
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
+        rc == 0
     }
 }
 
@@ -66,16 +111,47 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
     let t = thread::current();
     t.busy = 1;
     t.flags |= thread::FLAG_WRITER;
+    capture_file::new_writer();
+    // Relaxed: read by program threads that end, to leave us out of their count.
+    WRITER_TID.store(thread::tid(t), Ordering::Relaxed);
+    let table = fdtable::isolate();
     // SAFETY: PR_SET_NAME reads a NUL-terminated name of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, c"memshim-writer".as_ptr()) };
+    // Opened (or, for a writer after a step aside, reopened) before the copies of the program's
+    // 0-2 go: a wrong MEMSHIM_OUTPUT is the one warning the program's stderr gets.
+    let open = recorder::with_writer(|_| {});
+    fdtable::seal(table);
     let (mut last_consumed, mut last_round) = (0u64, real::now_ns());
-    loop {
-        if !recorder::running() {
-            break;
+    let mut last_look = last_round;
+    // While an exit path that claimed the capture is about to post its request.
+    let mut finishing_since = 0;
+    while open {
+        // Acquire: pairs with finish_and_wait's store, so the exit path's state is ours.
+        if let Some(how) = decode(REQUEST.swap(0, Ordering::Acquire)) {
+            recorder::with_writer(|w| w.finish(how));
+            // Release: the requester sees the capture finished.
+            SERVED.fetch_add(1, Ordering::Release);
+            futex_wake_all(&SERVED);
+            if how == EndKind::Exec {
+                continue; // the exec may fail, and recording then goes on
+            }
+            // The process is ending (the exit path that asked goes on to exit_group). Never
+            // return into glibc's thread exit: a writer spawned by an exit path after the
+            // program's last thread left (pthread_exit) would bring glibc's count of threads to
+            // zero, and glibc would run exit(0) here, racing the exit under way.
+            park_forever();
         }
-        if let Some(sig) = crate::signals::flush_requested() {
-            recorder::finish(EndKind::Signal(sig));
-            crate::signals::flush_done();
+        if recorder::finishing() {
+            let now = real::now_ns();
+            if finishing_since == 0 {
+                finishing_since = now;
+            } else if now - finishing_since > FINISH_WAIT_NS {
+                break;
+            }
+            sleep_unless_asked(1000);
+            continue;
+        }
+        if !recorder::running() {
             break;
         }
         let (mut progress, mut flush_in) = ((0, 0), 0);
@@ -96,9 +172,18 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
             .is_ok()
         {
             recorder::with_writer(|w| w.flush_now());
-            return core::ptr::null_mut(); // joined by the forking thread
+            return core::ptr::null_mut(); // joined by the thread that asked
         }
         let now = real::now_ns();
+        if now - last_look >= crate::writer::FLUSH_NS {
+            last_look = now;
+            if procinfo::only_thread_left() {
+                // The program's last thread is gone: end the process as glibc would have.
+                // SAFETY: exit runs the atexit handlers and destructors (ours finishes the
+                // capture on this thread) and never returns.
+                unsafe { libc::exit(0) };
+            }
+        }
         let (consumed, capacity) = progress;
         // Wake for the next flush on time (ticks stay 80 ms apart), whatever the pace.
         let pause = pause_us(
@@ -115,7 +200,75 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
     unsafe { libc::pthread_detach(libc::pthread_self()) };
     // Relaxed: only this process's fork handler reads it.
     THREAD.store(0, Ordering::Relaxed);
+    WRITER_TID.store(0, Ordering::Relaxed);
     core::ptr::null_mut()
+}
+
+/// Waits for the process to end.
+fn park_forever() -> ! {
+    let word = AtomicU32::new(0);
+    loop {
+        // SAFETY: FUTEX_WAIT on a live local u32 that nobody wakes: sleeps until exit_group.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                0u32,
+                core::ptr::null::<libc::timespec>(),
+            );
+        }
+    }
+}
+
+/// An exit path on an application thread: asks the writer to write the End record `how` and
+/// waits until it has (at most [`FINISH_WAIT_NS`]). A writer that stepped aside is spawned
+/// again for it.
+pub fn finish_and_wait(how: EndKind) {
+    // Acquire: the count before our request, so the wait below ends on this request's service.
+    let before = SERVED.load(Ordering::Acquire);
+    // Release: the writer that takes it sees the state this thread left.
+    REQUEST.store(encode(how), Ordering::Release);
+    // Relaxed: this process's own handle and schedule.
+    if THREAD.load(Ordering::Relaxed) == 0 {
+        RESUME_AT.store(0, Ordering::Relaxed);
+        if !spawn() {
+            return;
+        }
+    }
+    wake();
+    let deadline = real::now_ns() + FINISH_WAIT_NS;
+    // Acquire: pairs with the writer's Release bump.
+    while SERVED.load(Ordering::Acquire) == before {
+        let now = real::now_ns();
+        if now >= deadline {
+            return;
+        }
+        let ts = real::timespec_us((deadline - now).min(10_000_000) / 1000);
+        // SAFETY: FUTEX_WAIT on a live, aligned u32 with a relative timeout; returns at once if
+        // SERVED moved since `before`.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                SERVED.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                before,
+                &ts as *const libc::timespec,
+            );
+        }
+    }
+}
+
+fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: FUTEX_WAKE on a live, aligned u32.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
+    }
 }
 
 /// Longest pause between rounds: until the next flush and tick (every 80 ms), which bound every
@@ -151,7 +304,8 @@ fn sleep_unless_asked(us: u64) {
     // before may miss it; the next push that finds the ring half full looks again, and a full
     // ring costs at most this pause's drops (patient `all`-mode producers wait far longer).
     SLEEPING.store(true, Ordering::SeqCst);
-    if CONTROL.load(Ordering::Acquire) == RUN {
+    // Acquire: as for CONTROL; a request posted after this load changes WAKE (its wake()).
+    if CONTROL.load(Ordering::Acquire) == RUN && REQUEST.load(Ordering::Acquire) == 0 {
         let ts = real::timespec_us(us);
         // SAFETY: FUTEX_WAIT on a live, aligned u32 with a relative timeout; it returns at once
         // if WAKE moved since `seen`, or on a wake, a signal or the timeout. No allocation, no
@@ -185,20 +339,38 @@ pub fn nudge() {
 /// the parent has only its own threads when the interpreter counts them after the fork.
 pub fn before_fork() {
     // Relaxed: set once in the constructor.
-    if !QUIET_FORK.load(Ordering::Relaxed) {
-        return;
+    if QUIET_FORK.load(Ordering::Relaxed) && step_aside() {
+        resume_later();
     }
+}
+
+/// Around a call that fails in a multi-threaded process (`unshare` of a user namespace, `setns`):
+/// the writer steps aside for the call and comes back after it.
+pub fn single_threaded<R>(call: impl FnOnce() -> R) -> R {
+    let aside = step_aside();
+    let r = call();
+    if aside {
+        // errno is the call's: the scheduling below must not change it (it makes no call that
+        // sets errno, but say so where it matters).
+        resume_later();
+    }
+    r
+}
+
+/// Stops the writer (flushed, not finished) and joins it, bounded; true when it stopped. The
+/// writer is spawned again by an event after [`resume_later`]'s delay, or by an exit path.
+fn step_aside() -> bool {
     // Relaxed: the writer's handle, written by this process's spawner.
     let tid = THREAD.load(Ordering::Relaxed);
-    if tid == 0 || !recorder::running() {
-        return;
+    if tid == 0 || !recorder::running() || thread::current().flags & thread::FLAG_WRITER != 0 {
+        return false;
     }
     // AcqRel: pairs with the writer's CAS.
     if CONTROL
         .compare_exchange(RUN, STOP_ASKED, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
     {
-        return;
+        return false;
     }
     wake();
     let deadline = real::now_ns() + STOP_WAIT_NS;
@@ -213,7 +385,7 @@ pub fn before_fork() {
                 .compare_exchange(STOP_ASKED, RUN, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                return;
+                return false;
             }
             break;
         }
@@ -222,10 +394,34 @@ pub fn before_fork() {
     // SAFETY: `tid` is our writer, joinable (it detaches itself only when leaving for good, and
     // it agreed to stop instead); it is returning from its start function now.
     unsafe { libc::pthread_join(tid as libc::pthread_t, core::ptr::null_mut()) };
-    // Relaxed: the handle and the schedule are this process's; publication order is irrelevant.
+    // Relaxed: the handle is this process's; publication order is irrelevant.
     THREAD.store(0, Ordering::Relaxed);
-    RESUME_AT.store(real::now_ns() + RESUME_DELAY_NS, Ordering::Relaxed);
+    WRITER_TID.store(0, Ordering::Relaxed);
     CONTROL.store(RUN, Ordering::Release);
+    true
+}
+
+/// The program's last thread is leaving: the writer steps aside for good (flushed), so that
+/// glibc's count of threads reaches zero in that thread, which then runs `exit(0)` (see
+/// program_threads.rs). The exit path spawns a writer again to finish the capture.
+pub fn leave_for_exit() {
+    step_aside();
+}
+
+/// Whether a writer thread runs, and its kernel thread id (0 until it has said it).
+pub fn writer() -> (bool, u32) {
+    // Relaxed: see WRITER_TID; THREAD is this process's own handle.
+    if THREAD.load(Ordering::Relaxed) == 0 {
+        (false, 0)
+    } else {
+        (true, WRITER_TID.load(Ordering::Relaxed))
+    }
+}
+
+/// Lets the next event after [`RESUME_DELAY_NS`] spawn the writer again.
+fn resume_later() {
+    // Relaxed: a schedule, read by pushes of this process.
+    RESUME_AT.store(real::now_ns() + RESUME_DELAY_NS, Ordering::Relaxed);
 }
 
 /// Called by every event push: spawns the writer again once a fork's gap has passed.
@@ -248,13 +444,15 @@ pub fn resume_if_due() {
 /// In a forked child: no writer exists here; the child's first event spawns its own.
 pub fn after_fork_child() {
     THREAD.store(0, Ordering::Relaxed);
+    WRITER_TID.store(0, Ordering::Relaxed);
     RESUME_AT.store(0, Ordering::Relaxed);
     CONTROL.store(RUN, Ordering::Relaxed);
     SLEEPING.store(false, Ordering::Relaxed);
+    REQUEST.store(0, Ordering::Relaxed);
 }
 
-/// Wakes the writer from its pause (a stop request, a half-full ring, a fatal signal's flush
-/// request). Async-signal-safe: an atomic add and a futex wake.
+/// Wakes the writer from its pause (a stop request, a half-full ring, an exit path's request).
+/// Async-signal-safe: an atomic add and a futex wake.
 pub fn wake() {
     // Release: whoever is woken sees what the waker did before.
     WAKE.fetch_add(1, Ordering::Release);
