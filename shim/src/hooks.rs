@@ -548,7 +548,10 @@ pub unsafe fn usable_size(p: *mut c_void) -> usize {
 
 /// Records a new anonymous mapping when it is sampled (or always in `all` mode).
 pub fn after_mmap(p: *mut c_void, len: usize, flags: i32) {
-    if p as isize == -1 || flags & libc::MAP_ANONYMOUS == 0 {
+    // Under another allocator (jemalloc, tcmalloc...) anonymous mappings are mostly its own
+    // extents, made with its locks held: recording them would count its memory twice (its
+    // blocks come through malloc) and could call into it from inside itself.
+    if p as isize == -1 || flags & libc::MAP_ANONYMOUS == 0 || underlying::is_foreign() {
         return;
     }
     let t = thread::current();

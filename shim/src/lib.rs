@@ -65,8 +65,12 @@ extern "C" fn init() {
     recorder::note_init_pid();
     real::resolve();
     let cfg = config::init();
-    underlying::warn_if_shadowed();
     let mut mode = cfg.mode;
+    if underlying::warn_if_shadowed() {
+        // The program's allocations never reach us; what does (another allocator's own
+        // mappings, made under its locks) is not worth the risk of calling into it.
+        mode = config::Mode::Off;
+    }
     unwind::init(cfg.unwind);
     python::detect(cfg.python);
     if matches!(mode, config::Mode::Sampled(_)) && !region::reserve() {

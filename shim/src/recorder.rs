@@ -77,11 +77,16 @@ fn ring_capacity(all: bool) -> usize {
 const ALL_MODE_PATIENCE_NS: u64 = 1_000_000_000;
 static PATIENCE_NS: AtomicU64 = AtomicU64::new(0);
 
-/// True for the events that open a capture: a sample this process took. A free, a marker or
-/// an allocation inherited from a parent does not: a fork child that never samples (every
-/// `$(...)` of a shell) leaves no file, and what it inherited is in its parent's capture.
+/// True for the events that open a capture: a sample this process took, and what is sent just
+/// before it (its thread's name, the Python code objects of its stack). A free, a marker or an
+/// allocation inherited from a parent does not: a fork child that never samples (every `$(...)`
+/// of a shell) leaves no file, and what it inherited is in its parent's capture.
 fn opens_capture(ev: &Event) -> bool {
-    ev.kind == EventKind::Alloc as u8 && ev.alloc_kind & crate::hooks::INHERITED == 0
+    match EventKind::from_u8(ev.kind) {
+        Some(EventKind::Alloc) => ev.alloc_kind & crate::hooks::INHERITED == 0,
+        Some(EventKind::ThreadName | EventKind::PyCode) => true,
+        _ => false,
+    }
 }
 
 /// Sends one event to the writer; false when it was dropped. Waits only in `all` mode (above).

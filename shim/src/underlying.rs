@@ -179,10 +179,10 @@ pub fn is_foreign() -> bool {
 }
 
 /// Warns once when an object loaded before the shim (the program, or an earlier preload)
-/// defines `malloc`: everyone finds that one first, and the shim sees no allocation.
-pub fn warn_if_shadowed() {
+/// defines `malloc`: everyone finds that one first, and the shim sees no allocation. True then.
+pub fn warn_if_shadowed() -> bool {
     let Some(mut before) = loader::objects_before_us() else {
-        return;
+        return false;
     };
     if let Some(o) = before.find(|o| o.lookup(c"malloc").is_some()) {
         let name = o.name();
@@ -193,9 +193,11 @@ pub fn warn_if_shadowed() {
         };
         real::warn(&format!(
             "{who} defines malloc and comes before libmemshim.so, so the shim sees no \
-             allocation; put libmemshim.so first in LD_PRELOAD (memshim run does)"
+             allocation and records nothing; put libmemshim.so first in LD_PRELOAD"
         ));
+        return true;
     }
+    false
 }
 
 /// The loader's list of objects, read in place (no allocation, no lock).
