@@ -83,7 +83,9 @@ pub fn run(args: Args) -> Result<()> {
             a.finalizing_live = None;
         }
         let r = report::build(&a, &mut sym, args.top, args.view.view());
-        if several && a.sites.is_empty() && a.allocations == 0.0 {
+        // Forked children with only what they inherited (a shell's `$(...)`) say nothing of their
+        // own either: the parent's report has it.
+        if several && a.allocations == 0.0 {
             quiet.push((p.clone(), r));
         } else {
             reports.push((p.clone(), r));
@@ -165,20 +167,25 @@ fn hidden_note(quiet: &Reports) -> Option<String> {
         .collect();
     exes.sort_unstable();
     exes.dedup();
-    let pids: Vec<String> = quiet
+    const SHOWN: usize = 5;
+    let mut pids: Vec<String> = quiet
         .iter()
+        .take(SHOWN)
         .map(|(_, r)| r.summary.pid.to_string())
         .collect();
+    if quiet.len() > SHOWN {
+        pids.push(format!("and {} more", quiet.len() - SHOWN));
+    }
     Some(format!(
-        "{} more {} hidden: no sampled allocation (pid {}: {})",
+        "{} more {} hidden, with no sampled allocation: {} (pid {})",
         quiet.len(),
         if quiet.len() == 1 {
             "process"
         } else {
             "processes"
         },
-        pids.join(", "),
-        exes.join(", ")
+        exes.join(", "),
+        pids.join(", ")
     ))
 }
 
@@ -193,7 +200,7 @@ fn combined_text(reports: &Reports, hidden: Option<&str>) -> String {
         }
     );
     if let Some(h) = hidden {
-        o.push_str(&format!("  ({h})\n"));
+        o.push_str(&format!("  {h}\n"));
     }
     for (p, r) in reports {
         let s = &r.summary;
