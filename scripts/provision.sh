@@ -30,7 +30,9 @@ while read -r cmd pkg _; do
   command -v "$cmd" >/dev/null || need+=("$pkg")
 done <scripts/test-packages.txt
 if [ ${#need[@]} -gt 0 ]; then
-  if $root && apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; then
+  # Another apt-get at work (another checkout provisioning) is waited for, not failed on.
+  apt=(apt-get -o DPkg::Lock::Timeout=900 -qq)
+  if $root && "${apt[@]}" update && "${apt[@]}" install -y "${need[@]}" >/dev/null; then
     echo "provision: installed ${need[*]}"
   else
     $root || echo "provision: not root, cannot apt-get install ${need[*]}"

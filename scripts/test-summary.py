@@ -17,11 +17,14 @@ running = re.compile(r"^\s*Running (?:\S+ )?.*\((.+)\)\s*$")
 doctests = re.compile(r"^\s*Doc-tests (\S+)\s*$")
 result = re.compile(r"^test (.+?) \.\.\. (ok|FAILED|ignored)\b")
 closing = re.compile(r"^test result: (ok|FAILED)\.")
+section = re.compile(r"^---- (.+) stdout ----$")
 
 binary = None
 results = {}  # (binary, test) -> status
 binaries = []  # in order
 closed = set()
+said = {}  # (binary, test) -> the first line a failed test printed
+current = None
 with open(log_path, errors="replace") as f:
     for line in f:
         line = line.rstrip("\n")
@@ -35,6 +38,13 @@ with open(log_path, errors="replace") as f:
             binary = "doc-tests " + m.group(1)
             binaries.append(binary)
             continue
+        m = section.match(line)
+        if m and binary is not None:
+            current = (binary, m.group(1))
+            continue
+        if current is not None and line.strip():
+            said.setdefault(current, line.strip())
+            current = None
         m = result.match(line)
         if m and binary is not None:
             results[(binary, m.group(1))] = m.group(2)
@@ -59,7 +69,7 @@ for key, status in results.items():
     elif status == "ok":
         passed.append(key)
     elif status == "FAILED":
-        failed.append((key, "failed"))
+        failed.append((key, said.get(key, "failed")))
     else:
         skipped.append((key, "#[ignore]"))
 # A test binary that died (a signal, an abort) prints no closing line: count it as one failure.
