@@ -57,7 +57,9 @@ fi
 
 # greenlet, from PyPI.
 if ! python3 -c 'import greenlet' 2>/dev/null; then
-  python3 -m pip install -q --disable-pip-version-check greenlet ||
+  # (A Debian python3 refuses pip without --break-system-packages; pyenv's takes it plainly.)
+  python3 -m pip install -q --disable-pip-version-check greenlet 2>/dev/null ||
+    python3 -m pip install -q --disable-pip-version-check --break-system-packages greenlet ||
     missing+=("the greenlet package for $(command -v python3) (pip install greenlet failed)")
 fi
 

@@ -10,7 +10,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/provision.sh ||
   echo "test.sh: going on without what provision.sh named; the tests that need it say so"
-cargo build --release --workspace || exit 1
+if ! cargo build --release --workspace; then
+  echo "test.sh: the build failed, no test ran"
+  echo "memshim: 0 passed, 1 failed, 0 skipped"
+  exit 1
+fi
 mkdir -p target
 log=$PWD/target/test-output.log
 skips=$PWD/target/test-skips.tsv

@@ -23,7 +23,7 @@ fn shim_beside_memshim() -> Option<PathBuf> {
         return Some(so);
     }
     Missing::new(
-        format!("{}", so.display()),
+        so.display().to_string(),
         "run `cargo build --release --workspace` first",
     )
     .skip();
