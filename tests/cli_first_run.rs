@@ -437,9 +437,20 @@ fn report_of_a_template_hides_processes_with_no_sampled_allocation_and_says_how_
         c.end(100);
         c.write(&d.join(format!("memshim.{pid}.msh")));
     }
+    // A process killed before its first complete chunk: skipped, with one warning.
+    let c = chunked_capture();
+    let header_len = Capture::new(&header(0)).bytes.len();
+    std::fs::write(d.join("memshim.103.msh"), &c.bytes[..header_len + 10]).unwrap();
     let tmpl = d.join("memshim.%p.msh");
     let o = run(&["report", tmpl.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("memshim.103.msh: truncated capture with nothing readable")
+            && err.ends_with("; skipped\n"),
+        "{err}"
+    );
     let out = stdout(&o);
     let mut lines = out.lines();
     assert_eq!(lines.next(), Some("memshim report: 1 process"));

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::report;
 use crate::report::json::int;
 use crate::symbolize::Symbolizer;
@@ -94,6 +94,12 @@ pub fn run(args: Args) -> Result<()> {
     if reports.is_empty() {
         // Not one process has anything to say: show them all rather than nothing.
         reports = std::mem::take(&mut quiet);
+    }
+    if reports.is_empty() {
+        return Err(CliError::new(format!(
+            "none of the {} captures has anything readable (warnings above)",
+            paths.len()
+        )));
     }
     let hidden = hidden_note(&quiet);
     match args.format {
