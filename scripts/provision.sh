@@ -6,8 +6,8 @@
 #   - CPython 3.9 and 3.13 in $MEMSHIM_PYTHONS (default /var/cache/memshim-pythons), by
 #     scripts/python-versions.sh (root, Debian's archive);
 #   - the greenlet package (gevent's base) for python3, from PyPI;
-#   - and it names what it cannot install: pyenv's CPython 3.7, 3.8, 3.10 and 3.12 come with this
-#     project's machines (under ~/.pyenv/versions) and cannot be provisioned elsewhere.
+#   - and it names what it cannot install: pyenv's CPython 3.7, 3.8, 3.10, 3.12 and 3.13 come with
+#     this project's machines (under ~/.pyenv/versions) and cannot be provisioned elsewhere.
 #
 # Each prerequisite it could not provide is named in one line; the tests that need it then say so
 # too (they fail under CI=true, and are skipped elsewhere). Exit status: 0 when everything is
@@ -66,7 +66,7 @@ fi
 # pyenv's interpreters: there or not, nothing to install.
 versions=${PYENV_ROOT:-$HOME/.pyenv}/versions
 echo "provision: pyenv versions: $(ls "$versions" 2>/dev/null | tr '\n' ' ')"
-for v in 3.7 3.8 3.10 3.12; do
+for v in 3.7 3.8 3.10 3.12 3.13; do
   ls -d "$versions/$v".*/bin/python"$v" >/dev/null 2>&1 ||
     missing+=("CPython $v from pyenv (none in $versions; this project's machines come with it)")
 done
