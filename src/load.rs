@@ -24,6 +24,7 @@ pub struct Ending {
     pub ended: bool,
     /// The file stops inside a chunk.
     pub partial_chunk: bool,
+    /// File bytes decoded: the header and every complete chunk (a chunk cut short is not).
     pub bytes_read: u64,
     pub file_len: u64,
     /// The shim stopped recording early and said why (an EXTENSION_STOPPED record): the file
@@ -53,11 +54,32 @@ pub fn stop_reason(r: &Record) -> Option<String> {
 }
 
 /// Folds the records of the capture at `path` into a state that `init` makes from its header.
+///
+/// A capture with not one readable record is an error (an empty report would look like a clean
+/// one).
 pub fn stream<S>(
     path: &Path,
     init: impl FnOnce(&Header) -> S,
-    mut on_record: impl FnMut(&mut S, Record),
+    on_record: impl FnMut(&mut S, Record),
 ) -> Result<(S, Ending)> {
+    match stream_any(path, init, on_record)? {
+        Readable::Some(s, e) => Ok((s, e)),
+        Readable::Nothing(why) => Err(CliError::new(why)),
+    }
+}
+
+/// What [`stream_any`] made of a capture.
+enum Readable<S> {
+    Some(S, Ending),
+    /// Truncated before its first record: the one line that says so.
+    Nothing(String),
+}
+
+fn stream_any<S>(
+    path: &Path,
+    init: impl FnOnce(&Header) -> S,
+    mut on_record: impl FnMut(&mut S, Record),
+) -> Result<Readable<S>> {
     let file = File::open(path).map_err(|e| CliError::about(path, e))?;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = Reader::new(BufReader::with_capacity(1 << 20, file))
@@ -66,9 +88,17 @@ pub fn stream<S>(
     let bar = progress_bar(path, file_len);
     let mut n: u64 = 0;
     let mut stopped = None;
+    // The bytes up to the end of the last complete chunk: the reader counts the bytes it took,
+    // a chunk cut short included, so this is noted each time a chunk has been decoded.
+    let mut decoded = reader.bytes_read();
+    let mut chunks = 0;
     loop {
         match reader.next_record() {
             Ok(Some(rec)) => {
+                if reader.chunks() != chunks {
+                    chunks = reader.chunks();
+                    decoded = reader.bytes_read();
+                }
                 if let Some(why) = stop_reason(&rec) {
                     stopped = Some(why);
                 }
@@ -92,13 +122,31 @@ pub fn stream<S>(
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    if !reader.truncated() {
+        decoded = reader.bytes_read();
+    }
     let ending = Ending {
         ended: reader.ended(),
         partial_chunk: reader.truncated(),
-        bytes_read: reader.bytes_read(),
+        bytes_read: decoded,
         file_len,
         stopped,
     };
+    if ending.truncated() && n == 0 {
+        // Not one record: a report of it would be empty and look like a clean one.
+        let where_ = if ending.partial_chunk {
+            "it ends inside its first chunk"
+        } else {
+            "it has no chunk after its header"
+        };
+        return Ok(Readable::Nothing(format!(
+            "{}: truncated capture with nothing readable ({where_}; the process was probably \
+             killed): only the {}-byte header of the file's {} bytes decodes",
+            path.display(),
+            ending.bytes_read,
+            ending.file_len
+        )));
+    }
     if ending.truncated() {
         eprintln!("memshim: warning: {}", truncation_note(path, &ending));
     } else if let Some(why) = &ending.stopped {
@@ -107,7 +155,7 @@ pub fn stream<S>(
             path.display()
         );
     }
-    Ok((state, ending))
+    Ok(Readable::Some(state, ending))
 }
 
 /// The one line said about a capture that stops early.
@@ -118,9 +166,10 @@ pub fn truncation_note(path: &Path, e: &Ending) -> String {
         "has no end record"
     };
     format!(
-        "{}: truncated capture ({why}; the process was probably killed): using the {} bytes up to its last complete chunk",
+        "{}: truncated capture ({why}; the process was probably killed): using {} of the file's {} bytes, up to its last complete chunk",
         path.display(),
-        e.bytes_read
+        e.bytes_read,
+        e.file_len
     )
 }
 
@@ -138,11 +187,21 @@ fn progress_bar(path: &Path, len: u64) -> Option<ProgressBar> {
 
 /// Loads one capture into an [`Analysis`](crate::analysis::Analysis).
 pub fn analyze(path: &Path) -> Result<crate::analysis::Analysis> {
-    let (mut a, ending) = stream(
+    analyze_any(path)?.map_err(CliError::new)
+}
+
+/// Loads one capture, or gives the one line saying it has nothing readable (for a caller that
+/// reads several and goes on without it).
+pub fn analyze_any(path: &Path) -> Result<std::result::Result<crate::analysis::Analysis, String>> {
+    match stream_any(
         path,
         |h| crate::analysis::Analysis::new(h.clone()),
         |a, r| a.apply(r),
-    )?;
-    a.finish(ending.truncated());
-    Ok(a)
+    )? {
+        Readable::Some(mut a, ending) => {
+            a.finish(ending.truncated());
+            Ok(Ok(a))
+        }
+        Readable::Nothing(why) => Ok(Err(why)),
+    }
 }

@@ -83,11 +83,29 @@ fn exit_on_clap_error(e: clap::Error) -> ! {
         | ErrorKind::DisplayVersion
         | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
         _ => {
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("memshim: error: {first} (see memshim --help)");
+            eprintln!("memshim: error: {} (see memshim --help)", clap_one_line(&e));
             std::process::exit(2);
         }
     }
+}
+
+/// clap's message on one line. It names what it is about on the lines after a first line
+/// ending in a colon (`the following required arguments were not provided:` then
+/// `  --output <OUTPUT>`); those are joined onto it, the usage and tips after them are not.
+fn clap_one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("bad arguments");
+    let mut out = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    if out.ends_with(':') {
+        let named: Vec<&str> = lines
+            .take_while(|l| l.starts_with(' ') && !l.trim().is_empty())
+            .map(str::trim)
+            .collect();
+        if !named.is_empty() {
+            out.push(' ');
+            out.push_str(&named.join(", "));
+        }
+    }
+    out
 }

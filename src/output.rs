@@ -18,3 +18,14 @@ pub fn print(s: &str) -> Result<()> {
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(|e| CliError::about(path, e))
 }
+
+/// Writes the output file of an export and says so on stdout, in one line: where it went, its
+/// size and `what` it holds (`wrote flame.svg (41.2 KiB): flamegraph of leaks, ...`).
+pub fn write_export(path: &Path, bytes: &[u8], what: &str) -> Result<()> {
+    write_file(path, bytes)?;
+    print(&format!(
+        "wrote {} ({}): {what}\n",
+        path.display(),
+        crate::units::bytes(bytes.len() as f64)
+    ))
+}

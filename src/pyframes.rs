@@ -332,7 +332,7 @@ for name in ["dis", "inspect", "threading", "argparse", "collections", "json.dec
 
     #[test]
     fn lnotab_lines_match_cpython_39() {
-        let root = memshim_test_pythons::provisioned("3.9");
+        let root = memshim_test_pythons::or_skip!(memshim_test_pythons::provisioned_or_skip("3.9"));
         let mut cmd = std::process::Command::new(root.join("usr/bin/python3.9"));
         cmd.env("PYTHONHOME", root.join("usr"))
             .args(["-c", LINES_PY]);
@@ -349,7 +349,8 @@ for name in ["dis", "inspect", "threading", "argparse", "collections", "json.dec
     /// 3.8 writes 3.9's `co_lnotab` (pyenv's 3.8).
     #[test]
     fn lnotab_lines_match_cpython_38() {
-        let mut cmd = std::process::Command::new(memshim_test_pythons::pyenv("3.8"));
+        let py = memshim_test_pythons::or_skip!(memshim_test_pythons::pyenv_or_skip("3.8"));
+        let mut cmd = std::process::Command::new(py);
         cmd.args(["-c", LINES_PY]);
         matches_the_interpreter((3, 8), cmd);
     }
@@ -357,7 +358,8 @@ for name in ["dis", "inspect", "threading", "argparse", "collections", "json.dec
     /// 3.10's own format (pyenv's 3.10).
     #[test]
     fn linetable_lines_match_cpython_310() {
-        let mut cmd = std::process::Command::new(memshim_test_pythons::pyenv("3.10"));
+        let py = memshim_test_pythons::or_skip!(memshim_test_pythons::pyenv_or_skip("3.10"));
+        let mut cmd = std::process::Command::new(py);
         cmd.args(["-c", LINES_PY]);
         matches_the_interpreter((3, 10), cmd);
     }
@@ -365,7 +367,8 @@ for name in ["dis", "inspect", "threading", "argparse", "collections", "json.dec
     /// 3.12 keeps 3.11's table format (pyenv's 3.12).
     #[test]
     fn linetable_lines_match_cpython_312() {
-        let mut cmd = std::process::Command::new(memshim_test_pythons::pyenv("3.12"));
+        let py = memshim_test_pythons::or_skip!(memshim_test_pythons::pyenv_or_skip("3.12"));
+        let mut cmd = std::process::Command::new(py);
         cmd.args(["-c", LINES_PY]);
         matches_the_interpreter((3, 12), cmd);
     }
@@ -373,7 +376,8 @@ for name in ["dis", "inspect", "threading", "argparse", "collections", "json.dec
     /// 3.13 keeps 3.11's table format (run in its Debian 13 tree, as tests/py_versions.rs does).
     #[test]
     fn linetable_lines_match_cpython_313() {
-        let root = memshim_test_pythons::provisioned("3.13");
+        let root =
+            memshim_test_pythons::or_skip!(memshim_test_pythons::provisioned_or_skip("3.13"));
         let mut cmd = std::process::Command::new("chroot");
         cmd.arg(&root).args([
             "env",

@@ -162,7 +162,8 @@ fn html_page_renders_timeline_and_flamegraphs_in_chromium() {
     assert_eq!(html.matches("<iframe class=\"flamegraph\"").count(), 3);
     assert!(html.contains("id=\"memshim-timeline\""));
     if chromium().is_none() {
-        assert!(have_tool("chromium", &["--version"], "chromium"));
+        // Fails under CI, skipped elsewhere, naming what is missing (tests/pythons).
+        have_tool("chromium", &["--version"], "chromium");
         return;
     }
     let shot = f.dir.join("shot.png");

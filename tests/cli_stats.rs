@@ -68,9 +68,15 @@ fn stats_text_names_the_process_and_the_end() {
 fn stats_on_a_capture_without_end_warns_once_and_says_truncated() {
     let dir = scratch("stats-trunc");
     let p = dir.join("a.msh");
-    let mut c = sample_capture();
-    c.flush();
-    // Cut the file inside its last chunk (the one holding the End record).
+    let mut c = Capture::new(&header(0));
+    c.per_chunk = 3;
+    c.push(stack(1, &[0x7000_1000]));
+    for i in 0..6 {
+        c.push(alloc(1_000 + i, 0x1000 + i * 64, 100, 1));
+    }
+    c.end(2_000);
+    // Cut the file inside its last chunk (the one holding the End record); the chunks before it
+    // load (a capture cut inside its first chunk has nothing readable: tests/cli_first_run.rs).
     let cut = c.bytes.len() - 3;
     std::fs::write(&p, &c.bytes[..cut]).unwrap();
     let o = run(&["stats", "--json", p.to_str().unwrap()]);

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::export::{flamegraph, Kind};
 use crate::symbolize::Symbolizer;
 use crate::view::ViewArgs;
-use crate::{load, output};
+use crate::{load, output, units};
 
 /// Write an interactive flamegraph SVG (click to zoom, search) of a capture, in bytes.
 ///
@@ -29,12 +29,15 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let a = load::analyze(&args.capture)?;
-    let svg = flamegraph::svg(
-        &a,
-        &mut Symbolizer::new(),
-        args.kind,
-        args.icicle,
-        args.view.view(),
-    )?;
-    output::write_file(&args.output, &svg)
+    let lines = flamegraph::folded(&a, &mut Symbolizer::new(), args.kind, args.view.view());
+    let svg = flamegraph::svg_of(&a, &lines, args.kind, args.icicle)?;
+    let what = format!(
+        "flamegraph of {} of pid {}, {} {}, {}",
+        args.kind.name(),
+        a.header.pid,
+        lines.len(),
+        if lines.len() == 1 { "stack" } else { "stacks" },
+        units::bytes(flamegraph::folded_total(&lines))
+    );
+    output::write_export(&args.output, &svg, &what)
 }

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::export::html;
 use crate::symbolize::Symbolizer;
 use crate::view::ViewArgs;
-use crate::{load, output};
+use crate::{load, output, units};
 
 /// Write one self-contained HTML page: summary, timeline and flamegraphs (leaks, peak, allocations).
 #[derive(clap::Args)]
@@ -27,5 +27,13 @@ pub fn run(args: Args) -> Result<()> {
         &args.capture.display().to_string(),
         args.view.view(),
     )?;
-    output::write_file(&args.output, page.as_bytes())
+    let what = format!(
+        "page of pid {}: summary, timeline and flamegraphs of leaks ({}), peak ({}) and \
+         allocations ({})",
+        a.header.pid,
+        units::bytes(a.leaked_total()),
+        units::bytes(a.peak_bytes),
+        units::bytes(a.allocated_bytes)
+    );
+    output::write_export(&args.output, page.as_bytes(), &what)
 }

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::export::pprof;
 use crate::symbolize::Symbolizer;
 use crate::view::ViewArgs;
-use crate::{load, output};
+use crate::{load, output, units};
 
 /// Write a gzipped pprof heap profile (alloc_objects, alloc_space, inuse_objects, inuse_space),
 /// symbolized, with build-ids: `go tool pprof`, Pyroscope and Parca read it like a Go heap profile.
@@ -24,5 +24,14 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let a = load::analyze(&args.capture)?;
     let p = pprof::profile(&a, &mut Symbolizer::new(), args.view.view());
-    output::write_file(&args.output, &pprof::encode(&p))
+    // Sample values: alloc_objects, alloc_space, inuse_objects, inuse_space.
+    let sum = |i: usize| -> f64 { p.sample.iter().map(|s| s.value[i] as f64).sum() };
+    let what = format!(
+        "pprof heap profile of pid {}, {} stacks, {} allocated, {} in use",
+        a.header.pid,
+        p.sample.len(),
+        units::bytes(sum(1)),
+        units::bytes(sum(3))
+    );
+    output::write_export(&args.output, &pprof::encode(&p), &what)
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::error::Result;
+use crate::error::{CliError, Result};
 use crate::report;
 use crate::report::json::int;
 use crate::symbolize::Symbolizer;
@@ -59,31 +59,68 @@ pub fn run(args: Args) -> Result<()> {
     let mut sym = Symbolizer::new();
     let mut reports = vec![];
     let several = paths.len() > 1;
+    // With several captures, the processes with nothing to say (no sampled allocation: a shell
+    // wrapper, a process that exec'd at once) are counted, not shown.
+    let mut quiet = vec![];
     for p in &paths {
         if several && std::fs::metadata(p).is_ok_and(|m| m.len() == 0) {
             // A process that exec'd or died before its first write: nothing to report.
             eprintln!("memshim: warning: {}: empty capture, skipped", p.display());
             continue;
         }
-        let mut a = load::analyze(p)?;
+        let mut a = if several {
+            match load::analyze_any(p)? {
+                Ok(a) => a,
+                Err(why) => {
+                    eprintln!("memshim: warning: {why}; skipped");
+                    continue;
+                }
+            }
+        } else {
+            load::analyze(p)?
+        };
         if args.leaks_at == LeaksAtArg::End {
             a.finalizing_live = None;
         }
-        reports.push((
-            p.clone(),
-            report::build(&a, &mut sym, args.top, args.view.view()),
-        ));
+        let r = report::build(&a, &mut sym, args.top, args.view.view());
+        // Forked children with only what they inherited (a shell's `$(...)`) say nothing of their
+        // own either: the parent's report has it.
+        if several && a.allocations == 0.0 {
+            quiet.push((p.clone(), r));
+        } else {
+            reports.push((p.clone(), r));
+        }
     }
+    if reports.is_empty() {
+        // Not one process has anything to say: show them all rather than nothing.
+        reports = std::mem::take(&mut quiet);
+    }
+    if reports.is_empty() {
+        return Err(CliError::new(format!(
+            "none of the {} captures has anything readable (warnings above)",
+            paths.len()
+        )));
+    }
+    let hidden = hidden_note(&quiet);
     match args.format {
         Format::Json => {
             let mut v: Vec<_> = reports
                 .iter()
                 .map(|(p, r)| report::json::render(r, &p.display().to_string()))
                 .collect();
-            let out = if v.len() == 1 {
+            let out = if v.len() == 1 && quiet.is_empty() {
                 v.pop().expect("one")
             } else {
-                json!({"format_version": 1, "combined": combined_json(&reports), "processes": v})
+                json!({
+                    "format_version": 1,
+                    "combined": combined_json(&reports),
+                    "processes": v,
+                    "hidden": quiet.iter().map(|(p, r)| json!({
+                        "path": p.display().to_string(),
+                        "pid": r.summary.pid,
+                        "exe": r.summary.exe,
+                    })).collect::<Vec<_>>(),
+                })
             };
             output::print(&format!(
                 "{}\n",
@@ -92,8 +129,8 @@ pub fn run(args: Args) -> Result<()> {
         }
         Format::Text => {
             let mut out = String::new();
-            if reports.len() > 1 {
-                out.push_str(&combined_text(&reports));
+            if reports.len() > 1 || !quiet.is_empty() {
+                out.push_str(&combined_text(&reports, hidden.as_deref()));
             }
             for (p, r) in &reports {
                 out.push_str(&report::text::render(
@@ -125,8 +162,52 @@ fn combined_json(reports: &Reports) -> serde_json::Value {
     })
 }
 
-fn combined_text(reports: &Reports) -> String {
-    let mut o = format!("memshim report: {} processes\n", reports.len());
+/// The one line saying which processes were hidden for having nothing to say.
+fn hidden_note(quiet: &Reports) -> Option<String> {
+    if quiet.is_empty() {
+        return None;
+    }
+    let mut exes: Vec<&str> = quiet
+        .iter()
+        .map(|(_, r)| r.summary.exe.rsplit('/').next().unwrap_or(""))
+        .collect();
+    exes.sort_unstable();
+    exes.dedup();
+    const SHOWN: usize = 5;
+    let mut pids: Vec<String> = quiet
+        .iter()
+        .take(SHOWN)
+        .map(|(_, r)| r.summary.pid.to_string())
+        .collect();
+    if quiet.len() > SHOWN {
+        pids.push(format!("and {} more", quiet.len() - SHOWN));
+    }
+    Some(format!(
+        "{} more {} hidden, with no sampled allocation: {} (pid {})",
+        quiet.len(),
+        if quiet.len() == 1 {
+            "process"
+        } else {
+            "processes"
+        },
+        exes.join(", "),
+        pids.join(", ")
+    ))
+}
+
+fn combined_text(reports: &Reports, hidden: Option<&str>) -> String {
+    let mut o = format!(
+        "memshim report: {} {}\n",
+        reports.len(),
+        if reports.len() == 1 {
+            "process"
+        } else {
+            "processes"
+        }
+    );
+    if let Some(h) = hidden {
+        o.push_str(&format!("  {h}\n"));
+    }
     for (p, r) in reports {
         let s = &r.summary;
         o.push_str(&format!(

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::error::Result;
 use crate::export::timeline;
-use crate::{load, output};
+use crate::{load, output, units};
 
 /// Plot memory over time (RSS, heap in use, estimated live bytes) with the peak marked, as SVG.
 #[derive(clap::Args)]
@@ -17,5 +17,13 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let a = load::analyze(&args.capture)?;
-    output::write_file(&args.output, timeline::svg(&a).as_bytes())
+    let what = format!(
+        "timeline of pid {}, {} points over {:.2} s, peak RSS {}, peak live {}",
+        a.header.pid,
+        a.ticks.points.len(),
+        units::secs(a.last_t),
+        units::bytes(a.ticks.peak_rss as f64),
+        units::bytes(a.peak_bytes)
+    );
+    output::write_export(&args.output, timeline::svg(&a).as_bytes(), &what)
 }

@@ -62,7 +62,19 @@ pub fn svg(
     icicle: bool,
     view: View,
 ) -> Result<Vec<u8>> {
-    let lines = folded(a, sym, kind, view);
+    svg_of(a, &folded(a, sym, kind, view), kind, icicle)
+}
+
+/// The total bytes of folded stacks (the number ending each line).
+pub fn folded_total(lines: &[String]) -> f64 {
+    lines
+        .iter()
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The SVG of a flamegraph of `lines`, the [`folded`] stacks of `kind`.
+pub fn svg_of(a: &Analysis, lines: &[String], kind: Kind, icicle: bool) -> Result<Vec<u8>> {
     let mut opt = Options::default();
     let what = match (kind, a.leaks_at()) {
         (Kind::Leaks, LeaksAt::PythonFinalizing) => "leaks (live when Python began finalizing)",

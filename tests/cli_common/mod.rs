@@ -269,8 +269,8 @@ pub fn capture(f: &Fixture, interval: u64, build_id: Vec<u8>) -> Capture {
     c
 }
 
-/// True when `tool` runs. When it does not: under CI (`CI` set) the test fails with what to
-/// install; elsewhere it prints a note and the caller skips.
+/// True when `tool` runs. When it does not: under CI the test fails with what to install;
+/// elsewhere the skip is recorded (tests/pythons) and the caller returns.
 pub fn have_tool(tool: &str, args: &[&str], package: &str) -> bool {
     let ok = Command::new(tool)
         .args(args)
@@ -278,10 +278,11 @@ pub fn have_tool(tool: &str, args: &[&str], package: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        if std::env::var_os("CI").is_some() {
-            panic!("{tool} is required in CI: apt-get install {package}");
-        }
-        eprintln!("note: skipping, {tool} not found (apt-get install {package})");
+        memshim_test_pythons::Missing::new(
+            tool,
+            format!("not found: scripts/provision.sh installs it, or apt-get install {package}"),
+        )
+        .skip();
     }
     ok
 }
