@@ -6,8 +6,17 @@
 //! (what was allocated, when, by whom, and its stack), then the user's bytes. Because slots are
 //! aligned to their size, the slot of any user pointer `p` is `(p - 1)` rounded down to the slot
 //! size: no lookup table. Free slots of a zone form a lock-free stack (Treiber, with a generation
-//! tag against ABA); fresh slots come from a per-zone bump index. Address space is committed
-//! (PROT_NONE to read-write) a megabyte at a time, so untouched slots cost nothing.
+//! tag against ABA); fresh slots come from a per-zone bump index.
+//!
+//! Nothing is reserved up front: the range is only claimed (checked free at start), and memory
+//! is mapped into it as it is used (`MAP_FIXED_NOREPLACE`, which never replaces a mapping):
+//! small zones a megabyte at a time, big slots (over a megabyte) one header page each plus,
+//! per allocation, just the pages it uses, unmapped again when it is freed (unless kept
+//! resident, below). So the region's address space is what the samples use, as glibc's heap
+//! would be: a process under an address-space limit (`ulimit -v`, `RLIMIT_AS`) is profiled, and
+//! its allocations fail where they would without the shim. A mapping the limit refuses first
+//! gives back the freed slots kept resident, then fails the sample, which glibc then serves or
+//! refuses as it would have.
 //!
 //! The headers double as the table of live samples: a forked child walks them to learn what it
 //! inherited.
@@ -59,6 +68,8 @@ pub struct SlotHeader {
     /// 1 when the slot was freed without MADV_DONTNEED (its pages are resident, not zero).
     resident: u8,
     pub nframes: u16,
+    /// Big slots: bytes mapped from the slot's start (0 means the header page alone).
+    mapped: u64,
     /// The newest fork generation whose capture has reported this allocation as inherited:
     /// whoever moves it forward (the child's writer walking the region, or the child freeing the
     /// slot first) reports it, exactly once per generation.
@@ -136,18 +147,45 @@ pub fn is_reserved() -> bool {
     RESERVED.load(Ordering::Acquire)
 }
 
-/// Reserves the region; false (with nothing reserved) when the address range is taken or the
-/// kernel refuses (an address-space limit).
+/// Claims the region's range (constructor only); false when something is mapped in it already
+/// (nothing of the range is then ours, and the shim runs untraced).
 pub fn reserve() -> bool {
     if RESERVED.load(Ordering::Acquire) {
         return true;
     }
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return false;
+    };
+    let taken = maps.lines().any(|l| {
+        let Some((range, _)) = l.split_once(' ') else {
+            return false;
+        };
+        let Some((a, b)) = range.split_once('-') else {
+            return false;
+        };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else {
+            return true; // unreadable: assume the worst
+        };
+        a < BASE + REGION_LEN && BASE < b
+    });
+    if taken {
+        return false;
+    }
+    // Release: the zone state (all zero) is valid before anyone can see RESERVED.
+    RESERVED.store(true, Ordering::Release);
+    true
+}
+
+/// Maps `len` bytes read-write at `addr` in our range. A mapping already there is taken for ours
+/// (the range was checked free at start, and racing committers map the same aligned units).
+/// False when the kernel refuses (ENOMEM under an address-space limit).
+fn map_at(addr: usize, len: usize) -> bool {
     // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; the result is checked.
     let p = unsafe {
         real::mmap(
-            BASE as *mut c_void,
-            REGION_LEN,
-            libc::PROT_NONE,
+            addr as *mut c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE
                 | libc::MAP_ANONYMOUS
                 | libc::MAP_NORESERVE
@@ -156,17 +194,29 @@ pub fn reserve() -> bool {
             0,
         )
     };
-    if p as usize != BASE {
-        if p as isize != -1 {
-            // An old kernel took the flag as a hint and mapped elsewhere: give it back.
-            // SAFETY: `p` is the mapping just made.
-            unsafe { real::munmap(p, REGION_LEN) };
-        }
+    if p as usize == addr {
+        return true;
+    }
+    if p as isize != -1 {
+        // An old kernel took the flag as a hint and mapped elsewhere: give it back.
+        // SAFETY: `p` is the mapping just made.
+        unsafe { real::munmap(p, len) };
         return false;
     }
-    // Release: the zone state (all zero) is valid before anyone can see RESERVED.
-    RESERVED.store(true, Ordering::Release);
-    true
+    // SAFETY: errno of this thread.
+    unsafe { *libc::__errno_location() == libc::EEXIST }
+}
+
+/// [`map_at`], giving back the resident free slots and trying once more when the kernel
+/// refuses (an address-space limit reached).
+fn map_or_reclaim(addr: usize, len: usize) -> bool {
+    map_at(addr, len) || (reclaim_all() && map_at(addr, len))
+}
+
+/// True for zones whose slots are mapped one by one (header page, then what each allocation
+/// uses) rather than a megabyte of slots at a time.
+fn big(class: usize) -> bool {
+    slot_size(class) > COMMIT_BYTES
 }
 
 fn slot_size(class: usize) -> usize {
@@ -191,32 +241,61 @@ fn header_at(addr: usize) -> &'static SlotHeader {
     unsafe { &*(addr as *const SlotHeader) }
 }
 
-/// Makes slot `idx` of zone `class` readable and writable (a megabyte of slots at a time).
+/// Makes slot `idx` of zone `class` usable: maps every unit from the zone's committed mark up
+/// to the one holding `idx` (a megabyte of small slots, or a big slot's header page), each
+/// unit on its own so that racing committers map the same units.
 fn commit(class: usize, idx: u64) -> bool {
     let z = &ZONE_STATE[class];
-    // Acquire: slots below `committed` were made writable by whoever raised it.
+    // Acquire: slots below `committed` were mapped by whoever raised it.
     let have = z.committed.load(Ordering::Acquire);
     if idx < have {
         return true;
     }
     let batch = (COMMIT_BYTES / slot_size(class)).max(1) as u64;
     let end = ((idx / batch + 1) * batch).min(slots_in_zone(class));
-    let start = slot_addr(class, have);
-    let len = slot_addr(class, end) - start;
-    // SAFETY: the range lies inside our reservation; turning PROT_NONE (or already read-write)
-    // pages read-write cannot disturb anything. Overlapping calls from two threads are harmless.
-    if unsafe {
-        real::mprotect(
-            start as *mut c_void,
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-        )
-    } != 0
-    {
-        return false;
+    let mut unit = have / batch * batch;
+    while unit < end {
+        let start = slot_addr(class, unit);
+        let len = if big(class) {
+            PAGE
+        } else {
+            slot_addr(class, (unit + batch).min(end)) - start
+        };
+        if !map_or_reclaim(start, len) {
+            return false;
+        }
+        unit += batch;
     }
-    // Release: publishes the mprotect to threads that Acquire `committed`.
+    // Release: publishes the mappings to threads that Acquire `committed`.
     z.committed.fetch_max(end, Ordering::Release);
+    true
+}
+
+/// A big slot's mapped bytes (at least its header page).
+fn mapped_len(h: &SlotHeader) -> usize {
+    (h.mapped as usize).max(PAGE)
+}
+
+/// Maps (or unmaps) a big slot so that exactly its first `need` bytes (page-rounded) are
+/// mapped; false when the kernel refuses the mapping.
+///
+/// # Safety
+/// The slot is ours alone (being allocated).
+unsafe fn fit_big(start: usize, need: usize) -> bool {
+    let h = start as *mut SlotHeader;
+    let need = need.next_multiple_of(PAGE).max(PAGE);
+    // SAFETY: the header page is mapped (committed) and the slot ours.
+    let have = unsafe { mapped_len(&*h) };
+    if need > have {
+        if !map_or_reclaim(start + have, need - have) {
+            return false;
+        }
+    } else if need < have {
+        // SAFETY: the pages past `need` are this slot's, unused by the allocation.
+        unsafe { real::munmap((start + need) as *mut c_void, have - need) };
+    }
+    // SAFETY: as above.
+    unsafe { (*h).mapped = need as u64 };
     true
 }
 
@@ -329,6 +408,15 @@ pub fn alloc(req: NewSlot<'_>) -> *mut c_void {
         0
     };
     let user = start + offset + colour;
+    // SAFETY: the slot is ours alone (popped or freshly bumped) and its header page mapped.
+    if big(class) && !unsafe { fit_big(start, user + req.size - start) } {
+        // Refused (an address-space limit): the slot goes back, and the sample to the allocator
+        // underneath, which refuses or serves it as it would have without the shim.
+        // SAFETY: as above; a zeroed magic marks it as holding no allocation.
+        unsafe { (*(start as *mut SlotHeader)).magic = 0 };
+        push_free(class, idx);
+        return core::ptr::null_mut();
+    }
     // SAFETY: the slot is committed, ours alone (popped or freshly bumped), and large enough for
     // header + frames + user bytes (size >= total).
     unsafe {
@@ -419,7 +507,7 @@ pub fn release(f: Freeing) {
     // SAFETY: the slot is ours until it is pushed on the free list below.
     unsafe { (*(start as *mut SlotHeader)).resident = keep as u8 };
     if size > PAGE && !keep {
-        drop_pages(start, size);
+        drop_pages(f.class, start, size);
     }
     push_free(f.class, f.idx);
 }
@@ -430,6 +518,16 @@ pub fn release(f: Freeing) {
 /// model) found the budget held by slots it would never reuse, and paid a release and a refault
 /// of every big sample it freed.
 fn reclaim_idle(except: usize, need: usize) -> bool {
+    reclaim(except, need, IDLE_MS)
+}
+
+/// Gives back what every zone keeps resident (an address-space limit was reached); true if
+/// anything was.
+fn reclaim_all() -> bool {
+    reclaim(ZONES, usize::MAX, 0)
+}
+
+fn reclaim(except: usize, need: usize, idle_ms: u64) -> bool {
     let now_ms = real::stamp_ns() / 1_000_000;
     let mut back = 0;
     for class in (0..ZONES).rev() {
@@ -437,7 +535,7 @@ fn reclaim_idle(except: usize, need: usize) -> bool {
         // Relaxed: a hint (a zone that just became busy again loses a few resident slots).
         if class == except
             || size <= RETAIN_FREELY
-            || now_ms.saturating_sub(LAST_USE_MS[class].load(Ordering::Relaxed)) < IDLE_MS
+            || now_ms.saturating_sub(LAST_USE_MS[class].load(Ordering::Relaxed)) < idle_ms
         {
             continue;
         }
@@ -455,7 +553,7 @@ fn reclaim_idle(except: usize, need: usize) -> bool {
             unsafe {
                 let h = start as *mut SlotHeader;
                 if (*h).resident != 0 {
-                    drop_pages(start, size);
+                    drop_pages(class, start, size);
                     (*h).resident = 0;
                     // Relaxed: a budget, not a synchronisation.
                     RETAINED.fetch_sub(size, Ordering::Relaxed);
@@ -485,9 +583,22 @@ fn reclaim_idle(except: usize, need: usize) -> bool {
     back > 0
 }
 
-/// Gives the pages of the slot at `start` after its header page back to the kernel. The caller
-/// owns the slot (freeing it, or popped from its free list).
-fn drop_pages(start: usize, size: usize) {
+/// Gives the pages of the slot at `start` after its header page back to the kernel: a big
+/// slot's are unmapped (its address space too), a small one's dropped (they read back as
+/// zeroes). The caller owns the slot (freeing it, or popped from its free list).
+fn drop_pages(class: usize, start: usize, size: usize) {
+    if big(class) {
+        let h = start as *mut SlotHeader;
+        // SAFETY: the slot is ours; its pages past the header are its own, unused now.
+        unsafe {
+            let have = mapped_len(&*h);
+            if have > PAGE {
+                real::munmap((start + PAGE) as *mut c_void, have - PAGE);
+            }
+            (*h).mapped = PAGE as u64;
+        }
+        return;
+    }
     // SAFETY: the range is inside a slot nobody else owns now; DONTNEED on private anonymous
     // memory just drops the pages (they read back as zeroes).
     unsafe {
