@@ -172,6 +172,12 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
             .is_ok()
         {
             recorder::with_writer(|w| w.flush_now());
+            // Close our private table's files now, not in the kernel's thread exit: the thread
+            // that asked waits until this thread is gone from /proc (step_aside).
+            if table == fdtable::Table::Private {
+                // SAFETY: closes every descriptor of this thread's private table only.
+                unsafe { libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) };
+            }
             return core::ptr::null_mut(); // joined by the thread that asked
         }
         let now = real::now_ns();
@@ -391,9 +397,14 @@ fn step_aside() -> bool {
         }
         real::sleep_us(100);
     }
+    let ktid = WRITER_TID.load(Ordering::Relaxed);
     // SAFETY: `tid` is our writer, joinable (it detaches itself only when leaving for good, and
     // it agreed to stop instead); it is returning from its start function now.
     unsafe { libc::pthread_join(tid as libc::pthread_t, core::ptr::null_mut()) };
+    // pthread_join returns when the kernel clears the thread's id, before the thread has left
+    // the process's task list (CPython 3.12+ counts that list right after fork): wait, bounded,
+    // until it has.
+    wait_gone(ktid);
     // Relaxed: the handle is this process's; publication order is irrelevant.
     THREAD.store(0, Ordering::Relaxed);
     WRITER_TID.store(0, Ordering::Relaxed);
@@ -415,6 +426,34 @@ pub fn writer() -> (bool, u32) {
         (false, 0)
     } else {
         (true, WRITER_TID.load(Ordering::Relaxed))
+    }
+}
+
+/// Waits (at most 20 ms) until kernel thread `tid` is no longer in /proc/self/task.
+fn wait_gone(tid: u32) {
+    if tid == 0 {
+        return;
+    }
+    let mut path = [0u8; 48];
+    let prefix = b"/proc/self/task/";
+    path[..prefix.len()].copy_from_slice(prefix);
+    let mut digits = [0u8; 10];
+    let (mut n, mut v) = (0, tid);
+    while v > 0 || n == 0 {
+        digits[n] = b'0' + (v % 10) as u8;
+        v /= 10;
+        n += 1;
+    }
+    for i in 0..n {
+        path[prefix.len() + i] = digits[n - 1 - i];
+    }
+    let deadline = real::now_ns() + 20_000_000;
+    // SAFETY: `path` is NUL-terminated (zeroed past the digits); access only asks the kernel.
+    while unsafe { libc::access(path.as_ptr().cast(), libc::F_OK) } == 0 {
+        if real::now_ns() >= deadline {
+            return;
+        }
+        real::sleep_us(50);
     }
 }
 
