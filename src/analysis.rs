@@ -120,13 +120,13 @@ impl Analysis {
         match r {
             Record::Modules(map) => self.modules.set_map(map),
             Record::Stack { id, frames, python } => {
-                let mut addrs: Vec<Addr> =
-                    frames.iter().map(|&a| self.modules.resolve(a)).collect();
-                let shim = addrs
+                // The shim's own frames: those that lead every stack (the hook), and the start
+                // routine it runs each program thread in (at the bottom).
+                let addrs: Vec<Addr> = frames
                     .iter()
-                    .take_while(|&&a| self.modules.is_shim(a))
-                    .count();
-                addrs.drain(..shim);
+                    .map(|&a| self.modules.resolve(a))
+                    .filter(|&a| !self.modules.is_shim(a))
+                    .collect();
                 // The same stack under a new id: the writer emptied its bounded table (or two
                 // raw stacks differ only in the shim's own frames). One site either way.
                 let key = (addrs, python);
