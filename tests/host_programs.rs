@@ -360,6 +360,15 @@ fn mask_regrtest(text: &str) -> String {
 /// that matches nothing is noticed.
 fn cpython_slice(name: &str, module: &str, patterns: &[&str], min_run: usize) {
     let dir = scratch(&format!("host-cpython-{name}"));
+    let has = std::process::Command::new(python())
+        .args(["-c", "import test.support, test.regrtest"])
+        .status()
+        .unwrap();
+    assert!(
+        has.success(),
+        "{} has no regression tests (package `test`): Debian's python3 needs libpython3-testsuite",
+        python().display()
+    );
     let mut prog = Program::new(python())
         .args_of(&["-m", "test", "-v", "--randseed", "1", module])
         .env("TMPDIR", dir.join("work").to_str().unwrap());
@@ -596,5 +605,66 @@ print("child signal", p.returncode)
         runs.plain.stdout.contains("child signal -15"),
         "{:?}",
         runs.plain
+    );
+}
+
+#[test]
+fn descriptor_limit_is_the_programs_own() {
+    // A program under a small RLIMIT_NOFILE of its own gets as many descriptors, with the same
+    // numbers, as without the shim.
+    let dir = scratch("host-fd-limit");
+    let bin = build_c_file(&dir, &host_fixtures().join("fd_limit.c"), &[]);
+    let runs = compare_in_workdir(&Program::new(&bin), &dir, &RATES, &nothing, &same, &[]);
+    assert!(
+        runs.plain.stdout.contains("limit 8: opened 5"),
+        "{}",
+        runs.plain.stdout
+    );
+}
+
+#[test]
+fn bash_under_a_small_descriptor_limit() {
+    script(
+        "bash-ulimit-n",
+        r#"
+ulimit -n 24
+for fd in $(seq 3 23); do eval "exec $fd>/dev/null" || echo "exec $fd failed"; done
+echo "opened up to 23"
+exec 23>&-
+seq 1 20000 | sort -rn | head -1
+for fd in $(seq 3 22); do eval "exec $fd>&-"; done
+echo done
+"#,
+    );
+}
+
+#[test]
+fn coreutils_with_temporary_files_and_tees() {
+    let runs = script(
+        "coreutils-tmp",
+        r#"
+set -e
+mkdir tmp
+seq 1 300000 | sed 's/$/ some padding text/' > big.txt
+TMPDIR=$PWD/tmp sort -S 64K --parallel=2 -k1,1nr big.txt | head -3
+ls tmp | wc -l
+split -l 100000 -d big.txt part.
+ls part.* | wc -l
+seq 1 10000 | tee >(wc -l > tee-count.txt) >(md5sum > tee-md5.txt) | tail -1
+sleep 0.2
+dd if=big.txt of=copy.bin bs=64k status=none
+cmp big.txt copy.bin && echo "dd copy identical"
+flock lockfile -c 'echo "under flock"'
+setsid sh -c 'seq 1 5 > setsid.txt'
+nohup sh -c 'echo from-nohup' > nohup.txt 2>/dev/null &
+wait
+cat setsid.txt nohup.txt | tr '\n' ' '; echo
+comm -12 <(seq 1 2 100 | sort) <(seq 1 3 100 | sort) | wc -l
+"#,
+    );
+    assert!(
+        runs.plain.stdout.contains("dd copy identical"),
+        "{}",
+        runs.plain.stdout
     );
 }
