@@ -89,6 +89,7 @@ fn pipelines_whose_reader_exits_early() {
 seq 1 1000000 | head -1; echo "seq|head ${PIPESTATUS[*]}"
 ls -R /usr 2>/dev/null | head -3; echo "ls|head ${PIPESTATUS[*]}"
 yes | head -2; echo "yes|head ${PIPESTATUS[*]}"
+for i in $(seq 1 40); do yes | head -1 >/dev/null; echo -n "${PIPESTATUS[*]};"; done; echo
 yes abcdefgh | head -c 100000 | wc -c; echo "yes|head|wc ${PIPESTATUS[*]}"
 head -c 3000000 /dev/zero | tr '\0' x | head -c 5 ; echo; echo "tr|head ${PIPESTATUS[*]}"
 set -o pipefail
@@ -667,4 +668,81 @@ comm -12 <(seq 1 2 100 | sort) <(seq 1 3 100 | sort) | wc -l
         "{}",
         runs.plain.stdout
     );
+}
+
+#[test]
+fn blocked_signals_wait_for_sigtimedwait_and_signalfd() {
+    // A server's way with signals: block them, take them synchronously. A process-directed
+    // signal the program blocks everywhere must not go to (and kill through) another thread.
+    let dir = scratch("host-sigwait");
+    let bin = build_c_file(&dir, &host_fixtures().join("sigwait_blocked.c"), &[]);
+    let runs = compare_in_workdir(&Program::new(&bin), &dir, &RATES, &nothing, &same, &[]);
+    assert!(
+        runs.plain.stdout.contains("signalfd took 20"),
+        "{:?}",
+        runs.plain
+    );
+}
+
+#[test]
+fn program_sees_only_its_own_threads() {
+    // /proc/self/task (and the Threads: line) as the program sees them after it allocated:
+    // a single-threaded program stays single-threaded.
+    let dir = scratch("host-threads");
+    let bin = build_c_file(&dir, &host_fixtures().join("sigwait_blocked.c"), &[]);
+    let runs = compare_in_workdir(
+        &Program::new(&bin).arg("threads"),
+        &dir,
+        &RATES,
+        &nothing,
+        &same,
+        &[],
+    );
+    assert!(
+        runs.plain.stdout.contains("threads after allocating: 1"),
+        "{:?}",
+        runs.plain
+    );
+}
+
+#[test]
+fn address_space_is_the_programs_own() {
+    // What JITs, garbage collectors and Wasm runtimes do: fixed-address reservations
+    // (MAP_FIXED_NOREPLACE) and huge PROT_NONE reservations until mmap fails.
+    let dir = scratch("host-addr-space");
+    let bin = build_c_file(&dir, &host_fixtures().join("addr_space.c"), &[]);
+    let prog = Program::new(&bin);
+    let plain = prog.run_plain(&dir);
+    let count = |o: &Outcome| -> i64 {
+        o.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("1 TiB reservations: "))
+            .unwrap_or_else(|| panic!("no count: {o:?}"))
+            .parse()
+            .unwrap()
+    };
+    let fixed = |o: &Outcome| -> Vec<String> {
+        o.stdout
+            .lines()
+            .filter(|l| l.starts_with("fixed"))
+            .map(str::to_string)
+            .collect()
+    };
+    let n = count(&plain);
+    assert!(n > 60, "{plain:?}");
+    for rate in RATES {
+        let (o, _) = prog.run_shim(&dir, rate.unwrap_or("default"), rate);
+        assert_eq!((o.code, o.signal), (plain.code, plain.signal), "{o:?}");
+        assert_eq!(o.stderr, plain.stderr);
+        assert_eq!(
+            fixed(&o),
+            fixed(&plain),
+            "rate {rate:?}: fixed-address reservations"
+        );
+        let m = count(&o);
+        assert!(
+            (m - n).abs() <= 2,
+            "rate {rate:?}: {m} reservations of 1 TiB under the shim, {n} without"
+        );
+    }
 }

@@ -546,3 +546,23 @@ fn sigterm_from_outside_while_threads_allocate() {
 fn sigkill_from_outside_while_threads_allocate() {
     killed_from_outside(libc::SIGKILL);
 }
+
+// ---- Found by the battery --------------------------------------------------------------------
+
+#[test]
+fn a_process_killed_by_sigpipe_leaves_no_empty_capture() {
+    // `yes | head -1` at all: `yes` dies of SIGPIPE soon after its exec; today its capture
+    // (memshim.PID.1.msh) is sometimes left empty, which no reader can open.
+    let dir = scratch("host-sigpipe-empty");
+    let prog = bash("for i in $(seq 1 100); do yes | head -1 >/dev/null; done; echo done");
+    let (o, caps) = prog.run_shim(&dir, "all", Some("all"));
+    assert_eq!(o.stdout, "done\n", "{o:?}");
+    let empty: Vec<String> = std::fs::read_dir(&caps)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::metadata(p).unwrap().len() == 0)
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(empty.is_empty(), "empty capture files: {empty:?}");
+    captures(&caps);
+}
