@@ -58,7 +58,17 @@ pub fn scratch(name: &str) -> PathBuf {
 
 /// Compiles tests/fixtures/shim/`src` with `cc -O1 -g -pthread` into `dir`.
 pub fn build_c(dir: &Path, src: &str, extra: &[&str]) -> PathBuf {
-    let src = fixtures().join(src);
+    build_c_file(dir, &fixtures().join(src), extra)
+}
+
+/// The host-behaviour fixtures (tests/host_*.rs).
+pub fn host_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/host")
+}
+
+/// Compiles the C file `src` (any path) with `cc -O1 -g -pthread` into `dir` (`-shared` in
+/// `extra` makes `lib<stem>.so`).
+pub fn build_c_file(dir: &Path, src: &Path, extra: &[&str]) -> PathBuf {
     let stem = src.file_stem().unwrap().to_str().unwrap();
     let shared = extra.contains(&"-shared");
     let out = dir.join(if shared {
@@ -69,7 +79,7 @@ pub fn build_c(dir: &Path, src: &str, extra: &[&str]) -> PathBuf {
     let o = Command::new("cc")
         .args(["-O1", "-g", "-pthread", "-Wall", "-o"])
         .arg(&out)
-        .arg(&src)
+        .arg(src)
         .args(extra)
         .output()
         .expect("cc runs (install a C compiler)");
@@ -205,6 +215,11 @@ impl Program {
         self
     }
 
+    pub fn args_of(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
     pub fn env(mut self, k: &str, v: impl Into<String>) -> Self {
         self.env.push((k.into(), v.into()));
         self
@@ -234,14 +249,47 @@ impl Program {
         c
     }
 
+    pub fn cwd(mut self, d: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(d.into());
+        self
+    }
+
     /// Runs without the shim.
     pub fn run_plain(&self, dir: &Path) -> Outcome {
         run(self.command(), dir, "plain", TIMEOUT)
     }
 
+    /// Runs without the shim, with its own tag and timeout.
+    pub fn run_plain_with(&self, dir: &Path, tag: &str, timeout: Duration) -> Outcome {
+        run(self.command(), dir, tag, timeout)
+    }
+
     /// Runs under the shim with `MEMSHIM_RATE=rate` (None: unset), the fixed seed, and captures
     /// written into a fresh directory `dir/caps-TAG`.
     pub fn run_shim(&self, dir: &Path, tag: &str, rate: Option<&str>) -> (Outcome, PathBuf) {
+        self.run_shim_with(dir, tag, rate, TIMEOUT)
+    }
+
+    /// [`Program::run_shim`] with its own timeout.
+    pub fn run_shim_with(
+        &self,
+        dir: &Path,
+        tag: &str,
+        rate: Option<&str>,
+        timeout: Duration,
+    ) -> (Outcome, PathBuf) {
+        let (c, caps) = self.shim_command(dir, tag, rate);
+        (run(c, dir, tag, timeout), caps)
+    }
+
+    /// The command that runs the program without the shim.
+    pub fn plain_command(&self) -> Command {
+        self.command()
+    }
+
+    /// The command that runs the program under the shim (as [`Program::run_shim`] does) and the
+    /// fresh directory its captures go to.
+    pub fn shim_command(&self, dir: &Path, tag: &str, rate: Option<&str>) -> (Command, PathBuf) {
         let caps = dir.join(format!("caps-{tag}"));
         let _ = std::fs::remove_dir_all(&caps);
         std::fs::create_dir_all(&caps).unwrap();
@@ -256,7 +304,7 @@ impl Program {
         for (k, v) in &self.env {
             c.env(k, v);
         }
-        (run(c, dir, tag, TIMEOUT), caps)
+        (c, caps)
     }
 }
 
@@ -605,4 +653,197 @@ pub fn only(caps: &[Capture]) -> &Capture {
     caps[0].assert_complete();
     caps[0].assert_stacks_defined();
     &caps[0]
+}
+
+/// Everything under `root`, by relative path: a file's bytes, a symlink's `-> target`, a
+/// directory's `<dir>` (so empty directories and names count too).
+pub fn tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, d: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            if md.file_type().is_symlink() {
+                let t = std::fs::read_link(&p).unwrap();
+                out.insert(rel, format!("-> {}", t.display()).into_bytes());
+            } else if md.is_dir() {
+                out.insert(rel, b"<dir>".to_vec());
+                walk(root, &p, out);
+            } else if md.is_file() {
+                out.insert(rel, std::fs::read(&p).unwrap_or_default());
+            } else {
+                out.insert(rel, b"<special>".to_vec());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Asserts two directory snapshots ([`tree`]) are equal, naming the entries that differ.
+pub fn assert_same_tree(
+    plain: &std::collections::BTreeMap<String, Vec<u8>>,
+    shim: &std::collections::BTreeMap<String, Vec<u8>>,
+    what: &str,
+) {
+    let mut diffs = Vec::new();
+    for (k, v) in plain {
+        match shim.get(k) {
+            None => diffs.push(format!("  missing under the shim: {k}")),
+            Some(w) if w != v => {
+                let at = v.iter().zip(w.iter()).position(|(a, b)| a != b);
+                diffs.push(format!(
+                    "  differs: {k} ({} vs {} bytes, first difference at {at:?}; under the shim it starts {:?})",
+                    v.len(),
+                    w.len(),
+                    String::from_utf8_lossy(&w[..w.len().min(120)])
+                ))
+            }
+            _ => {}
+        }
+    }
+    for k in shim.keys() {
+        if !plain.contains_key(k) {
+            diffs.push(format!("  only under the shim: {k}"));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{what}: the files the program wrote differ:\n{}",
+        diffs.join("\n")
+    );
+}
+
+/// What [`compare_in_workdir`] saw.
+#[derive(Debug)]
+pub struct HostRuns {
+    pub plain: Outcome,
+    /// The working directory's contents after the plain run.
+    pub files: std::collections::BTreeMap<String, Vec<u8>>,
+    /// Per rate, the captures (written outside the working directory).
+    pub caps: Vec<Vec<Capture>>,
+}
+
+/// Runs `prog` in the working directory `dir/work`, emptied and prepared by `setup` before each
+/// run: plainly, then under the shim at each rate (captures into `dir/caps-*`, outside it).
+/// Asserts every shim run's stdout, stderr (both after `mask`, which may only normalise what
+/// legitimately varies between runs), exit status (signal included) and the working
+/// directory's contents (names and bytes, except the relative paths in `skip`) equal the plain
+/// run's.
+pub fn compare_in_workdir(
+    prog: &Program,
+    dir: &Path,
+    rates: &[Option<&str>],
+    setup: &dyn Fn(&Path),
+    mask: &dyn Fn(&str) -> String,
+    skip: &[&str],
+) -> HostRuns {
+    let work = dir.join("work");
+    let prog = prog.clone().cwd(&work);
+    let fresh = || {
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).unwrap();
+        setup(&work);
+    };
+    let snap = || {
+        let mut t = tree(&work);
+        t.retain(|k, _| {
+            !skip
+                .iter()
+                .any(|s| k == s || k.starts_with(&format!("{s}/")))
+        });
+        t
+    };
+    let masked = |o: &Outcome| Outcome {
+        stdout: mask(&o.stdout),
+        stderr: mask(&o.stderr),
+        ..o.clone()
+    };
+    fresh();
+    let plain = masked(&prog.run_plain(dir));
+    let files = snap();
+    let mut caps = Vec::new();
+    for (i, rate) in rates.iter().enumerate() {
+        fresh();
+        let tag = format!("shim{i}-{}", rate.unwrap_or("default"));
+        let (o, cdir) = prog.run_shim(dir, &tag, *rate);
+        let what = format!(
+            "{} {:?} under MEMSHIM_RATE={rate:?}",
+            prog.exe.display(),
+            prog.args
+        );
+        assert_same(&plain, &masked(&o), &what);
+        assert_same_tree(&files, &snap(), &what);
+        caps.push(captures(&cdir));
+    }
+    HostRuns { plain, files, caps }
+}
+
+/// Starts `cmd` in its own process group (stdout/stderr into files of `dir` named after `tag`),
+/// waits until the file `ready` says `ready`, sends `sig` to the process, and waits for it to
+/// end (killing the group and failing past [`TIMEOUT`]).
+pub fn kill_when_ready(mut cmd: Command, dir: &Path, tag: &str, ready: &Path, sig: i32) -> Outcome {
+    let out_path = dir.join(format!("{tag}.stdout"));
+    let err_path = dir.join(format!("{tag}.stderr"));
+    let _ = std::fs::remove_file(ready);
+    cmd.stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .process_group(0);
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    wait_for_text(&mut child, ready, "ready", TIMEOUT);
+    // Let the threads get going.
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
+    unsafe { libc::kill(child.id() as i32, sig) };
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > TIMEOUT {
+            let bt = backtraces(child.id());
+            // SAFETY: as above, the group is the child's own.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            panic!(
+                "{tag}: did not end within {TIMEOUT:?} of signal {sig} (hang); backtraces:\n{bt}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Outcome {
+        stdout: read(&out_path),
+        stderr: read(&err_path),
+        code: status.code(),
+        signal: status.signal(),
+    }
+}
+
+/// Fails with one clear line when the program `tool` is not installed (Debian package `pkg`).
+pub fn need_tool(tool: &str, pkg: &str) {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()));
+    assert!(found, "`{tool}` is not installed: apt-get install -y {pkg}");
+}
+
+/// The path of a shared library of the system's library directories (Debian package `pkg`),
+/// failing with one clear line when it is not installed.
+pub fn need_lib(name: &str, pkg: &str) -> PathBuf {
+    for d in [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+        "/lib/x86_64-linux-gnu",
+    ] {
+        let p = Path::new(d).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: apt-get install -y {pkg}");
 }
