@@ -74,7 +74,7 @@ impl ModuleTable {
     }
 
     /// True for the shim's own module, whose frames (the hook leading every stack, a thread's start
-/// routine at its bottom) are stripped.
+    /// routine at its bottom) are stripped.
     pub fn is_shim(&self, a: Addr) -> bool {
         a.module != Addr::NO_MODULE
             && self.modules[a.module as usize]

@@ -220,6 +220,18 @@ pub unsafe extern "C" fn _exit(status: c_int) -> ! {
     real::exit_group(status)
 }
 
+/// glibc's quick_exit runs the at_quick_exit handlers, then its internal `_exit`, which is not
+/// ours: the capture is finished first.
+///
+/// # Safety
+/// As for C `quick_exit`.
+#[no_mangle]
+pub unsafe extern "C" fn quick_exit(status: c_int) -> ! {
+    recorder::finish(memshim_format::EndKind::QuickExit);
+    // SAFETY: forwarding.
+    unsafe { real::quick_exit(status) }
+}
+
 /// # Safety
 /// As for C `_Exit`.
 #[no_mangle]
@@ -298,6 +310,32 @@ pub unsafe extern "C-unwind" fn pthread_exit(value: *mut c_void) -> ! {
     // SAFETY: forwarding.
     unsafe { real::pthread_exit(value) }
 }
+
+/// The setuid family: glibc makes every thread change credentials with its internal signal 33,
+/// whose handler the shim keeps aside while the program has no thread (see setxid.rs); it is
+/// put back first.
+macro_rules! setxid_call {
+    ($name:ident, ($($arg:ident: $ty:ty),*)) => {
+        /// # Safety
+        /// As for the C function of the same name.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> c_int {
+            crate::setxid::restore_glibc();
+            // SAFETY: forwarding to glibc's definition.
+            unsafe { real::$name($($arg),*) }
+        }
+    };
+}
+setxid_call!(setuid, (uid: libc::uid_t));
+setxid_call!(setgid, (gid: libc::gid_t));
+setxid_call!(seteuid, (uid: libc::uid_t));
+setxid_call!(setegid, (gid: libc::gid_t));
+setxid_call!(setreuid, (r: libc::uid_t, e: libc::uid_t));
+setxid_call!(setregid, (r: libc::gid_t, e: libc::gid_t));
+setxid_call!(setresuid, (r: libc::uid_t, e: libc::uid_t, s: libc::uid_t));
+setxid_call!(setresgid, (r: libc::gid_t, e: libc::gid_t, s: libc::gid_t));
+setxid_call!(setgroups, (n: usize, list: *const libc::gid_t));
+setxid_call!(initgroups, (user: *const libc::c_char, group: libc::gid_t));
 
 /// # Safety
 /// As for C `unshare`.

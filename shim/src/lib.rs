@@ -45,6 +45,7 @@ pub mod recorder;
 pub mod region;
 pub mod ring;
 pub mod sampler;
+pub mod setxid;
 pub mod stack_table;
 pub mod thread;
 pub mod underlying;

@@ -44,6 +44,8 @@ pub unsafe fn create(
     f: StartFn,
     arg: *mut c_void,
 ) -> i32 {
+    // The program's first thread takes part in setxid broadcasts: glibc's handler back.
+    crate::setxid::restore_glibc();
     // SAFETY: a private allocation of the underlying allocator, released by the new thread.
     let start = unsafe { underlying::malloc(core::mem::size_of::<Start>()) } as *mut Start;
     if start.is_null() {

@@ -199,6 +199,55 @@ pub unsafe fn pthread_exit(value: *mut c_void) -> ! {
     }
 }
 
+static QUICK_EXIT: AtomicUsize = AtomicUsize::new(0);
+
+/// glibc's `quick_exit` (or, should it be missing, `exit_group`).
+///
+/// # Safety
+/// As for quick_exit.
+pub unsafe fn quick_exit(status: i32) -> ! {
+    if let Some(p) = glibc(&QUICK_EXIT, c"quick_exit") {
+        // SAFETY: glibc's quick_exit has this signature and never returns.
+        unsafe { core::mem::transmute::<usize, unsafe extern "C" fn(i32) -> !>(p)(status) }
+    }
+    exit_group(status)
+}
+
+/// glibc's definitions of the setuid family (exports.rs interposes them).
+macro_rules! glibc_setxid {
+    ($name:ident, ($($arg:ident: $ty:ty),*)) => {
+        /// glibc's definition.
+        ///
+        /// # Safety
+        /// As for the C function of the same name.
+        pub unsafe fn $name($($arg: $ty),*) -> i32 {
+            static F: AtomicUsize = AtomicUsize::new(0);
+            const NAME: &core::ffi::CStr =
+                match core::ffi::CStr::from_bytes_with_nul(concat!(stringify!($name), "\0").as_bytes()) {
+                    Ok(n) => n,
+                    Err(_) => panic!("a symbol name"),
+                };
+            let Some(p) = glibc(&F, NAME) else {
+                // SAFETY: errno of this thread.
+                unsafe { *libc::__errno_location() = libc::ENOSYS };
+                return -1;
+            };
+            // SAFETY: glibc's function has this signature.
+            unsafe { core::mem::transmute::<usize, unsafe extern "C" fn($($ty),*) -> i32>(p)($($arg),*) }
+        }
+    };
+}
+glibc_setxid!(setuid, (uid: libc::uid_t));
+glibc_setxid!(setgid, (gid: libc::gid_t));
+glibc_setxid!(seteuid, (uid: libc::uid_t));
+glibc_setxid!(setegid, (gid: libc::gid_t));
+glibc_setxid!(setreuid, (r: libc::uid_t, e: libc::uid_t));
+glibc_setxid!(setregid, (r: libc::gid_t, e: libc::gid_t));
+glibc_setxid!(setresuid, (r: libc::uid_t, e: libc::uid_t, s: libc::uid_t));
+glibc_setxid!(setresgid, (r: libc::gid_t, e: libc::gid_t, s: libc::gid_t));
+glibc_setxid!(setgroups, (n: usize, list: *const libc::gid_t));
+glibc_setxid!(initgroups, (user: *const libc::c_char, group: libc::gid_t));
+
 /// `mmap(2)` without going through any symbol we might interpose.
 ///
 /// # Safety

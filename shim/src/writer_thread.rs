@@ -97,7 +97,9 @@ pub fn spawn() -> bool {
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let mut tid: libc::pthread_t = 0;
         // glibc's, not ours (exports.rs): the writer is not one of the program's threads.
+        let program_setxid = crate::setxid::before_writer();
         let rc = real::pthread_create(&mut tid, core::ptr::null(), run, core::ptr::null_mut());
+        crate::setxid::after_writer(program_setxid);
         if rc == 0 {
             // Relaxed: read by the fork handler of this process only, after the spawn returned.
             THREAD.store(tid as u64, Ordering::Relaxed);
