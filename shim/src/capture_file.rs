@@ -48,22 +48,106 @@ fn create_new(p: &str) -> io::Result<std::fs::File> {
         .open(p)
 }
 
+/// Candidate names for a capture: `path`, then `NAME.1.msh`, `NAME.2.msh`, ... (an exec keeps
+/// the pid, a pid may be reused).
+fn candidates(path: &str) -> impl Iterator<Item = String> + '_ {
+    let (stem, ext) = match path.rsplit_once('.') {
+        Some((s, e)) if !e.contains('/') && !s.ends_with('/') => (s, format!(".{e}")),
+        _ => (path, String::new()),
+    };
+    core::iter::once(path.to_string()).chain((1..=100).map(move |n| format!("{stem}.{n}{ext}")))
+}
+
 impl CaptureFile {
-    /// Creates `path` exclusively. When it exists, as it does when a process execs another
-    /// program under the same pid, tries `NAME.1.msh`, `NAME.2.msh`, ...
-    pub fn create(path: &str, table: Table) -> io::Result<CaptureFile> {
-        let (stem, ext) = match path.rsplit_once('.') {
-            Some((s, e)) if !e.contains('/') && !s.ends_with('/') => (s, format!(".{e}")),
-            _ => (path, String::new()),
+    /// Creates the capture with `header` already in it, so that no reader ever finds it empty
+    /// (a process killed right after its first sample, as `yes | head` kills `yes`): written to
+    /// an unnamed file in the directory (`O_TMPFILE`), then given its name. Where the file
+    /// system has no unnamed files, created by name and written at once.
+    pub fn create(path: &str, table: Table, header: &[u8]) -> io::Result<CaptureFile> {
+        match Self::create_unnamed(path, table, header) {
+            Some(r) => r,
+            None => {
+                let mut f = Self::create_named(path, table)?;
+                f.write_all(header)?;
+                Ok(f)
+            }
+        }
+    }
+
+    /// None when the directory cannot hold an unnamed file.
+    fn create_unnamed(path: &str, table: Table, header: &[u8]) -> Option<io::Result<CaptureFile>> {
+        let dir = match path.rsplit_once('/') {
+            Some(("", _)) => "/",
+            Some((d, _)) => d,
+            None => ".",
         };
-        let mut candidate = path.to_string();
-        let mut n = 0;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .open(dir)
+            .ok()?;
+        let fd = fdtable::settle(file.into_raw_fd(), table);
+        let close = |fd: i32| {
+            // SAFETY: `fd` was opened above, by us.
+            unsafe { libc::close(fd) };
+        };
+        if let Err(e) = write_quietly(fd, header) {
+            close(fd);
+            return Some(Err(e));
+        }
+        // The writer's own table: /proc/thread-self, not /proc/self (the program's).
+        let Ok(me) = std::ffi::CString::new(format!("/proc/thread-self/fd/{fd}")) else {
+            close(fd);
+            return None;
+        };
+        for candidate in candidates(path) {
+            let Ok(to) = std::ffi::CString::new(candidate.as_str()) else {
+                break;
+            };
+            // SAFETY: NUL-terminated paths; linkat gives the unnamed file a name, failing
+            // (EEXIST) rather than replacing anything.
+            let rc = unsafe {
+                libc::linkat(
+                    libc::AT_FDCWD,
+                    me.as_ptr(),
+                    libc::AT_FDCWD,
+                    to.as_ptr(),
+                    libc::AT_SYMLINK_FOLLOW,
+                )
+            };
+            if rc == 0 {
+                let Some(id) = fdtable::identity(fd) else {
+                    close(fd);
+                    return Some(Err(io::Error::last_os_error()));
+                };
+                return Some(Ok(CaptureFile {
+                    fd,
+                    path: candidate,
+                    id,
+                    table,
+                    owner: current_writer(),
+                }));
+            }
+            if io::Error::last_os_error().kind() != io::ErrorKind::AlreadyExists {
+                close(fd);
+                return None;
+            }
+        }
+        close(fd);
+        None
+    }
+
+    /// Creates `path` exclusively (or the first free candidate name).
+    fn create_named(path: &str, table: Table) -> io::Result<CaptureFile> {
+        let mut names = candidates(path);
+        let mut candidate = names.next().unwrap_or_default();
         let file = loop {
             match create_new(&candidate) {
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 100 => {
-                    n += 1;
-                    candidate = format!("{stem}.{n}{ext}");
-                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match names.next() {
+                    Some(n) => candidate = n,
+                    None => return Err(e),
+                },
                 other => break other?,
             }
         };

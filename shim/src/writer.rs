@@ -99,7 +99,6 @@ impl Writer {
         ring: *mut Ring,
         table: Table,
     ) -> std::io::Result<Writer> {
-        let mut file = CaptureFile::create(path, table)?;
         let (exe, argv) = procinfo::exe_and_argv();
         let start = recorder::START_MONO.load(std::sync::atomic::Ordering::Relaxed);
         let now_unix = std::time::SystemTime::now()
@@ -133,7 +132,7 @@ impl Writer {
         // The header first, alone and uncompressed: a process that execs right away still leaves
         // a readable file.
         let header = encode_header_with(&header, flags);
-        file.write_all(&header)?;
+        let file = CaptureFile::create(path, table, &header)?;
         let mut w = Writer {
             file,
             failed: false,
