@@ -685,27 +685,6 @@ fn blocked_signals_wait_for_sigtimedwait_and_signalfd() {
 }
 
 #[test]
-fn program_sees_only_its_own_threads() {
-    // /proc/self/task (and the Threads: line) as the program sees them after it allocated:
-    // a single-threaded program stays single-threaded.
-    let dir = scratch("host-threads");
-    let bin = build_c_file(&dir, &host_fixtures().join("sigwait_blocked.c"), &[]);
-    let runs = compare_in_workdir(
-        &Program::new(&bin).arg("threads"),
-        &dir,
-        &RATES,
-        &nothing,
-        &same,
-        &[],
-    );
-    assert!(
-        runs.plain.stdout.contains("threads after allocating: 1"),
-        "{:?}",
-        runs.plain
-    );
-}
-
-#[test]
 fn address_space_is_the_programs_own() {
     // What JITs, garbage collectors and Wasm runtimes do: fixed-address reservations
     // (MAP_FIXED_NOREPLACE) and huge PROT_NONE reservations until mmap fails.
