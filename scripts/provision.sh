@@ -2,7 +2,8 @@
 # Installs what the tests need and is missing; quick (no network) when everything is there.
 # scripts/test.sh calls it; run it alone to provision a machine.
 #
-#   - the Debian packages of scripts/test-packages.txt whose command is missing (apt-get, root);
+#   - the Debian packages of scripts/test-packages.txt whose command (or file) is missing
+#     (apt-get, root);
 #   - CPython 3.9 and 3.13 in $MEMSHIM_PYTHONS (default /var/cache/memshim-pythons), by
 #     scripts/python-versions.sh (root, Debian's archive);
 #   - the greenlet package (gevent's base) for python3, from PyPI;
@@ -23,11 +24,12 @@ missing=()
 root=false
 [ "$(id -u)" = 0 ] && root=true
 
-# Debian packages, from the list.
+# Debian packages, from the list: a command, or (starting with /) a file the package installs.
+have() { case $1 in /*) [ -e "$1" ] ;; *) command -v "$1" >/dev/null ;; esac; }
 need=()
 while read -r cmd pkg _; do
   case $cmd in '' | '#'*) continue ;; esac
-  command -v "$cmd" >/dev/null || need+=("$pkg")
+  have "$cmd" || need+=("$pkg")
 done <scripts/test-packages.txt
 if [ ${#need[@]} -gt 0 ]; then
   # Another apt-get at work (another checkout provisioning) is waited for, not failed on.
@@ -38,7 +40,7 @@ if [ ${#need[@]} -gt 0 ]; then
     $root || echo "provision: not root, cannot apt-get install ${need[*]}"
     while read -r cmd pkg _; do
       case $cmd in '' | '#'*) continue ;; esac
-      command -v "$cmd" >/dev/null || missing+=("$cmd (Debian package $pkg)")
+      have "$cmd" || missing+=("$cmd (Debian package $pkg)")
     done <scripts/test-packages.txt
   fi
 fi
