@@ -102,6 +102,9 @@ struct Zone {
     bump: AtomicU64,
     committed: AtomicU64,
     free: AtomicU64,
+    /// Held by the one thread mapping units into the zone (a try-lock: a sample that finds it
+    /// held is served by the allocator underneath instead of waiting).
+    committing: AtomicBool,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -109,6 +112,7 @@ const ZONE_INIT: Zone = Zone {
     bump: AtomicU64::new(0),
     committed: AtomicU64::new(0),
     free: AtomicU64::new(0),
+    committing: AtomicBool::new(false),
 };
 static ZONE_STATE: [Zone; ZONES] = [ZONE_INIT; ZONES];
 static RESERVED: AtomicBool = AtomicBool::new(false);
@@ -176,9 +180,10 @@ pub fn reserve() -> bool {
     true
 }
 
-/// Maps `len` bytes read-write at `addr` in our range. A mapping already there is taken for ours
-/// (the range was checked free at start, and racing committers map the same aligned units).
-/// False when the kernel refuses (ENOMEM under an address-space limit).
+/// Maps `len` bytes read-write at `addr` in our range; false when the kernel refuses (ENOMEM
+/// under an address-space limit) or something is there already (EEXIST: a mapping the program
+/// made at a fixed address in our range, which is never ours to touch; our own committers never
+/// map the same unit twice, see `commit`).
 fn map_at(addr: usize, len: usize) -> bool {
     // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; the result is checked.
     let p = unsafe {
@@ -201,10 +206,8 @@ fn map_at(addr: usize, len: usize) -> bool {
         // An old kernel took the flag as a hint and mapped elsewhere: give it back.
         // SAFETY: `p` is the mapping just made.
         unsafe { real::munmap(p, len) };
-        return false;
     }
-    // SAFETY: errno of this thread.
-    unsafe { *libc::__errno_location() == libc::EEXIST }
+    false
 }
 
 /// [`map_at`], giving back the resident free slots and trying once more when the kernel
@@ -242,12 +245,32 @@ fn header_at(addr: usize) -> &'static SlotHeader {
 }
 
 /// Makes slot `idx` of zone `class` usable: maps every unit from the zone's committed mark up
-/// to the one holding `idx` (a megabyte of small slots, or a big slot's header page), each
-/// unit on its own so that racing committers map the same units.
+/// to the one holding `idx` (a megabyte of small slots, or a big slot's header page). One
+/// committer at a time per zone; false (the sample goes to the allocator underneath) when
+/// another thread is committing, or the kernel refuses.
 fn commit(class: usize, idx: u64) -> bool {
     let z = &ZONE_STATE[class];
     // Acquire: slots below `committed` were mapped by whoever raised it.
-    let have = z.committed.load(Ordering::Acquire);
+    if idx < z.committed.load(Ordering::Acquire) {
+        return true;
+    }
+    // Acquire: the previous committer's mappings and mark are visible once we hold it.
+    if z.committing
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    let ok = commit_locked(class, idx);
+    // Release: our mappings and mark for the next committer.
+    z.committing.store(false, Ordering::Release);
+    ok
+}
+
+fn commit_locked(class: usize, idx: u64) -> bool {
+    let z = &ZONE_STATE[class];
+    // Relaxed: we hold `committing`, whose Acquire ordered the last committer's store.
+    let have = z.committed.load(Ordering::Relaxed);
     if idx < have {
         return true;
     }
@@ -265,9 +288,10 @@ fn commit(class: usize, idx: u64) -> bool {
             return false;
         }
         unit += batch;
+        // Unit by unit, so a refusal later leaves the mark on what is mapped (never mapped
+        // twice). Release: publishes the mapping to threads that Acquire `committed`.
+        z.committed.fetch_max(unit.min(end), Ordering::Release);
     }
-    // Release: publishes the mappings to threads that Acquire `committed`.
-    z.committed.fetch_max(end, Ordering::Release);
     true
 }
 
