@@ -25,10 +25,27 @@ fn same(s: &str) -> String {
 fn nothing(_: &Path) {}
 
 /// Runs a bash script in a fresh working directory, plain vs shim at both rates; returns the
-/// plain run (after the comparison passed).
+/// plain run (after the comparison passed). At `all` the script's own process (and whatever
+/// it execs) must also leave complete captures when it exits normally: a capture cut short
+/// means the shim lost its file to the script.
 fn script(name: &str, text: &str) -> HostRuns {
     let dir = scratch(&format!("host-{name}"));
-    compare_in_workdir(&bash(text), &dir, &RATES, &nothing, &same, &[])
+    let runs = compare_in_workdir(&bash(text), &dir, &RATES, &nothing, &same, &[]);
+    if runs.plain.code.is_some() {
+        top_captures_complete(&runs.caps[1]);
+    }
+    runs
+}
+
+/// Asserts the captures of the test's own child (the program it started, before and after
+/// its execs) are complete.
+fn top_captures_complete(caps: &[Capture]) {
+    let me = std::process::id();
+    let top: Vec<&Capture> = caps.iter().filter(|c| c.header.ppid == me).collect();
+    assert!(!top.is_empty(), "no capture of the program itself at all");
+    for c in top {
+        c.assert_complete();
+    }
 }
 
 /// The descriptor juggling most shell scripts do: redirections of numbered descriptors, dup
