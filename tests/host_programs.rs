@@ -108,7 +108,7 @@ ls -R /usr 2>/dev/null | head -3; echo "ls|head ${PIPESTATUS[*]}"
 yes | head -2; echo "yes|head ${PIPESTATUS[*]}"
 for i in $(seq 1 40); do yes | head -1 >/dev/null; echo -n "${PIPESTATUS[*]};"; done; echo
 yes abcdefgh | head -c 100000 | wc -c; echo "yes|head|wc ${PIPESTATUS[*]}"
-head -c 3000000 /dev/zero | tr '\0' x | head -c 5 ; echo; echo "tr|head ${PIPESTATUS[*]}"
+head -c 3000000 /dev/zero | tr '\0' x | head -c 5 ; echo " tr|head ${PIPESTATUS[*]}"
 set -o pipefail
 seq 1 100000 | grep -m1 7 ; echo "pipefail $?"
 "#,

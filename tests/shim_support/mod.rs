@@ -336,7 +336,11 @@ pub fn assert_same(plain: &Outcome, shim: &Outcome, what: &str) {
         plain.stderr,
         shim.stderr
     );
-    assert_eq!(plain.stdout, shim.stdout, "{what}: stdout differs");
+    assert_eq!(
+        plain.stdout, shim.stdout,
+        "{what}: stdout differs (the shim run's stderr: {:?})",
+        shim.stderr
+    );
     assert_eq!(plain.stderr, shim.stderr, "{what}: stderr differs");
 }
 
