@@ -336,8 +336,47 @@ pub fn assert_same(plain: &Outcome, shim: &Outcome, what: &str) {
         plain.stderr,
         shim.stderr
     );
-    assert_eq!(plain.stdout, shim.stdout, "{what}: stdout differs");
-    assert_eq!(plain.stderr, shim.stderr, "{what}: stderr differs");
+    assert!(
+        plain.stdout == shim.stdout,
+        "{what}: stdout differs{}\n(the shim run's stderr: {:?})",
+        text_diff(&plain.stdout, &shim.stdout),
+        brief(&shim.stderr)
+    );
+    assert!(
+        plain.stderr == shim.stderr,
+        "{what}: stderr differs{}",
+        text_diff(&plain.stderr, &shim.stderr)
+    );
+}
+
+/// At most 1500 bytes of `s` (on a char boundary), noting how long it was.
+pub fn brief(s: &str) -> String {
+    if s.len() <= 1500 {
+        return s.to_string();
+    }
+    let mut end = 1500;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &s[..end], s.len())
+}
+
+/// Where two texts part: the first differing line and a little of both, shortened.
+fn text_diff(plain: &str, shim: &str) -> String {
+    let at = plain
+        .lines()
+        .zip(shim.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or(plain.lines().count().min(shim.lines().count()));
+    let tail = |t: &str| brief(&t.lines().skip(at).take(20).collect::<Vec<_>>().join("\n"));
+    format!(
+        " from line {} ({} vs {} bytes)\n  plain: {:?}\n   shim: {:?}",
+        at + 1,
+        plain.len(),
+        shim.len(),
+        tail(plain),
+        tail(shim)
+    )
 }
 
 /// A decoded capture.
