@@ -10,6 +10,10 @@
 
 use core::ffi::{c_char, c_void, CStr};
 
+use crate::elf::{
+    self, Rela, Sym, DT_JMPREL, DT_PLTRELSZ, DT_RELA, DT_RELASZ, DT_STRTAB, DT_SYMTAB,
+    R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT,
+};
 use crate::{modules, real, thread, underlying};
 
 /// The interposed names whose GOT entries are redirected, with the shim's definitions.
@@ -102,39 +106,6 @@ struct Object {
     dynamic: usize,
 }
 
-#[repr(C)]
-struct Dyn {
-    tag: i64,
-    val: u64,
-}
-
-#[repr(C)]
-struct Rela {
-    offset: u64,
-    info: u64,
-    addend: i64,
-}
-
-#[repr(C)]
-struct Sym {
-    name: u32,
-    info: u8,
-    other: u8,
-    shndx: u16,
-    value: u64,
-    size: u64,
-}
-
-const DT_NULL: i64 = 0;
-const DT_RELA: i64 = 7;
-const DT_RELASZ: i64 = 8;
-const DT_STRTAB: i64 = 5;
-const DT_SYMTAB: i64 = 6;
-const DT_JMPREL: i64 = 23;
-const DT_PLTRELSZ: i64 = 2;
-const R_X86_64_GLOB_DAT: u32 = 6;
-const R_X86_64_JUMP_SLOT: u32 = 7;
-
 impl Object {
     fn of(info: &libc::dl_phdr_info) -> Option<Object> {
         let base = info.dlpi_addr as usize;
@@ -163,26 +134,8 @@ impl Object {
     }
 
     fn dynamic(&self, tag: i64) -> Option<usize> {
-        let mut d = self.dynamic as *const Dyn;
-        loop {
-            // SAFETY: the object's dynamic section, terminated by DT_NULL.
-            let e = unsafe { &*d };
-            if e.tag == DT_NULL {
-                return None;
-            }
-            if e.tag == tag {
-                let v = e.val as usize;
-                // glibc relocates most address entries in place, not all (see underlying.rs).
-                let is_addr = !matches!(tag, DT_RELASZ | DT_PLTRELSZ);
-                return Some(if is_addr && v < self.base {
-                    v + self.base
-                } else {
-                    v
-                });
-            }
-            // SAFETY: not past DT_NULL.
-            d = unsafe { d.add(1) };
-        }
+        // SAFETY: the object's dynamic section, from its PT_DYNAMIC header.
+        unsafe { elf::dynamic_entry(self.dynamic as *const elf::Dyn, self.base, tag) }
     }
 
     /// Calls `f(name, slot address)` for each GOT entry bound by symbol (GLOB_DAT, JUMP_SLOT).

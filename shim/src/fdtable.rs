@@ -52,9 +52,7 @@ pub fn isolate() -> Table {
             libc::CLOSE_RANGE_UNSHARE,
         )
     };
-    let table = if rc == 0 {
-        Table::Private
-    } else if unshare_and_close() {
+    let table = if rc == 0 || unshare_and_close() {
         Table::Private
     } else {
         Table::Shared

@@ -32,6 +32,7 @@ pub mod config;
 #[cfg(not(test))]
 mod deepbind;
 // Unit-test builds of this crate are ordinary executables: they must not replace their own malloc.
+pub mod elf;
 #[cfg(not(test))]
 pub(crate) mod exports;
 pub mod fdtable;

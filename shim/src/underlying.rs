@@ -203,6 +203,9 @@ pub fn warn_if_shadowed() -> bool {
 /// The loader's list of objects, read in place (no allocation, no lock).
 mod loader {
     use super::*;
+    use crate::elf::{
+        self, Dyn, Sym, DT_GNU_HASH, DT_HASH, DT_STRTAB, DT_SYMTAB, STT_FUNC, STT_GNU_IFUNC,
+    };
 
     #[repr(C)]
     struct RDebug {
@@ -220,35 +223,11 @@ mod loader {
         prev: *const LinkMap,
     }
 
-    #[repr(C)]
-    struct Dyn {
-        tag: i64,
-        val: u64,
-    }
-
-    #[repr(C)]
-    struct Sym {
-        name: u32,
-        info: u8,
-        other: u8,
-        shndx: u16,
-        value: u64,
-        size: u64,
-    }
-
     extern "C" {
         static _r_debug: RDebug;
         /// Our own dynamic section (defined by the linker in every shared object).
         static _DYNAMIC: [Dyn; 0];
     }
-
-    const DT_NULL: i64 = 0;
-    const DT_HASH: i64 = 4;
-    const DT_STRTAB: i64 = 5;
-    const DT_SYMTAB: i64 = 6;
-    const DT_GNU_HASH: i64 = 0x6fff_fef5;
-    const STT_FUNC: u8 = 2;
-    const STT_GNU_IFUNC: u8 = 10;
 
     pub struct Objects {
         cur: *const LinkMap,
@@ -324,34 +303,9 @@ mod loader {
                 .is_some_and(|f| f.starts_with("libc.so"))
         }
 
-        /// A dynamic-section address: glibc relocates most of them in place, not all (read-only
-        /// sections, the vDSO): an address below the load base is still relative.
-        fn ptr(&self, v: u64) -> usize {
-            let v = v as usize;
-            if v < self.addr {
-                v + self.addr
-            } else {
-                v
-            }
-        }
-
         fn dynamic(&self, tag: i64) -> Option<usize> {
-            let mut d = self.ld;
-            if d.is_null() {
-                return None;
-            }
-            loop {
-                // SAFETY: the object's dynamic section, terminated by DT_NULL.
-                let e = unsafe { &*d };
-                if e.tag == DT_NULL {
-                    return None;
-                }
-                if e.tag == tag {
-                    return Some(self.ptr(e.val));
-                }
-                // SAFETY: not past DT_NULL.
-                d = unsafe { d.add(1) };
-            }
+            // SAFETY: the loader's dynamic section of this object.
+            unsafe { elf::dynamic_entry(self.ld, self.addr, tag) }
         }
 
         /// The address of the function `name` this object defines, if it does.

@@ -127,7 +127,11 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
     let mut last_look = last_round;
     // While an exit path that claimed the capture is about to post its request.
     let mut finishing_since = 0;
-    while open {
+    if !open {
+        leave_for_good();
+        return core::ptr::null_mut();
+    }
+    loop {
         // Acquire: pairs with finish_and_wait's store, so the exit path's state is ours.
         if let Some(how) = decode(REQUEST.swap(0, Ordering::Acquire)) {
             recorder::with_writer(|w| w.finish(how));
@@ -203,13 +207,17 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
         (last_consumed, last_round) = (consumed, now);
         sleep_unless_asked(pause);
     }
-    // Leaving for good (capture finished or disabled): nobody will join us.
+    leave_for_good();
+    core::ptr::null_mut()
+}
+
+/// The writer leaves for good (capture finished or disabled): nobody will join it.
+fn leave_for_good() {
     // SAFETY: detaching the calling thread.
     unsafe { libc::pthread_detach(libc::pthread_self()) };
     // Relaxed: only this process's fork handler reads it.
     THREAD.store(0, Ordering::Relaxed);
     WRITER_TID.store(0, Ordering::Relaxed);
-    core::ptr::null_mut()
 }
 
 /// Waits for the process to end.
