@@ -367,7 +367,9 @@ pub unsafe extern "C" fn setns(fd: c_int, nstype: c_int) -> c_int {
 /// As for C `dlopen`.
 #[no_mangle]
 pub unsafe extern "C" fn dlopen(file: *const libc::c_char, flags: c_int) -> *mut c_void {
-    let deep = flags & libc::RTLD_DEEPBIND != 0;
+    // Not from inside a walk of ours (an atfork prepare handler running after ours holds it):
+    // the redirection walks the loader's list too, and would wait on itself.
+    let deep = flags & libc::RTLD_DEEPBIND != 0 && !crate::modules::walk_is_mine();
     let before = if deep {
         crate::deepbind::count_objects()
     } else {
