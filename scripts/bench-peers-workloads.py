@@ -10,6 +10,12 @@
       extension peersext (scripts/bench-peers-ext.c) whose score_tokens() leaks 64 KiB per call
       (Python caller: tokenize_request). THREADS > 1 serves the requests from that many threads.
 
+  servebig EXT_DIR REQUESTS
+      the large-array serving loop where the shim's region shows in RSS: per request a float32
+      input of 1 to 8 MB, a copy, slices and temporaries, a JSON response, a 32-entry LRU cache
+      of 512 KiB entries, and 4 native calls (normalize 3 times, score_tokens once: it leaks
+      64 KiB per call). Baseline peak RSS about 140 MB.
+
 Each prints a line with `leaked=BYTES` (the truth) and a checksum.
 """
 import sys
@@ -82,5 +88,41 @@ def serve(argv):
     print(f"served={requests} threads={threads} leaked={peersext.leaked_bytes()} check={sum(out)}")
 
 
+def servebig(argv):
+    import collections
+    import json
+
+    sys.path.insert(0, argv[0])
+    import numpy as np
+    import peersext
+
+    requests = int(argv[1])
+    words = ["Alpha", "beta", "Gamma", "delta", "epsilon", "Zeta", "eta", "theta"]
+    texts = [" ".join(words[(i * 7 + k) % 8] for k in range(40 + i % 160)) for i in range(97)]
+    cache = collections.OrderedDict()
+    total = 0
+
+    def tokenize_request(text):
+        return peersext.score_tokens(text)
+
+    for i in range(requests):
+        n = (1 + i % 8) * 262144  # 1 to 8 MB of float32
+        x = np.full(n, float(i % 13), dtype=np.float32)
+        y = x.copy()
+        y[::3] *= 0.5
+        z = y[1::2] * 2.0 + 1.0
+        h = np.concatenate([z, y[: n // 8]])
+        text = peersext.normalize(peersext.normalize(peersext.normalize(texts[i % 97])))
+        ntok = tokenize_request(text)
+        cache[i % 64] = h[:131072].copy()  # 512 KiB
+        cache.move_to_end(i % 64)
+        while len(cache) > 32:
+            cache.popitem(last=False)
+        feats = h[:: max(1, len(h) // 256)][:256]
+        body = {"id": i, "tokens": ntok, "mean": float(z.mean()), "features": [round(float(v), 4) for v in feats]}
+        total += len(json.dumps(body))
+    print(f"served={requests} leaked={peersext.leaked_bytes()} check={total}")
+
+
 if __name__ == "__main__":
-    {"cpairs": cpairs, "serve": serve}[sys.argv[1]](sys.argv[2:])
+    {"cpairs": cpairs, "serve": serve, "servebig": servebig}[sys.argv[1]](sys.argv[2:])

@@ -50,6 +50,7 @@ def workloads(scale):
         "py-alloc": ([PY, PY_ALLOC, str(max(1, int(10 * scale)))], None),
         "serve": ([PY, WL_SCRIPT, "serve", BUILD, requests, "1", "2"], serve_leak),
         "serve-2t": ([PY, WL_SCRIPT, "serve", BUILD, requests, "2", "2"], serve_leak),
+        "serve-big": ([PY, WL_SCRIPT, "servebig", BUILD, str(max(20, int(200 * scale)))], serve_leak),
     }
 
 
@@ -63,6 +64,13 @@ def tool_argv(tool, cmd, rundir):
         return cmd, {}
     if tool == "memshim":
         return cmd, {"LD_PRELOAD": LIB, "MEMSHIM_OUTPUT": os.path.join(rundir, "memshim.%p.msh")}
+    if tool == "memshim-base":
+        # Another build of the shim in the same interleaved run (before/after a change):
+        # MEMSHIM_BASE_LIB=path/to/libmemshim.so.
+        return cmd, {
+            "LD_PRELOAD": os.environ["MEMSHIM_BASE_LIB"],
+            "MEMSHIM_OUTPUT": os.path.join(rundir, "memshim.%p.msh"),
+        }
     if tool == "memshim-all":
         return cmd, {
             "LD_PRELOAD": LIB,
@@ -85,6 +93,8 @@ def tool_argv(tool, cmd, rundir):
 def tool_available(tool):
     if tool in ("none", "memshim", "memshim-all"):
         return os.path.exists(LIB) and os.path.exists(CLI)
+    if tool == "memshim-base":
+        return os.path.exists(os.environ.get("MEMSHIM_BASE_LIB", "")) and os.path.exists(CLI)
     if tool.startswith("memray"):
         return subprocess.run([PY, "-c", "import memray"], capture_output=True).returncode == 0
     if tool == "heaptrack":
@@ -306,6 +316,7 @@ def leaks_massif(rundir, markers, truth):
 LEAK_CHECKS = {
     "memshim": leaks_memshim,
     "memshim-all": leaks_memshim,
+    "memshim-base": leaks_memshim,
     "memray": leaks_memray,
     "memray-native": leaks_memray,
     "heaptrack": leaks_heaptrack,
@@ -459,7 +470,7 @@ def main():
     ap.add_argument("--massif-scale", type=float, default=0.05, help="workload size under massif (default 0.05)")
     ap.add_argument("--massif-runs", type=int, default=3, help="rounds of massif and its baseline (default 3)")
     ap.add_argument("--tools", default=",".join(ALL_TOOLS + ["massif"]), help="comma-separated (default: all)")
-    ap.add_argument("--workloads", default="c-1t,c-2t,py-alloc,serve,serve-2t", help="comma-separated (default: all)")
+    ap.add_argument("--workloads", default="c-1t,c-2t,py-alloc,serve,serve-2t,serve-big", help="comma-separated (default: all)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds before a run is killed (default 300)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench-results"), help="directory of the results files")
     a = ap.parse_args()
