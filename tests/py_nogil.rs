@@ -122,8 +122,10 @@ impl Version {
             c = Command::new(env!("CARGO_BIN_EXE_memshim"));
             let python = if self == Version::Py39 {
                 // bullseye's libffi7 (for ctypes) sits in the tree: scripts/python-versions.sh.
-                c.env("PYTHONHOME", self.root().join("usr"))
-                    .env("LD_LIBRARY_PATH", self.root().join("usr/lib/x86_64-linux-gnu"));
+                c.env("PYTHONHOME", self.root().join("usr")).env(
+                    "LD_LIBRARY_PATH",
+                    self.root().join("usr/lib/x86_64-linux-gnu"),
+                );
                 self.root().join("usr/bin/python3.9")
             } else {
                 memshim_test_pythons::pyenv(self.name())
@@ -612,8 +614,14 @@ fn daemon_threads_while_exiting(v: Version) {
             }
         }
         // The daemons allocate all through the finalizer's 0.15 s.
-        assert!(late > 0, "{tag}: no daemon sample well after finalization began");
-        assert!(finalizer > 0, "{tag}: no sample of the finalizer with its frames");
+        assert!(
+            late > 0,
+            "{tag}: no daemon sample well after finalization began"
+        );
+        assert!(
+            finalizer > 0,
+            "{tag}: no sample of the finalizer with its frames"
+        );
     }
 }
 
