@@ -21,7 +21,11 @@
 //!   bound to it (`threading`'s bootstrap, `PyGILState_Ensure`, `Py_Initialize` for the main
 //!   thread) and cleared by the thread itself when it deletes that state. A thread with no entry
 //!   (an OpenMP or BLAS worker, a rayon pool, a pthread a C library started) gets native frames
-//!   only: no other thread's state is ever looked at.
+//!   only: no other thread's state is ever looked at. (The one way an entry can name a state
+//!   another thread runs: up to 3.11 `PyThreadState_New` notes the new state in the *creating*
+//!   thread's entry when that thread has none, and from 3.12 on it binds it to the creating
+//!   thread; a thread with no state of its own that creates one for another thread to run is a
+//!   misuse CPython's own threads, `PyGILState_Ensure`, pybind11 and PyO3 never commit.)
 //! - A thread that holds the GIL (`holder == mine`; `holder` is `_PyThreadState_UncheckedGet()`:
 //!   the state holding the GIL up to 3.11, this thread's attached state from 3.12 on) is read as
 //!   before.
