@@ -9,9 +9,9 @@
 //! The interpreters are those of tests/py_versions.rs (3.9 and 3.13 from Debian, provisioned by
 //! scripts/python-versions.sh, 3.13 run in its chroot; the others pyenv's), found the same way;
 //! a missing one is skipped (under CI: fails) in one line. The PyO3 extension uses the stable ABI
-//! (abi3, 3.8+): it is built once per test run with cargo into the target dir
-//! (`target/pyo3leak`, a no-op when up to date) from tests/fixtures/py/pyo3leak, whose
-//! Cargo.lock pins PyO3 from crates.io.
+//! (abi3, 3.8+): it is built once per test run with `maturin build` (maturin from PyPI, which
+//! scripts/provision.sh installs) into the target dir (`target/pyo3leak`, a no-op build when up
+//! to date) from tests/fixtures/py/pyo3leak, whose Cargo.lock pins PyO3 from crates.io.
 
 mod py_common;
 mod shim_support;
@@ -195,33 +195,81 @@ fn build_nogil(v: Version, dir: &Path) {
     cc("nogil.c", &v.includes(), &dir.join("nogil.so"));
 }
 
-/// The PyO3 extension (abi3: one build for every version), built once per test run.
-fn pyo3_extension() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .parent()
-            .unwrap()
-            .join("pyo3leak");
-        let manifest = py_common::fixture("pyo3leak/Cargo.toml");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let o = Command::new(cargo)
-            .args(["build", "--release", "--locked", "--manifest-path"])
-            .arg(&manifest)
-            .arg("--target-dir")
-            .arg(&target)
-            // The interpreter only tells PyO3's build script it is a CPython; abi3 fixes the ABI.
-            .env("PYO3_PYTHON", py_common::python())
-            .env_remove("RUSTFLAGS")
-            .output()
-            .expect("cargo runs");
-        assert!(
-            o.status.success(),
-            "building the PyO3 extension failed:\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        target.join("release/libpyo3leak.so")
-    })
+/// The PyO3 extension (abi3: one build for every version), built once per test run with
+/// `maturin build` (maturin from PyPI, PyO3 from crates.io, pinned by the fixture's Cargo.lock)
+/// into the target dir, and its wheel unpacked: the directory holding the `pyo3leak` package.
+/// None (skipped, in one line; under CI a failure) without maturin.
+fn pyo3_extension() -> Option<&'static Path> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let py = py_common::python();
+            let has_maturin = Command::new(&py)
+                .args(["-m", "maturin", "--version"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !has_maturin {
+                memshim_test_pythons::Missing::new(
+                    format!("maturin for {}", py.display()),
+                    "pip install maturin; scripts/provision.sh installs it",
+                )
+                .skip();
+                return None;
+            }
+            let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .parent()
+                .unwrap()
+                .join("pyo3leak");
+            let wheels = target.join("wheels");
+            let _ = std::fs::remove_dir_all(&wheels);
+            let o = Command::new(&py)
+                .args(["-m", "maturin", "build", "--release", "--locked", "-m"])
+                .arg(py_common::fixture("pyo3leak/Cargo.toml"))
+                .arg("-i")
+                .arg(&py)
+                .arg("--out")
+                .arg(&wheels)
+                // A no-op build when up to date (a second or two).
+                .env("CARGO_TARGET_DIR", &target)
+                .env_remove("RUSTFLAGS")
+                .output()
+                .expect("maturin runs");
+            assert!(
+                o.status.success(),
+                "maturin build of the PyO3 extension failed:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let site = target.join("site");
+            let _ = std::fs::remove_dir_all(&site);
+            // A wheel is a zip file: unpacked with the machine's Python.
+            let st = Command::new(&py)
+                .args([
+                    "-c",
+                    "import glob, sys, zipfile; \
+                     [w] = glob.glob(sys.argv[1] + '/pyo3leak-*.whl'); \
+                     zipfile.ZipFile(w).extractall(sys.argv[2])",
+                ])
+                .arg(&wheels)
+                .arg(&site)
+                .status()
+                .unwrap();
+            assert!(st.success(), "unpacking the pyo3leak wheel failed");
+            Some(site)
+        })
+        .as_deref()
+}
+
+/// Copies directory `from` into `to` (the unpacked wheel into a run's directory).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
 }
 
 /// Runs fixture `name` (copied into a fresh directory, after `prepare`) with `v` at `rate`;
@@ -447,9 +495,11 @@ fn rust_extension_inside_allow_threads(v: Version) {
     if !v.available() {
         return;
     }
-    let so = pyo3_extension();
+    let Some(site) = pyo3_extension() else {
+        return;
+    };
     let cap = capture_of(v, "pyo3", "pyo3_leak.py", &[], None, |d| {
-        std::fs::copy(so, d.join("pyo3leak.so")).unwrap();
+        copy_dir(&site.join("pyo3leak"), &d.join("pyo3leak"));
     });
     let r = report(&cap);
     check_native_leak(
