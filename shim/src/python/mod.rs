@@ -36,7 +36,7 @@
 //! - Once the interpreter has begun finalizing (`_PyRuntime._finalizing`, 3.8's `finalizing`,
 //!   holds the finalizing thread's state), only that thread's samples carry Python frames, and
 //!   only while it holds the GIL (as before): from 3.9 on `Py_FinalizeEx` frees every other
-//!   thread state right after setting the field (`_PyThreadState_DeleteExcept`, 3.13's
+//!   thread state soon after setting the field (`_PyThreadState_DeleteExcept`, 3.13's
 //!   `_PyThreadState_DeleteList`; 3.8 in `PyInterpreterState_Delete`) while daemon threads'
 //!   key entries still point at them, and near its end it frees its own after dropping it.
 //!
@@ -47,12 +47,13 @@
 //! it is running C code (the function that called malloc), and only the eval loop, run by this
 //! thread with the GIL held, pushes, pops or advances its frames. Per version, what the walker
 //! reads and why it stays put:
-//! - **3.8 to 3.10**: `tstate->frame`, then `f_back`, `f_code`, `f_lasti`. `_PyEval_EvalFrameDefault`
-//!   sets `tstate->frame` on entry and exit and `f_lasti` per instruction, both on the owning
-//!   thread with the GIL held; `PyEval_SaveThread` only swaps the GIL holder out. Each frame of the
-//!   chain is referenced by the eval call still on this thread's C stack (so the GC, which cannot
-//!   see that reference, never clears it; `frame.clear()` refuses an executing frame), and holds a
-//!   strong reference to its code object in `f_code`, never reassigned.
+//! - **3.8 to 3.10**: `tstate->frame`, then `f_back`, `f_code`, `f_lasti`.
+//!   `_PyEval_EvalFrameDefault` sets `tstate->frame` on entry and exit and `f_lasti` per
+//!   instruction, both on the owning thread with the GIL held; `PyEval_SaveThread` only swaps
+//!   the GIL holder out. Each frame of the chain is referenced by the eval call still on this
+//!   thread's C stack (so the GC, which cannot see that reference, never clears it;
+//!   `frame.clear()` refuses an executing frame), and holds a strong reference to its code
+//!   object in `f_code`, never reassigned.
 //! - **3.11**: `tstate->cframe` (the `_PyCFrame` on the C stack of the innermost running
 //!   `_PyEval_EvalFrameDefault`, or `tstate->root_cframe`), its `current_frame`, then `previous`,
 //!   `f_code`, `prev_instr` (stored at each instruction, so at the CALL while the callee runs),
