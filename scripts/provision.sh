@@ -7,6 +7,7 @@
 #   - CPython 3.9 and 3.13 in $MEMSHIM_PYTHONS (default /var/cache/memshim-pythons), by
 #     scripts/python-versions.sh (root, Debian's archive);
 #   - the greenlet package (gevent's base) for python3, from PyPI;
+#   - maturin for python3, from PyPI (tests/py_nogil.rs builds a PyO3 extension with it);
 #   - and it names what it cannot install: pyenv's CPython 3.7, 3.8, 3.10, 3.12 and 3.13 come with
 #     this project's machines (under ~/.pyenv/versions) and cannot be provisioned elsewhere.
 #
@@ -63,6 +64,13 @@ if ! python3 -c 'import greenlet' 2>/dev/null; then
   python3 -m pip install -q --disable-pip-version-check greenlet 2>/dev/null ||
     python3 -m pip install -q --disable-pip-version-check --break-system-packages greenlet ||
     missing+=("the greenlet package for $(command -v python3) (pip install greenlet failed)")
+fi
+
+# maturin, from PyPI: tests/py_nogil.rs builds its PyO3 extension with it (PyO3 from crates.io).
+if ! python3 -m maturin --version >/dev/null 2>&1; then
+  python3 -m pip install -q --disable-pip-version-check maturin 2>/dev/null ||
+    python3 -m pip install -q --disable-pip-version-check --break-system-packages maturin ||
+    missing+=("maturin for $(command -v python3) (pip install maturin failed)")
 fi
 
 # pyenv's interpreters: there or not, nothing to install.

@@ -6,7 +6,8 @@
 # nothing else from outside.
 #
 #   3.9   Debian 11 (bullseye) python3.9 3.9.2: its .debs (checked against the suite's Packages
-#         index) unpacked into 3.9/root; it runs on this machine's newer glibc with PYTHONHOME.
+#         index) unpacked into 3.9/root; it runs on this machine's newer glibc with PYTHONHOME
+#         (and bullseye's libffi7 for its ctypes, with LD_LIBRARY_PATH).
 #   3.13  Debian 13 (trixie) python3.13: built against glibc 2.41, so a minimal trixie tree
 #         (debootstrap) in 3.13/root that the tests enter with chroot.
 #
@@ -60,6 +61,30 @@ py39() {
   touch "$dir/ok"
 }
 
+# bullseye's libffi7 for 3.9's ctypes (tests/py_nogil.rs runs it with LD_LIBRARY_PATH into the
+# tree): unpacked into the tree, added to one provisioned before it too (nothing is removed, so
+# tests running with the tree meanwhile are not disturbed).
+py39_ffi() {
+  local dir=$DEST/3.9
+  [ -e "$dir/ok-ffi" ] && return 0
+  local tmp f sum
+  tmp=$(mktemp -d)
+  curl -fsS --retry 3 -m 300 "$MIRROR/dists/bullseye/main/binary-amd64/Packages.xz" |
+    xz -dc >"$tmp/Packages"
+  read -r f sum < <(awk '
+    $1 == "Package:" { cur = $2 }
+    cur == "libffi7" && $1 == "Filename:" { f = $2 }
+    cur == "libffi7" && $1 == "SHA256:" { print f, $2; exit }' "$tmp/Packages") || true
+  [ -n "${f:-}" ] || { echo "python-versions: libffi7 not in bullseye's index" >&2; exit 1; }
+  curl -fsS --retry 3 -m 300 -o "$tmp/${f##*/}" "$MIRROR/$f"
+  echo "$sum  $tmp/${f##*/}" | sha256sum -c --quiet -
+  dpkg-deb -x "$tmp/${f##*/}" "$dir/root"
+  rm -rf "$tmp"
+  LD_LIBRARY_PATH=$dir/root/usr/lib/x86_64-linux-gnu PYTHONHOME=$dir/root/usr \
+    "$dir/root/usr/bin/python3.9" -c 'import ctypes'
+  touch "$dir/ok-ffi"
+}
+
 # Unmounts whatever is mounted under $1 (debootstrap mounts /proc and /sys in the tree and may
 # leave them there when it fails), deepest first, so that rm -rf never walks into them.
 umount_under() {
@@ -86,5 +111,6 @@ py313() {
 }
 
 py39
+py39_ffi
 py313
 echo "python-versions: 3.9 and 3.13 ready in $DEST ($(($(date +%s) - start)) s)"

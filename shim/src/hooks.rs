@@ -198,7 +198,7 @@ struct StackBuf {
 }
 
 impl StackBuf {
-    /// Unwinds this thread's native stack and reads its Python frames (when it holds the GIL).
+    /// Unwinds this thread's native stack and reads its own Python frames (see `python::capture`).
     /// Inlined so the buffer is built in the caller's frame, not copied out.
     #[inline(always)]
     fn capture(s: &mut MaybeUninit<StackBuf>) -> &StackBuf {

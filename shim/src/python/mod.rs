@@ -2,15 +2,95 @@
 //!
 //! memray and Fil hook every Python call; memshim reads the frame chain only when it takes a
 //! sample. At start it looks for CPython in the process (`_PyRuntime`, the version) and picks the
-//! struct layout for that version ([`layout`]). On a sample, from a thread that holds the GIL, it
-//! walks the thread's frame chain with plain loads (no Python API that could allocate, take a lock
-//! or run the GC) and records per frame the code object's identity and instruction offset. Each
-//! code object's names, first line and line table are copied once (into [`crate::arena`] memory,
-//! handed to the writer by an event), so a record never depends on a code object that may be gone.
+//! struct layout for that version ([`layout`]). On a sample it walks the allocating thread's own
+//! frame chain, whether or not that thread holds the GIL, with plain loads (no Python API that
+//! could allocate, take a lock or run the GC), and records per frame the code object's identity
+//! and instruction offset. Each code object's names, first line and line table are copied once
+//! (into [`crate::arena`] memory, handed to the writer by an event), so a record never depends on
+//! a code object that may be gone.
 //!
 //! Layouts are vouched for by tests that compile each version's own headers (`offsetof`) and run
 //! a real interpreter of that version under the shim: 3.8 to 3.13. Other versions fall back to
 //! native-only stacks with one warning.
+//!
+//! # Whose frames a sample carries ([`whose`])
+//!
+//! Always the allocating thread's own, never another thread's:
+//! - `mine` is `PyGILState_GetThisThreadState()`: this thread's entry in the interpreter's
+//!   thread-specific key (a `pthread_getspecific`), set by the thread itself when its state is
+//!   bound to it (`threading`'s bootstrap, `PyGILState_Ensure`, `Py_Initialize` for the main
+//!   thread) and cleared by the thread itself when it deletes that state. A thread with no entry
+//!   (an OpenMP or BLAS worker, a rayon pool, a pthread a C library started) gets native frames
+//!   only: no other thread's state is ever looked at. (The one way an entry can name a state
+//!   another thread runs: up to 3.11 `PyThreadState_New` notes the new state in the *creating*
+//!   thread's entry when that thread has none, and from 3.12 on it binds it to the creating
+//!   thread; a thread with no state of its own that creates one for another thread to run is a
+//!   misuse CPython's own threads, `PyGILState_Ensure`, pybind11 and PyO3 never commit.)
+//! - A thread that holds the GIL (`holder == mine`; `holder` is `_PyThreadState_UncheckedGet()`:
+//!   the state holding the GIL up to 3.11, this thread's attached state from 3.12 on) is read as
+//!   before.
+//! - A thread that released it (`Py_BEGIN_ALLOW_THREADS`, PyO3's `allow_threads`, every
+//!   `ctypes.CDLL` call) is read through `mine`: the C function it is in and the Python frames
+//!   that called it. From 3.12 on, a thread attached with another state than its own entry (a
+//!   second state it swapped in) gets native frames only, as before.
+//! - Once the interpreter has begun finalizing (`_PyRuntime._finalizing`, 3.8's `finalizing`,
+//!   holds the finalizing thread's state), only that thread's samples carry Python frames, and
+//!   only while it holds the GIL (as before): from 3.9 on `Py_FinalizeEx` frees every other
+//!   thread state soon after setting the field (`_PyThreadState_DeleteExcept`, 3.13's
+//!   `_PyThreadState_DeleteList`; 3.8 in `PyInterpreterState_Delete`) while daemon threads'
+//!   key entries still point at them, and near its end it frees its own after dropping it.
+//!
+//! # Why reading a thread's own frames without the GIL is sound
+//!
+//! The read happens on the thread that owns the frames, inside one of its own malloc calls. A
+//! thread that released the GIL does not change its own frame chain until it takes the GIL back:
+//! it is running C code (the function that called malloc), and only the eval loop, run by this
+//! thread with the GIL held, pushes, pops or advances its frames. Per version, what the walker
+//! reads and why it stays put:
+//! - **3.8 to 3.10**: `tstate->frame`, then `f_back`, `f_code`, `f_lasti`.
+//!   `_PyEval_EvalFrameDefault` sets `tstate->frame` on entry and exit and `f_lasti` per
+//!   instruction, both on the owning thread with the GIL held; `PyEval_SaveThread` only swaps
+//!   the GIL holder out. Each frame of the chain is referenced by the eval call still on this
+//!   thread's C stack (so the GC, which cannot see that reference, never clears it;
+//!   `frame.clear()` refuses an executing frame), and holds a strong reference to its code
+//!   object in `f_code`, never reassigned.
+//! - **3.11**: `tstate->cframe` (the `_PyCFrame` on the C stack of the innermost running
+//!   `_PyEval_EvalFrameDefault`, or `tstate->root_cframe`), its `current_frame`, then `previous`,
+//!   `f_code`, `prev_instr` (stored at each instruction, so at the CALL while the callee runs),
+//!   `is_entry`, `owner`. The `_PyInterpreterFrame`s sit in the thread's data stack chunks (pushed
+//!   and popped by this thread only) or in an executing generator object, and own a strong
+//!   reference to `f_code`.
+//! - **3.12**: the same through `tstate->cframe->current_frame`, with `FRAME_OWNED_BY_CSTACK`
+//!   entry frames on this thread's C stack.
+//! - **3.13**: `tstate->current_frame` (set by the eval loop as it pushes and pops frames; left
+//!   as is by `_PyThreadState_Detach`, which only changes the state's `state` and the GIL), then
+//!   `previous`, `f_executable` (a strong reference; type-checked, it may be no code object),
+//!   `instr_ptr`, `owner`.
+//!
+//! Other threads holding the GIL may reach these frames (`sys._current_frames()`, tracebacks,
+//! the GC) but only read them or write fields the walker never reads (`frame_obj` when 3.11+
+//! materializes a frame object, `f_locals`, `f_trace`); a generator in the chain is executing,
+//! so another thread's `send` or `close` raises. The strings and bytes a code object holds
+//! (`co_name`, `co_qualname`, `co_filename`, `co_lnotab`/`co_linetable`) are immutable and kept
+//! alive by the code object, itself kept alive by the frame.
+//!
+//! Finalization: a daemon thread can check `_finalizing` just before the finalizing thread sets
+//! it and frees the daemon's state. What it then reads stays mapped: the freed state goes back to
+//! malloc, which keeps it mapped (or to the shim's region, whose small slots stay mapped), and
+//! neither `_PyThreadState_DeleteExcept` nor `_PyThreadState_DeleteList` frees frames or data
+//! stack chunks (only `tstate_delete_common`, from `zapthreads` at the very end, does), so the
+//! daemon's frames and their code objects stay alive. The field is read again after the walk,
+//! and a detached read that overlapped the start of finalization keeps no frame: no such sample
+//! carries frames that may be stale. (What is left: the freed state handed out again and
+//! overwritten by the finalizing thread within that window of a few loads; the checks below
+//! then stop the walk at the first implausible pointer or non-code object, but a pointer into
+//! unmapped memory would still be followed.)
+//!
+//! Checked before each pointer is followed: the thread state, each frame and each code object
+//! is non-null and 8-byte aligned; a code object is followed only once its type is
+//! `PyCode_Type` (every version); a chain is cut at [`MAX_PY_FRAMES`] (a cycle ends there), a
+//! name at 1024 characters and a line table at 64 KiB; a 3.11+ instruction pointer below its
+//! code's first traceable instruction gives no position.
 
 pub mod layout;
 
@@ -185,16 +265,18 @@ unsafe fn word(addr: usize) -> usize {
 }
 
 /// Writes this thread's Python frames into `out` (two words each, innermost first) and returns
-/// how many frames. Zero when the thread does not hold the GIL or there is no Python.
+/// how many frames. Zero when the thread has no thread state of its own, once the interpreter
+/// is finalizing (but on the finalizing thread while it holds the GIL), or with no Python. See
+/// the module docs for whose frames these are and why reading them is sound.
 pub fn capture(out: &mut [core::mem::MaybeUninit<u64>]) -> usize {
     let Some(py) = PYTHON.get() else { return 0 };
     // SAFETY: both are C API getters that only read thread-state pointers (an atomic load, or a
     // thread-local of the interpreter's static TLS block, and a pthread_getspecific): no
     // allocation, no lock.
     let (holder, mine) = unsafe { ((py.unchecked_get)(), (py.this_thread)()) };
-    if holder.is_null() || holder != mine {
-        return 0; // no GIL here: another thread's frames are not ours to read
-    }
+    let Some(read) = whose(py, holder as usize, mine as usize) else {
+        return 0;
+    };
     let max = (out.len() / WORDS_PER_FRAME).min(MAX_PY_FRAMES);
     let mut w = Writer {
         out,
@@ -202,17 +284,95 @@ pub fn capture(out: &mut [core::mem::MaybeUninit<u64>]) -> usize {
         max,
         in_call: 0,
     };
-    // SAFETY: we hold the GIL, so the thread state, its frame chain and the code objects it
-    // references are alive and not being mutated by another thread; the offsets are those of
-    // this interpreter version (see the layout tests).
+    // SAFETY: `read.tstate` is this thread's own thread state, alive: the thread holds the GIL
+    // with it, or released the GIL and so changes none of its frames until it takes it back,
+    // and no finalization had begun (see the module docs); the offsets are those of this
+    // interpreter version (see the layout tests).
     unsafe {
         match py.layout.chain {
-            Chain::FrameObjects => walk_frame_objects(py, holder as usize, &mut w),
-            Chain::CFrame => walk_cframe(py, holder as usize, &mut w),
-            Chain::Current => walk_current(py, holder as usize, &mut w),
+            Chain::FrameObjects => walk_frame_objects(py, read.tstate, &mut w),
+            Chain::CFrame => walk_cframe(py, read.tstate, &mut w),
+            Chain::Current => walk_current(py, read.tstate, &mut w),
         }
     }
+    if read.detached && py.finalizing() != 0 {
+        // Finalization began during the walk and may have freed the state read: keep nothing.
+        return 0;
+    }
     w.n
+}
+
+/// A thread state [`capture`] may read, and how it came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Read {
+    tstate: usize,
+    /// The thread released the GIL (read through its own key entry).
+    detached: bool,
+}
+
+/// Whose frames a sample of this thread may carry: its own thread state or none (module docs).
+/// `holder` is `_PyThreadState_UncheckedGet()`, `mine` is `PyGILState_GetThisThreadState()`.
+fn whose(py: &Python, holder: usize, mine: usize) -> Option<Read> {
+    decide(holder, mine, py.finalizing(), py.layout.version >= (3, 12))
+}
+
+/// [`whose`], given the finalizing field and whether `holder` is this thread's attached state
+/// (3.12+) rather than the GIL holder's (up to 3.11).
+fn decide(holder: usize, mine: usize, finalizing: usize, holder_is_own: bool) -> Option<Read> {
+    if !plausible(mine) {
+        // No thread state of its own: a thread Python never ran on. Native frames only; no
+        // other thread's state is looked at.
+        return None;
+    }
+    if finalizing != 0 {
+        // Other threads' states may be freed now (and this one's near the end): only the
+        // finalizing thread, only while it holds the GIL, as before.
+        return (holder == mine && mine == finalizing).then_some(Read {
+            tstate: mine,
+            detached: false,
+        });
+    }
+    if holder == mine {
+        return Some(Read {
+            tstate: mine,
+            detached: false,
+        });
+    }
+    if holder_is_own && holder != 0 {
+        // 3.12+: attached with another state than its own entry (one it swapped in): as before.
+        return None;
+    }
+    Some(Read {
+        tstate: mine,
+        detached: true,
+    })
+}
+
+/// True for what can be a pointer to an object of the interpreter: non-null, out of the first
+/// page and 8-byte aligned (what every allocator CPython uses returns).
+fn plausible(p: usize) -> bool {
+    p >= 4096 && p & 7 == 0
+}
+
+/// A code object of this interpreter: plausible and of type `PyCode_Type`.
+///
+/// # Safety
+/// `code`, when plausible, is readable for a `PyObject` header: a frame's code reference.
+unsafe fn is_code(py: &Python, code: usize) -> bool {
+    // SAFETY: per the contract.
+    plausible(code) && unsafe { word(code + py.layout.object_type) } == py.code_type
+}
+
+impl Python {
+    /// `_PyRuntime._finalizing` (3.8: `finalizing`): the finalizing thread's state, 0 before.
+    fn finalizing(&self) -> usize {
+        // SAFETY: a pointer-sized field of the static `_PyRuntime`, written atomically by CPython.
+        let f = unsafe {
+            (self.runtime as *const AtomicUsize).byte_add(self.layout.runtime_finalizing)
+        };
+        // SAFETY: as above.
+        unsafe { &*f }.load(Ordering::Acquire)
+    }
 }
 
 /// Fills the caller's buffer with frames, innermost first.
@@ -258,13 +418,13 @@ impl Writer<'_> {
 /// 3.8 to 3.10: `tstate->frame`, then `f_back`. Each frame object has its own eval-loop call.
 ///
 /// # Safety
-/// As in [`capture`]: the caller holds the GIL and `tstate` is its thread state.
+/// As in [`capture`]: `tstate` is this thread's own live thread state, its frames not changing.
 unsafe fn walk_frame_objects(py: &Python, tstate: usize, w: &mut Writer<'_>) {
     let l = &py.layout;
     // SAFETY: per the contract; frames in the chain are live frame objects.
     unsafe {
         let mut frame = word(tstate + l.tstate_frame);
-        while frame != 0 && !w.full() {
+        while plausible(frame) && !w.full() {
             let code = word(frame + l.frame_code);
             // f_lasti: the instruction being run (its byte offset up to 3.9, its index in code
             // units in 3.10), -1 before the first (a profile hook running for the call).
@@ -274,7 +434,7 @@ unsafe fn walk_frame_objects(py: &Python, tstate: usize, w: &mut Writer<'_>) {
                 Ok(i) if l.lasti_in_units => i,
                 Ok(i) => i / 2,
             };
-            if code != 0 {
+            if is_code(py, code) {
                 let id = code_id(py, code);
                 w.push(id, instr, true);
             }
@@ -292,15 +452,15 @@ unsafe fn walk_cframe(py: &Python, tstate: usize, w: &mut Writer<'_>) {
     // SAFETY: per the contract; frames in the chain are live interpreter frames.
     unsafe {
         let cframe = word(tstate + l.tstate_frame);
-        if cframe == 0 {
+        if !plausible(cframe) {
             return;
         }
         let mut frame = word(cframe + l.cframe_current_frame);
-        while frame != 0 && !w.full() {
+        while plausible(frame) && !w.full() {
             let code = word(frame + l.frame_code);
             let is_entry = *((frame + l.frame_is_entry) as *const u8) != 0;
             let owner = *((frame + l.frame_owner) as *const u8);
-            let at = if code == 0 {
+            let at = if !is_code(py, code) {
                 None
             } else {
                 position(l, code, owner, word(frame + l.frame_instr))
@@ -332,12 +492,12 @@ unsafe fn walk_current(py: &Python, tstate: usize, w: &mut Writer<'_>) {
         let mut frame = word(tstate + l.tstate_frame);
         if l.cframe_current_frame != layout::NONE {
             // 3.12: through the thread's _PyCFrame.
-            if frame == 0 {
+            if !plausible(frame) {
                 return;
             }
             frame = word(frame + l.cframe_current_frame);
         }
-        while frame != 0 && !w.full() {
+        while plausible(frame) && !w.full() {
             let owner = *((frame + l.frame_owner) as *const u8);
             let next = word(frame + l.frame_previous);
             if owner == l.owned_by_cstack {
@@ -348,7 +508,7 @@ unsafe fn walk_current(py: &Python, tstate: usize, w: &mut Writer<'_>) {
                 continue;
             }
             let code = word(frame + l.frame_code);
-            if code == 0 || word(code + l.object_type) != py.code_type {
+            if !is_code(py, code) {
                 frame = next;
                 continue;
             }
@@ -365,7 +525,7 @@ unsafe fn walk_current(py: &Python, tstate: usize, w: &mut Writer<'_>) {
 /// `__init__` call), which has no meaningful position: CPython's `_PyFrame_IsIncomplete`.
 ///
 /// # Safety
-/// `code` is the frame's code object, alive (the caller holds the GIL).
+/// `code` is the frame's code object, alive (held by a frame of this thread, see [`capture`]).
 unsafe fn position(l: &Layout, code: usize, owner: u8, instr_ptr: usize) -> Option<usize> {
     let start = code + l.code_code_adaptive;
     // SAFETY: a field of the live code object.
@@ -383,10 +543,7 @@ pub fn finalizing_started() -> bool {
     if FINALIZING_SEEN.load(Ordering::Relaxed) {
         return false;
     }
-    // SAFETY: `_finalizing` is a pointer-sized field of the static `_PyRuntime`.
-    let f = unsafe { (py.runtime as *const AtomicUsize).byte_add(py.layout.runtime_finalizing) };
-    // SAFETY: as above; read atomically as CPython writes it atomically.
-    if unsafe { &*f }.load(Ordering::Relaxed) == 0 {
+    if py.finalizing() == 0 {
         return false;
     }
     !FINALIZING_SEEN.swap(true, Ordering::Relaxed)
@@ -421,7 +578,7 @@ unsafe fn code_id(py: &Python, code: usize) -> u64 {
     h ^= (line as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let id = h | 1; // never 0, the empty slot
     if mark_seen(id) {
-        // SAFETY: `code` is live (the caller holds the GIL).
+        // SAFETY: `code` is live (held by a frame of this thread, see `capture`).
         unsafe { send_code(py, code, id) };
     }
     id
@@ -442,8 +599,8 @@ fn mark_seen(id: u64) -> bool {
     let id = (id ^ gen.wrapping_mul(0xD6E8_FEB8_6659_FD93)) | 1;
     let mut i = (id as usize).wrapping_mul(0x9E37_79B9) % SEEN_SLOTS;
     for _ in 0..64 {
-        // Relaxed: two threads racing on one id may both send it; the writer keeps one. (The
-        // frames are read under the GIL, so such races are rare anyway.)
+        // Relaxed: two threads racing on one id may both send it; the writer keeps one. (Threads
+        // that released the GIL read their frames at the same time as others.)
         match SEEN[i].compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => {
                 // Relaxed: a fill count; a racing clear loses at most a few counts.
@@ -537,7 +694,7 @@ unsafe fn read_str(l: &Layout, obj: usize, out: &mut Buf<'_>) {
 /// nothing: the names are gathered in a stack buffer, the line table copied straight across.
 ///
 /// # Safety
-/// `code` is a live code object; the caller holds the GIL.
+/// `code` is a live code object, held by a frame of this thread (see [`capture`]).
 #[cold]
 unsafe fn send_code(py: &Python, code: usize, id: u64) {
     let l = &py.layout;
@@ -633,6 +790,52 @@ pub fn decode_code(b: &[u8]) -> Option<memshim_format::PyCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Who is read, for each combination the getters can give: never a thread state but the
+    /// thread's own, none for a thread without one, and after finalization began only the
+    /// finalizing thread's while it holds the GIL.
+    #[test]
+    fn a_sample_reads_only_its_own_thread_state() {
+        let (a, b, fin) = (
+            0x7f00_0000_1000usize,
+            0x7f00_0000_2000usize,
+            0x7f00_0000_3000usize,
+        );
+        let held = Some(Read {
+            tstate: a,
+            detached: false,
+        });
+        let detached = Some(Read {
+            tstate: a,
+            detached: true,
+        });
+        for own in [false, true] {
+            // No key entry: native frames only, whoever holds the GIL.
+            assert_eq!(decide(b, 0, 0, own), None);
+            assert_eq!(decide(0, 0, 0, own), None);
+            // Holding the GIL, or released it.
+            assert_eq!(decide(a, a, 0, own), held);
+            assert_eq!(decide(0, a, 0, own), detached);
+            // Finalizing: only the finalizing thread, holding the GIL.
+            assert_eq!(decide(a, a, fin, own), None);
+            assert_eq!(decide(0, a, fin, own), None);
+            assert_eq!(decide(fin, a, fin, own), None);
+            assert_eq!(
+                decide(fin, fin, fin, own),
+                Some(Read {
+                    tstate: fin,
+                    detached: false
+                })
+            );
+            assert_eq!(decide(0, fin, fin, own), None);
+            // An implausible entry is not followed.
+            assert_eq!(decide(0, 0x7f00_0000_1004, 0, own), None);
+        }
+        // Up to 3.11 another thread holds the GIL while this one runs C code; from 3.12 on a
+        // different attached state is one this thread swapped in: as before, not read.
+        assert_eq!(decide(b, a, 0, false), detached);
+        assert_eq!(decide(b, a, 0, true), None);
+    }
 
     /// A process that keeps making code objects (`exec` in a loop) while a few hot ones stay in
     /// every sample: each hot name is sent again once per emptying of the table, never per sample.
