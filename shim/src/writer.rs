@@ -60,6 +60,11 @@ pub struct Writer {
     arena: crate::arena::Recycler,
     sampled_allocated: u64,
     sampled_freed: u64,
+    /// At the sampled rates every sampled heap block is served by the region, which glibc's
+    /// `mallinfo2` cannot see: its live bytes (sampled heap bytes allocated minus freed) are
+    /// added to the tick's heap in use. In `all` mode glibc serves everything (false).
+    region_serves: bool,
+    region_live: u64,
 }
 
 // SAFETY: the ring pointer is only dereferenced by whoever holds the Mutex<Writer>, and the ring
@@ -156,6 +161,8 @@ impl Writer {
             arena: crate::arena::Recycler::default(),
             sampled_allocated: 0,
             sampled_freed: 0,
+            region_serves: matches!(cfg.mode, Mode::Sampled(_)),
+            region_live: 0,
         };
         w.refresh_modules();
         if fork_gen > 0 {
@@ -298,6 +305,9 @@ impl Writer {
             EventKind::Alloc => {
                 let stack = self.intern(frames, ev.nframes as usize);
                 self.sampled_allocated += ev.size;
+                if self.region_serves && ev.alloc_kind & !crate::hooks::INHERITED != 4 {
+                    self.region_live += ev.size;
+                }
                 let inherited = ev.alloc_kind & crate::hooks::INHERITED != 0;
                 self.chunk.push(&Record::Alloc {
                     t: if inherited { 0 } else { t },
@@ -311,6 +321,9 @@ impl Writer {
             }
             EventKind::Free => {
                 self.sampled_freed += ev.size;
+                if self.region_serves {
+                    self.region_live = self.region_live.saturating_sub(ev.size);
+                }
                 self.chunk.push(&Record::Free {
                     t,
                     tid: ev.tid,
@@ -402,7 +415,8 @@ impl Writer {
         self.chunk.push(&Record::Tick {
             t,
             rss,
-            heap_in_use: self.heap.read(),
+            // glibc's heap (0 once probing gave up) plus the region's live blocks.
+            heap_in_use: self.heap.read() + self.region_live,
             sampled_allocated: self.sampled_allocated,
             sampled_freed: self.sampled_freed,
             dropped: recorder::drops(),
