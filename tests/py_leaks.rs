@@ -50,12 +50,9 @@ fn a_module_global_cache_is_held_at_exit_not_leaked() {
     assert!(within(held, 64.0 * MIB, 0.25), "held {held} vs 64 MiB");
     let leaked = v["sections"]["leaked_bytes_est"].as_f64().unwrap();
     assert!(leaked < 2.0 * MIB, "leaked {leaked}");
-    assert!(v["leaks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|s| s["leaked"] == false
-            || first_python(s).map_or(true, |f| f["function"] != "remember")));
+    assert!(v["leaks"].as_array().unwrap().iter().all(
+        |s| s["leaked"] == false || first_python(s).is_none_or(|f| f["function"] != "remember")
+    ));
 }
 
 /// Sum of `bytes_est` over the JSON `leaks` sites (the headline, as a user would add it up).
@@ -281,10 +278,7 @@ fn allocations_in_library_constructors_have_their_frames_named() {
     let leaks = v["leaks"].as_array().unwrap();
     for tag in ["outer", "inner", "dep"] {
         let fill = format!("fill_{tag}");
-        let sites: Vec<_> = leaks
-            .iter()
-            .filter(|s| names(s).iter().any(|n| *n == fill))
-            .collect();
+        let sites: Vec<_> = leaks.iter().filter(|s| names(s).contains(&fill)).collect();
         let bytes: f64 = sites.iter().map(|s| s["bytes_est"].as_f64().unwrap()).sum();
         assert!(
             within(bytes, 16.0 * MIB, 0.5),
