@@ -235,7 +235,13 @@ impl Writer {
     /// they went (a dlopen'd library may be closed before the writer looks; dlopen itself sends
     /// an exact map through the ring, see recorder::after_dlopen).
     fn refresh_modules(&mut self) {
-        let (mut mods, sig) = modules::snapshot();
+        let (mods, sig) = modules::snapshot();
+        self.write_map(mods, sig);
+    }
+
+    /// Writes the map `mods` taken at loader state `sig`, with the previous map's modules that
+    /// nothing in it overlaps (see [`Writer::refresh_modules`]).
+    fn write_map(&mut self, mut mods: Vec<Module>, sig: modules::Signature) {
         for old in &self.map {
             if !mods.iter().any(|m| overlaps(m, old)) {
                 mods.push(old.clone());
@@ -270,10 +276,19 @@ impl Writer {
 
     fn drain(&mut self, max: usize) -> usize {
         let mut n = 0;
-        // A module loaded since the last look must be in the map before stacks that use it.
+        // A module loaded since the last look should be in the map before stacks that use it.
         // Compared with the map written last, whoever wrote it: a dlopen's map taken before the
         // writer's own look can be written after it, and then the next drain writes the newer.
-        if modules::packed(modules::signature()) != self.map_sig {
+        // Only when nothing was unloaded since that map: the events waiting in the ring may
+        // predate an unload, and a library loaded since at the same addresses (ctypes dlopens
+        // a library whose constructor dlopens another, which is dlclosed; an extension is then
+        // imported where it was) would name their frames. Then the exact maps the dlopens sent
+        // through the ring bring the loader's state in order with the events (and the next of
+        // them lets this look resume); the reader resolves a frame outside the map in force
+        // with the next map that has it (so do frames of a library whose constructor allocates
+        // while dlopen is still loading it, whose map comes after).
+        let sig = modules::packed(modules::signature());
+        if sig != self.map_sig && sig & 0xffff_ffff == self.map_sig & 0xffff_ffff {
             self.refresh_modules();
         }
         // SAFETY: the ring outlives its writer (it is unmapped only in a fork child, where this
