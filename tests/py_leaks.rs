@@ -55,6 +55,45 @@ fn a_module_global_cache_is_held_at_exit_not_leaked() {
     ));
 }
 
+/// The sections in pictures: `flamegraph --kind held` shows the cache finalization freed, and
+/// `--kind leaks` shows it too, as growing; the HTML page has both.
+#[test]
+fn flamegraph_kinds_show_held_and_growing_sections() {
+    let Some(_) = shim() else { return };
+    let dir = scratch("kinds");
+    run_python(&dir, &[], &fixture("cache_leak.py"), &[]);
+    let cap = captures(&dir).remove(0);
+    let export = |args: &[&str], out: &str| {
+        let out = dir.join(out);
+        let o = memshim()
+            .args(args)
+            .arg("-o")
+            .arg(&out)
+            .arg(&cap)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(&out).unwrap()
+    };
+    let held = export(&["flamegraph", "--kind", "held"], "held.svg");
+    assert!(held.contains("held at exit"), "title");
+    assert!(held.contains("remember"));
+    assert!(
+        !held.contains("churn"),
+        "churn freed its blocks before finalization"
+    );
+    let leaks = export(&["flamegraph", "--kind", "leaks"], "leaks.svg");
+    assert!(
+        leaks.contains("remember"),
+        "the cache grows: in the headline"
+    );
+    let page = export(&["html"], "page.html");
+    assert!(
+        page.contains("id=\"held\""),
+        "the page has the held-at-exit flamegraph"
+    );
+}
+
 /// Sum of `bytes_est` over the JSON `leaks` sites (the headline, as a user would add it up).
 fn leaks_sum(v: &serde_json::Value) -> f64 {
     v["leaks"]
