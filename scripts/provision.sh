@@ -6,7 +6,7 @@
 #     (apt-get, root);
 #   - CPython 3.9 and 3.13 in $MEMSHIM_PYTHONS (default /var/cache/memshim-pythons), by
 #     scripts/python-versions.sh (root, Debian's archive);
-#   - the greenlet package (gevent's base) for python3, from PyPI;
+#   - the greenlet package (gevent's base) and numpy for python3, from PyPI;
 #   - maturin for python3, from PyPI (tests/py_nogil.rs builds a PyO3 extension with it);
 #   - and it names what it cannot install: pyenv's CPython 3.7, 3.8, 3.10, 3.12 and 3.13 come with
 #     this project's machines (under ~/.pyenv/versions) and cannot be provisioned elsewhere.
@@ -71,6 +71,13 @@ if ! python3 -m maturin --version >/dev/null 2>&1; then
   python3 -m pip install -q --disable-pip-version-check maturin 2>/dev/null ||
     python3 -m pip install -q --disable-pip-version-check --break-system-packages maturin ||
     missing+=("maturin for $(command -v python3) (pip install maturin failed)")
+fi
+
+# numpy, from PyPI (the leak-free numpy run and its OpenBLAS constructor's frames).
+if ! python3 -c 'import numpy' 2>/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check numpy 2>/dev/null ||
+    python3 -m pip install -q --disable-pip-version-check --break-system-packages numpy ||
+    missing+=("the numpy package for $(command -v python3) (pip install numpy failed)")
 fi
 
 # pyenv's interpreters: there or not, nothing to install.

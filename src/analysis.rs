@@ -23,24 +23,6 @@ use crate::ticks::{Point, Ticks};
 /// An allocation freed within this long of its allocation counts as short-lived.
 pub const SHORT_LIVED_NS: u64 = 100_000_000;
 
-/// The moment whose live set the leaks report shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeaksAt {
-    /// When the Python interpreter began finalizing (`Py_FinalizeEx`).
-    PythonFinalizing,
-    /// The end of the capture.
-    End,
-}
-
-impl LeaksAt {
-    pub fn name(self) -> &'static str {
-        match self {
-            LeaksAt::PythonFinalizing => "python_finalizing",
-            LeaksAt::End => "end",
-        }
-    }
-}
-
 /// What one distinct stack (a site) did.
 #[derive(Debug, Default, Clone)]
 pub struct Site {
@@ -52,6 +34,10 @@ pub struct Site {
     pub short_lived_bytes: f64,
     pub live_bytes: f64,
     pub live_count: f64,
+    /// Held at exit: allocated before Python began finalizing and freed by finalization (or
+    /// after it, by a library's destructor), in bytes and count.
+    pub held_bytes: f64,
+    pub held_count: f64,
     /// Its allocations are memory mappings.
     pub mmap: bool,
     /// Change since the peak, in bytes and count (see the module docs).
@@ -84,6 +70,8 @@ pub struct Analysis {
     /// Sites touched since the last peak (their `since_peak` is non-zero).
     touched: Vec<u32>,
     pub live_total: f64,
+    /// The part of `live_total` in memory mappings (sites whose allocations are mappings).
+    pub live_maps_total: f64,
     pub peak_bytes: f64,
     pub peak_t: u64,
     pub allocated_bytes: f64,
@@ -92,11 +80,12 @@ pub struct Analysis {
     pub dropped: Drops,
     pub last_t: u64,
     pub finalizing_t: Option<u64>,
-    /// Per site, live (bytes, count) when Python began finalizing: the leaks of a Python process
-    /// (module globals are freed after this). `None` without a `PythonFinalizing` marker.
-    pub finalizing_live: Option<Vec<(f64, f64)>>,
     /// Estimated live total when Python began finalizing.
     pub finalizing_total: f64,
+    /// Sites with a frame outside every module of the map in force when their stack was read
+    /// (a library whose constructor allocates while `dlopen` is still loading it: the map that
+    /// has it comes after): resolved against the next map that has the address.
+    unresolved: Vec<u32>,
     pub forks: Vec<u32>,
     pub records: u64,
     /// How the capture ended: `exit`, `_exit`, `signal N`; `truncated` when it did not.
@@ -118,7 +107,10 @@ impl Analysis {
     pub fn apply(&mut self, r: Record) {
         self.records += 1;
         match r {
-            Record::Modules(map) => self.modules.set_map(map),
+            Record::Modules(map) => {
+                self.modules.set_map(map);
+                self.resolve_pending();
+            }
             Record::Stack { id, frames, python } => {
                 // The shim's own frames: those that lead every stack (the hook), and the start
                 // routine it runs each program thread in (at the bottom).
@@ -137,6 +129,9 @@ impl Analysis {
                     }
                 }
                 let idx = self.site_for(id);
+                if key.0.iter().any(|a| a.module == Addr::NO_MODULE) {
+                    self.unresolved.push(idx);
+                }
                 let site = &mut self.sites[idx as usize];
                 site.frames = key.0.clone();
                 site.python = key.1.clone();
@@ -183,6 +178,7 @@ impl Analysis {
                 self.time(t);
                 if let Some(a) = self.live.free(addr) {
                     self.freed(a, t);
+                    self.held(a, a.bytes(), a.weight, t);
                     self.change(a.stack, -a.bytes(), -a.weight);
                 }
             }
@@ -193,6 +189,8 @@ impl Analysis {
                     .munmap(addr, len, |a, left| changes.push((a, left)));
                 for (a, left) in changes {
                     let after = left as f64 * a.weight;
+                    let gone = if left == 0 { a.weight } else { 0.0 };
+                    self.held(a, a.bytes() - after, gone, t);
                     if left == 0 {
                         self.freed(a, t);
                         self.change(a.stack, -a.bytes(), -a.weight);
@@ -218,6 +216,7 @@ impl Analysis {
                     rss,
                     heap_in_use,
                     live_est: self.live_total,
+                    live_heap_est: self.live_total - self.live_maps_total,
                 });
             }
             Record::PyCode(c) => {
@@ -229,12 +228,6 @@ impl Analysis {
                     Marker::PythonFinalizing if self.finalizing_t.is_none() => {
                         self.finalizing_t = Some(t);
                         self.finalizing_total = self.live_total;
-                        self.finalizing_live = Some(
-                            self.sites
-                                .iter()
-                                .map(|s| (s.live_bytes, s.live_count))
-                                .collect(),
-                        );
                         // Growth is judged on the run before finalization frees the globals.
                         if self.growth.times.last() != Some(&t) {
                             self.growth
@@ -275,33 +268,49 @@ impl Analysis {
         }
     }
 
-    /// Where the leaks report looks: when Python began finalizing if the capture says when, else
-    /// at the end of the capture.
-    pub fn leaks_at(&self) -> LeaksAt {
-        if self.finalizing_live.is_some() {
-            LeaksAt::PythonFinalizing
-        } else {
-            LeaksAt::End
-        }
+    /// Leaked (bytes, count) of site `idx`: still live at the end of the capture, after the
+    /// interpreter finalized and every library's destructor ran (nothing can free it any more).
+    pub fn leaked(&self, idx: u32) -> (f64, f64) {
+        let s = &self.sites[idx as usize];
+        (s.live_bytes.max(0.0), s.live_count.max(0.0))
     }
 
-    /// Live (bytes, count) of site `idx` at the leaks point ([`Analysis::leaks_at`]).
-    pub fn leaked(&self, idx: u32) -> (f64, f64) {
-        match &self.finalizing_live {
-            Some(v) => v.get(idx as usize).copied().unwrap_or((0.0, 0.0)),
-            None => {
-                let s = &self.sites[idx as usize];
-                (s.live_bytes, s.live_count)
+    /// Held at exit (bytes, count) of site `idx`: live when Python began finalizing and freed
+    /// by it (see [`Site::held_bytes`]). Zero for a process that never began finalizing.
+    pub fn held_at_exit(&self, idx: u32) -> (f64, f64) {
+        let s = &self.sites[idx as usize];
+        (s.held_bytes, s.held_count)
+    }
+
+    /// Re-resolves the frames of [`Analysis::unresolved`] sites against the map just read.
+    fn resolve_pending(&mut self) {
+        let mut still = vec![];
+        for idx in std::mem::take(&mut self.unresolved) {
+            let site = &self.sites[idx as usize];
+            let old = site.frames.clone();
+            let frames: Vec<Addr> = old
+                .iter()
+                .map(|&a| {
+                    if a.module == Addr::NO_MODULE {
+                        self.modules.resolve(a.addr)
+                    } else {
+                        a
+                    }
+                })
+                .collect();
+            if frames.iter().any(|a| a.module == Addr::NO_MODULE) {
+                still.push(idx);
+            }
+            if frames != old {
+                let python = site.python.clone();
+                self.site_of_stack.remove(&(old, python.clone()));
+                self.site_of_stack
+                    .entry((frames.clone(), python))
+                    .or_insert(idx);
+                self.sites[idx as usize].frames = frames;
             }
         }
-    }
-
-    /// Estimated live total at the leaks point.
-    pub fn leaked_total(&self) -> f64 {
-        match self.leaks_at() {
-            LeaksAt::PythonFinalizing => self.finalizing_total.max(0.0),
-            LeaksAt::End => self.live_total.max(0.0),
-        }
+        self.unresolved = still;
     }
 
     /// Number of live samples now.
@@ -328,6 +337,18 @@ impl Analysis {
         idx
     }
 
+    /// `bytes` and `count` of live allocation `a` went at `t`: held at exit when `a` was live
+    /// when Python began finalizing.
+    fn held(&mut self, a: LiveAlloc, bytes: f64, count: f64, t: u64) {
+        if let Some(f) = self.finalizing_t {
+            if a.t < f && t >= f {
+                let s = &mut self.sites[a.stack as usize];
+                s.held_bytes += bytes;
+                s.held_count += count;
+            }
+        }
+    }
+
     fn freed(&mut self, a: LiveAlloc, t: u64) {
         if t.saturating_sub(a.t) <= SHORT_LIVED_NS {
             let s = &mut self.sites[a.stack as usize];
@@ -341,6 +362,9 @@ impl Analysis {
         let s = &mut self.sites[stack as usize];
         s.live_bytes += bytes;
         s.live_count += count;
+        if s.mmap {
+            self.live_maps_total += bytes;
+        }
         self.live_total += bytes;
         if self.live_total > self.peak_bytes {
             self.peak_bytes = self.live_total;
@@ -423,23 +447,57 @@ mod tests {
     }
 
     #[test]
-    fn leaks_are_taken_when_python_begins_finalizing() {
+    fn leaked_is_live_at_the_end_and_held_is_what_finalization_freed() {
         let mut a = Analysis::new(Header::default());
-        a.apply(alloc(1, 0x10, 100, 1)); // a global, freed by finalization
+        a.apply(alloc(1, 0x10, 100, 1)); // a global, freed by finalization: held
         a.apply(alloc(2, 0x20, 7, 2)); // a real leak
+        a.apply(alloc(2, 0x28, 9, 4)); // freed before finalization: neither
+        a.apply(free(2, 0x28));
         a.apply(Record::Marker {
             t: 3,
             marker: Marker::PythonFinalizing,
         });
         a.apply(free(4, 0x10));
-        a.apply(alloc(5, 0x30, 50, 3)); // allocated while finalizing
+        a.apply(alloc(5, 0x30, 50, 3)); // allocated while finalizing, never freed: leaked
         a.finish(false);
-        assert_eq!(a.leaks_at(), LeaksAt::PythonFinalizing);
-        assert_eq!(a.leaked(0), (100.0, 1.0));
+        assert_eq!(a.held_at_exit(0), (100.0, 1.0));
+        assert_eq!(a.leaked(0), (0.0, 0.0));
         assert_eq!(a.leaked(1), (7.0, 1.0));
+        assert_eq!(a.held_at_exit(1), (0.0, 0.0));
         assert_eq!(a.leaked(2), (0.0, 0.0));
-        assert_eq!(a.leaked_total(), 107.0);
+        assert_eq!(a.held_at_exit(2), (0.0, 0.0));
+        assert_eq!(a.leaked(3), (50.0, 1.0));
+        assert_eq!(a.finalizing_total, 107.0);
         assert_eq!(a.live_total, 57.0);
+    }
+
+    #[test]
+    fn a_frame_in_a_library_still_loading_resolves_with_the_next_map() {
+        let module = |path: &str, base: u64| memshim_format::Module {
+            path: path.into(),
+            base,
+            segments: vec![(0, 0x1000)],
+            build_id: vec![],
+        };
+        let mut a = Analysis::new(Header::default());
+        a.apply(Record::Modules(vec![module("/python", 0x10000)]));
+        // A sample in /libctor.so's constructor, read before the map that has it.
+        a.apply(Record::Stack {
+            id: 1,
+            frames: vec![0x50010, 0x10020],
+            python: vec![],
+        });
+        assert_eq!(a.sites[0].frames[0].module, Addr::NO_MODULE);
+        a.apply(Record::Modules(vec![
+            module("/python", 0x10000),
+            module("/libctor.so", 0x50000),
+        ]));
+        let f = a.sites[0].frames[0];
+        assert_eq!(a.modules.get(f.module).unwrap().path, "/libctor.so");
+        assert_eq!(f.addr, 0x10);
+        // Resolved once: a later map with something else there changes nothing.
+        a.apply(Record::Modules(vec![module("/other.so", 0x50000)]));
+        assert_eq!(a.sites[0].frames[0], f);
     }
 
     #[test]

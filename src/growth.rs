@@ -6,12 +6,14 @@
 //!
 //! Decision ([`RULE`]): with at least 8 checkpoints, a site grows steadily when the mean of its
 //! live bytes rises from each quarter of the run to the next, its live bytes did not fall at
-//! 70% or more of the checkpoint steps, and it gained at least 64 KiB and 1% of the peak.
+//! 70% or more of the checkpoint steps, it still rose over the last quarter (a cache that filled
+//! and then stayed bounded is flat there), and it gained at least 64 KiB and 1% of the peak.
 //! The rate shown is the least-squares slope over all checkpoints.
 
 /// The rule, printed in reports.
 pub const RULE: &str = "a site grows steadily when its live bytes, sampled at up to 64 evenly spaced checkpoints, \
-rise in mean from each quarter of the run to the next, do not fall at >= 70% of the steps, and gain >= 64 KiB and >= 1% of the peak \
+rise in mean from each quarter of the run to the next, do not fall at >= 70% of the steps, still rise over the last quarter \
+(last checkpoint above the quarter's first: a bounded cache that filled is flat there), and gain >= 64 KiB and >= 1% of the peak \
 (needs >= 8 checkpoints); rate = least-squares slope";
 
 const START_INTERVAL_NS: u64 = 250_000_000;
@@ -45,6 +47,8 @@ pub struct Grower {
     pub stack: u32,
     pub bytes_per_s: f64,
     pub gained: f64,
+    /// Live bytes at the last checkpoint (for a Python process: when it began finalizing).
+    pub last: f64,
 }
 
 impl Growth {
@@ -115,6 +119,10 @@ fn judge(times: &[u64], v: &[f64], peak: f64) -> Option<Grower> {
     if !means.windows(2).all(|w| w[1] > w[0]) {
         return None;
     }
+    // Still rising at the end: a cache that filled and then stayed bounded is flat here.
+    if v[n - 1] <= v[3 * n / 4] {
+        return None;
+    }
     let steps = n - 1;
     let not_falling = v.windows(2).filter(|w| w[1] >= w[0]).count();
     if (not_falling as f64) < 0.7 * steps as f64 {
@@ -136,6 +144,7 @@ fn judge(times: &[u64], v: &[f64], peak: f64) -> Option<Grower> {
         stack: 0,
         bytes_per_s: slope,
         gained,
+        last: v[n - 1],
     })
 }
 
@@ -179,6 +188,13 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].stack, 0);
         assert!((found[0].bytes_per_s - 1e6).abs() < 0.05e6, "{found:?}");
+    }
+
+    #[test]
+    fn a_cache_that_fills_then_stays_bounded_does_not_grow() {
+        // Fills for the first 70% of the run (quarter means rise), then flat at 8 MB.
+        let found = run(&[(0, |x| (x / 7.0).min(1.0) * 8e6)], 10);
+        assert!(found.is_empty(), "{found:?}");
     }
 
     #[test]

@@ -83,3 +83,51 @@ pub fn is_pymalloc_arena(a: &Analysis, sym: &mut Symbolizer, idx: u32) -> bool {
         })
     })
 }
+
+/// Who owns memory still live at the end that is not the program's: the interpreter (pymalloc
+/// arenas and their bookkeeping, which CPython never unmaps at exit while an immortal or
+/// leaked-by-design object sits in them) or the dynamic loader (its own data for every loaded
+/// library: link maps, version tables, TLS blocks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Interpreter,
+    Loader,
+}
+
+impl Owner {
+    pub fn note(self) -> &'static str {
+        match self {
+            Owner::Interpreter => INTERPRETER_NOTE,
+            Owner::Loader => LOADER_NOTE,
+        }
+    }
+}
+
+pub const INTERPRETER_NOTE: &str =
+    "kept by the Python interpreter at exit: pymalloc arenas (and their \
+bookkeeping) that CPython does not unmap when it finalizes; not the program's leak";
+pub const LOADER_NOTE: &str =
+    "kept by the dynamic loader at exit: its own data for a loaded library \
+(allocated inside ld.so); not the program's leak";
+
+/// The runtime that owns site `idx`, if it is not the program's own memory (see [`Owner`]):
+/// a stack through pymalloc's `new_arena`, or an allocation made by the dynamic loader itself
+/// (its innermost frame is in ld.so; a library constructor's allocation is innermost in that
+/// library).
+pub fn runtime_owner(a: &Analysis, sym: &mut Symbolizer, idx: u32) -> Option<Owner> {
+    let site = &a.sites[idx as usize];
+    if site.frames.iter().any(|&addr| {
+        sym.frames(&a.modules, addr).iter().any(|f| {
+            f.function
+                .as_deref()
+                .is_some_and(|n| n.starts_with(ARENA_FUNCTION))
+        })
+    }) {
+        return Some(Owner::Interpreter);
+    }
+    let first = site.frames.first()?;
+    let module = a.modules.get(first.module)?;
+    let name = module.path.rsplit('/').next().unwrap_or("");
+    (name.starts_with("ld-linux") || name.starts_with("ld.so") || name.starts_with("ld-2."))
+        .then_some(Owner::Loader)
+}

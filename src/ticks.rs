@@ -12,6 +12,9 @@ pub struct Point {
     pub heap_in_use: u64,
     /// Estimated live bytes from the samples (heap and mappings).
     pub live_est: f64,
+    /// The estimated live bytes of heap blocks only (no memory mappings): what the allocator's
+    /// heap in use holds of the sampled estimate.
+    pub live_heap_est: f64,
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +52,7 @@ impl Ticks {
                             rss: a.rss.max(b.rss),
                             heap_in_use: a.heap_in_use.max(b.heap_in_use),
                             live_est: a.live_est.max(b.live_est),
+                            live_heap_est: a.live_heap_est.max(b.live_heap_est),
                         },
                     )
                 })
@@ -71,6 +75,7 @@ mod tests {
                 rss,
                 heap_in_use: 0,
                 live_est: 0.0,
+                live_heap_est: 0.0,
             });
         }
         assert!(t.points.len() < MAX_POINTS);

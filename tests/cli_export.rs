@@ -117,6 +117,8 @@ fn pprof_reads_back_in_go_tool_pprof() {
         "alloc_space",
         "inuse_objects",
         "inuse_space",
+        "held_objects",
+        "held_space",
     ] {
         assert!(top(t).contains(&format!("Type: {t}")), "{t}");
     }

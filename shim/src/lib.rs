@@ -89,9 +89,37 @@ extern "C" fn init() {
 }
 
 /// Runs at normal exit (return from main, `exit`, from any thread), after the program's own
-/// atexit handlers and the destructors of libraries loaded after us.
+/// atexit handlers, and ends the capture after every library's destructor.
+///
+/// glibc runs destructors in dependency order, and the preloaded shim depends on nothing, so ours
+/// runs before those of the libraries loaded after it (libpython, extensions, OpenBLAS), which
+/// free memory: ended here, the capture would count what they free as leaked. An exit handler
+/// registered while exit runs its handlers (the loader's destructor pass is one of them) is run
+/// after it (glibc's loop starts over for it): the capture ends there. If it cannot be
+/// registered, the capture ends here.
 #[cfg_attr(test, allow(dead_code))]
 extern "C" fn fini() {
+    extern "C" {
+        fn __cxa_atexit(
+            f: extern "C" fn(*mut core::ffi::c_void),
+            arg: *mut core::ffi::c_void,
+            dso: *mut core::ffi::c_void,
+        ) -> core::ffi::c_int;
+    }
+    static DEFERRED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+    // Relaxed: only the exiting thread runs destructors.
+    if !DEFERRED.swap(true, Ordering::Relaxed)
+        // SAFETY: a plain function with no DSO handle (the shim is never unloaded).
+        && unsafe { __cxa_atexit(end_after_destructors, core::ptr::null_mut(), core::ptr::null_mut()) } == 0
+    {
+        return;
+    }
+    recorder::finish(memshim_format::EndKind::Exit);
+}
+
+/// The exit handler [`fini`] registers: runs after every library's destructor.
+#[cfg_attr(test, allow(dead_code))]
+extern "C" fn end_after_destructors(_: *mut core::ffi::c_void) {
     recorder::finish(memshim_format::EndKind::Exit);
 }
 

@@ -60,6 +60,11 @@ pub struct Writer {
     arena: crate::arena::Recycler,
     sampled_allocated: u64,
     sampled_freed: u64,
+    /// At the sampled rates every sampled heap block is served by the region, which glibc's
+    /// `mallinfo2` cannot see: its live bytes (sampled heap bytes allocated minus freed) are
+    /// added to the tick's heap in use. In `all` mode glibc serves everything (false).
+    region_serves: bool,
+    region_live: u64,
 }
 
 // SAFETY: the ring pointer is only dereferenced by whoever holds the Mutex<Writer>, and the ring
@@ -155,6 +160,8 @@ impl Writer {
             arena: crate::arena::Recycler::default(),
             sampled_allocated: 0,
             sampled_freed: 0,
+            region_serves: matches!(cfg.mode, Mode::Sampled(_)),
+            region_live: 0,
         };
         w.refresh_modules();
         if fork_gen > 0 {
@@ -227,7 +234,13 @@ impl Writer {
     /// they went (a dlopen'd library may be closed before the writer looks; dlopen itself sends
     /// an exact map through the ring, see recorder::after_dlopen).
     fn refresh_modules(&mut self) {
-        let (mut mods, sig) = modules::snapshot();
+        let (mods, sig) = modules::snapshot();
+        self.write_map(mods, sig);
+    }
+
+    /// Writes the map `mods` taken at loader state `sig`, with the previous map's modules that
+    /// nothing in it overlaps (see [`Writer::refresh_modules`]).
+    fn write_map(&mut self, mut mods: Vec<Module>, sig: modules::Signature) {
         for old in &self.map {
             if !mods.iter().any(|m| overlaps(m, old)) {
                 mods.push(old.clone());
@@ -262,10 +275,19 @@ impl Writer {
 
     fn drain(&mut self, max: usize) -> usize {
         let mut n = 0;
-        // A module loaded since the last look must be in the map before stacks that use it.
+        // A module loaded since the last look should be in the map before stacks that use it.
         // Compared with the map written last, whoever wrote it: a dlopen's map taken before the
         // writer's own look can be written after it, and then the next drain writes the newer.
-        if modules::packed(modules::signature()) != self.map_sig {
+        // Only when nothing was unloaded since that map: the events waiting in the ring may
+        // predate an unload, and a library loaded since at the same addresses (ctypes dlopens
+        // a library whose constructor dlopens another, which is dlclosed; an extension is then
+        // imported where it was) would name their frames. Then the exact maps the dlopens sent
+        // through the ring bring the loader's state in order with the events (and the next of
+        // them lets this look resume); the reader resolves a frame outside the map in force
+        // with the next map that has it (so do frames of a library whose constructor allocates
+        // while dlopen is still loading it, whose map comes after).
+        let sig = modules::packed(modules::signature());
+        if sig != self.map_sig && sig & 0xffff_ffff == self.map_sig & 0xffff_ffff {
             self.refresh_modules();
         }
         // SAFETY: the ring outlives its writer (it is unmapped only in a fork child, where this
@@ -297,6 +319,9 @@ impl Writer {
             EventKind::Alloc => {
                 let stack = self.intern(frames, ev.nframes as usize);
                 self.sampled_allocated += ev.size;
+                if self.region_serves && ev.alloc_kind & !crate::hooks::INHERITED != 4 {
+                    self.region_live += ev.size;
+                }
                 let inherited = ev.alloc_kind & crate::hooks::INHERITED != 0;
                 self.chunk.push(&Record::Alloc {
                     t: if inherited { 0 } else { t },
@@ -310,6 +335,9 @@ impl Writer {
             }
             EventKind::Free => {
                 self.sampled_freed += ev.size;
+                if self.region_serves {
+                    self.region_live = self.region_live.saturating_sub(ev.size);
+                }
                 self.chunk.push(&Record::Free {
                     t,
                     tid: ev.tid,
@@ -401,7 +429,8 @@ impl Writer {
         self.chunk.push(&Record::Tick {
             t,
             rss,
-            heap_in_use: self.heap.read(),
+            // glibc's heap (0 once probing gave up) plus the region's live blocks.
+            heap_in_use: self.heap.read() + self.region_live,
             sampled_allocated: self.sampled_allocated,
             sampled_freed: self.sampled_freed,
             dropped: recorder::drops(),

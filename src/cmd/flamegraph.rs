@@ -10,7 +10,8 @@ use crate::{load, output, units};
 
 /// Write an interactive flamegraph SVG (click to zoom, search) of a capture, in bytes.
 ///
-/// `leaks`: what was live at the end (for Python, when the interpreter began finalizing). `peak`: what was live when the heap was highest.
+/// `leaks`: the report's leaks (leaked: live at the end; plus growing sites). `held`: held at exit
+/// (live when Python began finalizing, freed by it). `peak`: what was live when the heap was highest.
 /// `allocations`: everything allocated over the run.
 #[derive(clap::Args)]
 pub struct Args {

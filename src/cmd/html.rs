@@ -31,7 +31,9 @@ pub fn run(args: Args) -> Result<()> {
         "page of pid {}: summary, timeline and flamegraphs of leaks ({}), peak ({}) and \
          allocations ({})",
         a.header.pid,
-        units::bytes(a.leaked_total()),
+        units::bytes(
+            crate::report::sections::Sections::of(&a, &mut Symbolizer::new()).headline_total(&a)
+        ),
         units::bytes(a.peak_bytes),
         units::bytes(a.allocated_bytes)
     );

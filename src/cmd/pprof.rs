@@ -8,9 +8,10 @@ use crate::symbolize::Symbolizer;
 use crate::view::ViewArgs;
 use crate::{load, output, units};
 
-/// Write a gzipped pprof heap profile (alloc_objects, alloc_space, inuse_objects, inuse_space),
+/// Write a gzipped pprof heap profile (alloc_objects, alloc_space, inuse_objects, inuse_space,
+/// held_objects, held_space),
 /// symbolized, with build-ids: `go tool pprof`, Pyroscope and Parca read it like a Go heap profile.
-/// In use = live at the leaks point (when Python began finalizing, if it did; else the end).
+/// In use = the report's leaks (leaked: live at the end; plus growing sites); held = held at exit.
 #[derive(clap::Args)]
 pub struct Args {
     capture: PathBuf,

@@ -20,9 +20,10 @@ pub enum Format {
 
 /// Report leaks, the peak and allocation churn of captured processes.
 ///
-/// Leaks: sites still live when the capture ended (in a Python process: when the interpreter began
-/// finalizing, since finalization frees module globals), by estimated bytes, and sites whose live bytes
-/// grow steadily (for processes that never exit; the rule is printed). Peak: what was live when
+/// Leaks: sites still live when the capture ended (after the interpreter finalized and every
+/// library's destructor ran: nothing can free them), plus sites whose live bytes grow steadily
+/// (the rule is printed). Held at exit: what was live when Python began finalizing and was freed
+/// by it (module globals, caches). Kept: what the interpreter and loader keep at exit. Peak: what was live when
 /// the heap was highest. Allocations: sites by total bytes allocated, with how many were
 /// short-lived. In sampled mode every number is an unbiased estimate; in `all` mode, exact.
 #[derive(clap::Args)]
@@ -39,10 +40,10 @@ pub struct Args {
     /// Frames shown per site in text output (innermost first).
     #[arg(long, default_value_t = 8)]
     frames: usize,
-    /// Which live set the leaks ranking shows: `auto` takes it when Python began finalizing if
-    /// the capture recorded that moment (module globals are freed after it), else at the end;
-    /// `end` always takes it at the end of the capture.
+    /// Accepted for older scripts: leaks are always taken at the end of the capture now (what
+    /// Python's finalization freed is its own section, held at exit).
     #[arg(long, value_enum, default_value = "auto")]
+    #[allow(dead_code)]
     leaks_at: LeaksAtArg,
     #[command(flatten)]
     view: ViewArgs,
@@ -68,7 +69,7 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("memshim: warning: {}: empty capture, skipped", p.display());
             continue;
         }
-        let mut a = if several {
+        let a = if several {
             match load::analyze_any(p)? {
                 Ok(a) => a,
                 Err(why) => {
@@ -79,9 +80,6 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             load::analyze(p)?
         };
-        if args.leaks_at == LeaksAtArg::End {
-            a.finalizing_live = None;
-        }
         let r = report::build(&a, &mut sym, args.top, args.view.view());
         // Forked children with only what they inherited (a shell's `$(...)`) say nothing of their
         // own either: the parent's report has it.

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use inferno::flamegraph::{self, color::BasicPalette, Direction, Options, Palette};
 
 use super::Kind;
-use crate::analysis::{Analysis, LeaksAt};
+use crate::analysis::Analysis;
 use crate::error::{CliError, Result};
+use crate::report::sections::Sections;
 use crate::resolve;
 use crate::symbolize::Symbolizer;
 use crate::view::View;
@@ -15,13 +16,20 @@ use crate::view::View;
 pub const ARENA_LEAF: &str = "[pymalloc arena: Python objects]";
 
 /// Folded stacks (`outer;...;inner bytes`), one line per distinct symbolized stack.
-/// Leaks are the live set at the leaks point (when Python began finalizing, if it did). pymalloc
-/// arena sites get a leaf frame `[pymalloc arena: Python objects]`.
+/// Leaks are the report's headline (leaked plus growing sites, see `report::sections`), held is
+/// what finalization freed. pymalloc arena sites get a leaf frame `[pymalloc arena: Python
+/// objects]`.
 pub fn folded(a: &Analysis, sym: &mut Symbolizer, kind: Kind, view: View) -> Vec<String> {
+    let sec = if kind == Kind::Leaks {
+        Sections::of(a, sym)
+    } else {
+        Sections::default()
+    };
     let value = |i: u32| {
         let s = &a.sites[i as usize];
         match kind {
-            Kind::Leaks => a.leaked(i).0,
+            Kind::Leaks => sec.headline(a, i).0 .0,
+            Kind::Held => a.held_at_exit(i).0,
             Kind::Peak => s.at_peak().0,
             Kind::Allocations => s.alloc_bytes,
         }
@@ -76,8 +84,9 @@ pub fn folded_total(lines: &[String]) -> f64 {
 /// The SVG of a flamegraph of `lines`, the [`folded`] stacks of `kind`.
 pub fn svg_of(a: &Analysis, lines: &[String], kind: Kind, icicle: bool) -> Result<Vec<u8>> {
     let mut opt = Options::default();
-    let what = match (kind, a.leaks_at()) {
-        (Kind::Leaks, LeaksAt::PythonFinalizing) => "leaks (live when Python began finalizing)",
+    let what = match kind {
+        Kind::Leaks => "leaks (leaked: live at the end; and growing)",
+        Kind::Held => "held at exit (live when Python began finalizing, freed by it)",
         _ => kind.name(),
     };
     opt.title = format!("memshim: {what} of pid {}", a.header.pid);

@@ -3,7 +3,7 @@
 //! flamegraph is its own interactive SVG document in an iframe (data: URL), so the scripts of
 //! the three inferno graphs do not collide.
 
-use crate::analysis::{Analysis, LeaksAt};
+use crate::analysis::Analysis;
 use crate::error::Result;
 use crate::export::{flamegraph, timeline, Kind};
 use crate::report;
@@ -26,18 +26,21 @@ pub fn page(a: &Analysis, sym: &mut Symbolizer, path: &str, view: View) -> Resul
         "<h1>memshim: {}</h1>\n",
         escape(&a.header.argv.join(" "))
     ));
-    o.push_str("<nav><a href=\"#timeline\">Timeline</a><a href=\"#leaks\">Leaks</a><a href=\"#peak\">Peak</a><a href=\"#allocations\">Allocations</a><a href=\"#report\">Report</a></nav>\n");
+    o.push_str("<nav><a href=\"#timeline\">Timeline</a><a href=\"#leaks\">Leaks</a><a href=\"#held\">Held at exit</a><a href=\"#peak\">Peak</a><a href=\"#allocations\">Allocations</a><a href=\"#report\">Report</a></nav>\n");
     o.push_str("<h2 id=\"timeline\">Memory over time</h2>\n");
     o.push_str(&timeline::svg(a));
-    let leaks_title = match a.leaks_at() {
-        LeaksAt::PythonFinalizing => "Leaks: live when Python began finalizing",
-        LeaksAt::End => "Leaks: live at the end",
-    };
-    for (kind, title) in [
-        (Kind::Leaks, leaks_title),
+    let mut kinds = vec![(Kind::Leaks, "Leaks: leaked (live at the end) and growing")];
+    if a.finalizing_t.is_some() {
+        kinds.push((
+            Kind::Held,
+            "Held at exit: live when Python began finalizing, freed by it (not leaked)",
+        ));
+    }
+    kinds.extend([
         (Kind::Peak, "Peak: live when the heap was highest"),
         (Kind::Allocations, "Allocations: everything allocated"),
-    ] {
+    ]);
+    for (kind, title) in kinds {
         let svg = flamegraph::svg(a, sym, kind, true, view)?;
         o.push_str(&format!("<h2 id=\"{}\">{title}</h2>\n", kind.name()));
         o.push_str(&format!(

@@ -8,8 +8,10 @@ pub mod timeline;
 /// Which quantity a flamegraph or profile shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
-    /// Live at the end of the capture.
+    /// Leaked (live at the end: after finalization and every destructor) plus growing sites.
     Leaks,
+    /// Held at exit: live when Python began finalizing and freed by it.
+    Held,
     /// Live when the heap was highest.
     Peak,
     /// Total allocated over the run.
@@ -20,6 +22,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Leaks => "leaks",
+            Kind::Held => "held",
             Kind::Peak => "peak",
             Kind::Allocations => "allocations",
         }

@@ -13,7 +13,7 @@ use std::io::Write;
 use flate2::{write::GzEncoder, Compression};
 use prost::Message;
 
-use crate::analysis::{Analysis, LeaksAt};
+use crate::analysis::Analysis;
 use crate::frames::{Frame, Unit};
 use crate::modules::Addr;
 use crate::symbolize::Symbolizer;
@@ -242,8 +242,8 @@ impl Builder {
 }
 
 /// The profile, not yet encoded.
-/// In use = live at the leaks point: when Python began finalizing if it did (say the comment and
-/// the leaks report), else at the end of the capture.
+/// In use = the report's leaks (leaked: live at the end; plus growing sites, see
+/// `report::sections`); held = held at exit (live when Python began finalizing, freed by it).
 pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
     let mut b = Builder::default();
     b.s("");
@@ -252,6 +252,8 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
         b.vt("alloc_space", "bytes"),
         b.vt("inuse_objects", "count"),
         b.vt("inuse_space", "bytes"),
+        b.vt("held_objects", "count"),
+        b.vt("held_space", "bytes"),
     ];
     b.p.period_type = Some(b.vt("space", "bytes"));
     b.p.period = a.header.sample_interval.max(1) as i64;
@@ -264,20 +266,17 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
     );
     let c = b.s(&note);
     b.p.comment.push(c);
-    let inuse = match a.leaks_at() {
-        LeaksAt::PythonFinalizing => "inuse_* = live when Python began finalizing",
-        LeaksAt::End => "inuse_* = live at the end of the capture",
-    };
-    let c = b.s(inuse);
+    let c = b.s("inuse_* = leaks: leaked (live at the end, after finalization and every destructor) plus growing sites; held_* = held at exit: live when Python began finalizing and freed by it");
     b.p.comment.push(c);
     b.p.default_sample_type = 3;
 
     let sites: Vec<u32> = (0..a.sites.len() as u32)
         .filter(|&i| {
             let s = &a.sites[i as usize];
-            s.alloc_count > 0.0 || a.leaked(i).1 > 0.0
+            s.alloc_count > 0.0 || a.leaked(i).1 > 0.0 || s.held_count > 0.0
         })
         .collect();
+    let sec = crate::report::sections::Sections::of(a, sym);
     crate::resolve::prefetch(a, sym, sites.iter().copied());
     for i in sites {
         let site = &a.sites[i as usize];
@@ -289,7 +288,8 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
                 None => b.python_location(u.frames.into_iter().next().expect("one frame")),
             })
             .collect();
-        let (inuse_bytes, inuse_count) = a.leaked(i);
+        let ((inuse_bytes, inuse_count), _) = sec.headline(a, i);
+        let (held_bytes, held_count) = a.held_at_exit(i);
         let r = |x: f64| x.round().max(0.0) as i64;
         b.p.sample.push(Sample {
             location_id: ids,
@@ -298,6 +298,8 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
                 r(site.alloc_bytes),
                 r(inuse_count),
                 r(inuse_bytes),
+                r(held_count),
+                r(held_bytes),
             ],
         });
     }

@@ -7,10 +7,12 @@ use crate::analysis::Analysis;
 use crate::resolve;
 use crate::symbolize::Symbolizer;
 
-/// Estimated bytes held in pymalloc arenas at the leaks point and at the peak.
+/// Estimated bytes in pymalloc arenas at the end (kept by the interpreter), held at exit, and at
+/// the peak.
 #[derive(Debug, Clone, Default)]
 pub struct Arenas {
-    pub at_leaks_point: f64,
+    pub at_end: f64,
+    pub held_at_exit: f64,
     pub at_peak: f64,
     pub allocated: f64,
     /// Distinct stacks that mapped an arena.
@@ -29,7 +31,8 @@ pub fn totals(a: &Analysis, sym: &mut Symbolizer) -> Arenas {
         }
         let s = &a.sites[i as usize];
         out.sites += 1;
-        out.at_leaks_point += a.leaked(i).0;
+        out.at_end += a.leaked(i).0;
+        out.held_at_exit += a.held_at_exit(i).0;
         out.at_peak += s.at_peak().0;
         out.allocated += s.alloc_bytes;
     }

@@ -40,24 +40,57 @@ pub fn render(r: &Report, path: &str) -> Value {
             "peak_rss_bytes": s.peak_rss,
             "peak_rss_time_s": s.peak_rss_time_s,
             "peak_heap_in_use_bytes": s.peak_heap_in_use,
+            // The timeline's lines at the tick where the estimated live bytes were highest.
+            "timeline_at_live_peak": s.tick_at_live_peak.map(|p| json!({
+                "t_s": crate::units::secs(p.t),
+                "rss_bytes": p.rss,
+                "heap_in_use_bytes": p.heap_in_use,
+                "live_bytes_est": int(p.live_est),
+                "live_heap_bytes_est": int(p.live_heap_est),
+            })),
             "records": s.records,
             "live_samples_at_end": s.live_samples,
             "distinct_stacks": s.distinct_stacks,
         },
-        "leaks_at": s.leaks_at,
-        "leaks_at_s": if s.leaks_at == "python_finalizing" { json!(s.finalizing_s) } else { json!(s.duration_s) },
-        "leaks_at_note": leaks_note(s.leaks_at),
-        "leaked_bytes_est": int(s.leaked_bytes),
+        "leaks_at": "end",
+        "leaks_at_s": s.duration_s,
+        "leaks_at_note": LEAKS_NOTE,
+        "leaked_bytes_est": int(s.leaks_bytes),
+        "sections": {
+            "leaked_bytes_est": int(s.leaked_bytes),
+            "leaked": "live at the end of the capture, after the interpreter finalized and every library's destructor ran: nothing can free it any more",
+            "growing_sites": r.growing.len(),
+            "growing": growth::RULE,
+            "held_at_exit_bytes_est": int(s.held_bytes),
+            "held_at_exit": HELD_NOTE,
+            "live_when_python_began_finalizing_bytes_est": if s.finalizing_s.is_some() { int(s.finalizing_live_bytes) } else { Value::Null },
+            "kept_by_interpreter_bytes_est": int(s.interpreter_kept_bytes),
+            "kept_by_loader_bytes_est": int(s.loader_kept_bytes),
+            "kept": "live at the end but the interpreter's or the dynamic loader's (pymalloc arenas CPython does not unmap, ld.so's data for loaded libraries): not in the headline",
+            "headline": "leaked_bytes_est and leaks = leaked sites plus growing sites (a site once, with the larger of its leaked bytes and its live bytes at the last growth checkpoint)",
+        },
         "view": view_name(r.view),
         "pymalloc_arenas": {
-            "at_leaks_point_bytes_est": int(r.arenas.at_leaks_point),
+            "at_leaks_point_bytes_est": int(r.arenas.at_end),
+            "held_at_exit_bytes_est": int(r.arenas.held_at_exit),
             "at_peak_bytes_est": int(r.arenas.at_peak),
             "allocated_bytes_est": int(r.arenas.allocated),
             "sites": r.arenas.sites,
             "note": ARENA_NOTE,
             "ranking": "arena sites rank by their bytes like other sites and carry this note",
         },
-        "leaks": r.leaks.iter().map(site).collect::<Vec<_>>(),
+        "leaks": r.leaks.iter().map(|row| {
+            let mut v = site(row);
+            v["leaked"] = json!(row.why.leaked);
+            v["growing"] = json!(row.why.growing);
+            v
+        }).collect::<Vec<_>>(),
+        "held_at_exit": r.held.iter().map(site).collect::<Vec<_>>(),
+        "kept_at_exit": r.kept.iter().map(|row| {
+            let mut v = site(row);
+            v["owner"] = json!(if row.note == Some(crate::resolve::LOADER_NOTE) { "loader" } else { "interpreter" });
+            v
+        }).collect::<Vec<_>>(),
         "growing": r.growing.iter().map(|g| {
             let mut v = site(&g.row);
             v["growth_bytes_per_s"] = int(g.bytes_per_s);
@@ -83,19 +116,16 @@ fn site(r: &Row) -> Value {
     });
     if let Some(note) = r.note {
         v["note"] = json!(note);
-        v["pymalloc_arena"] = json!(true);
+        v["pymalloc_arena"] = json!(note == ARENA_NOTE || note == crate::resolve::INTERPRETER_NOTE);
     }
     v
 }
 
 /// What the leaks ranking shows, in words (also in the text header).
-pub fn leaks_note(leaks_at: &str) -> &'static str {
-    if leaks_at == "python_finalizing" {
-        "live when the Python interpreter began finalizing (Py_FinalizeEx): module globals and caches are freed after this, so live-at-exit would hide Python-level leaks"
-    } else {
-        "live at the end of the capture"
-    }
-}
+pub const LEAKS_NOTE: &str = "leaks = leaked (live at the end, after the interpreter finalized and every library's destructor ran) plus growing sites; what finalization freed is held_at_exit, not leaked";
+
+/// What the held-at-exit section shows.
+pub const HELD_NOTE: &str = "live when Python began finalizing and freed by it (or by a library's destructor): memory held by live objects (module globals, caches, models), not leaked";
 
 pub fn view_name(v: View) -> &'static str {
     match v {

@@ -1,7 +1,8 @@
-//! Leaks: sites live at the end of the capture, by estimated bytes; and, for processes that never
-//! exit, sites whose live bytes grow steadily across the run (rule in [`crate::growth::RULE`]).
+//! The leak sections (rules in [`super::sections`]): the headline (leaked and growing sites),
+//! held at exit, kept by the runtime, and growing.
 
-use super::{rank, Row};
+use super::sections::Sections;
+use super::{rank, rank_tagged, Row};
 use crate::analysis::Analysis;
 use crate::symbolize::Symbolizer;
 use crate::view::View;
@@ -14,32 +15,79 @@ pub struct GrowingRow {
     pub gained: f64,
 }
 
-/// Sites live at the leaks point: when Python began finalizing if the capture has that marker
-/// (module globals are freed after it), else at the end ([`Analysis::leaks_at`]).
-pub fn ranking(a: &Analysis, sym: &mut Symbolizer, top: usize, view: View) -> Vec<Row> {
+/// The headline: sites leaked (live at the end, the program's own) and sites growing.
+pub fn ranking(
+    a: &Analysis,
+    sec: &Sections,
+    sym: &mut Symbolizer,
+    top: usize,
+    view: View,
+) -> Vec<Row> {
+    rank_tagged(
+        a,
+        sym,
+        top,
+        view,
+        |i, _| {
+            let ((bytes, count), _) = sec.headline(a, i);
+            (bytes, count, 0.0)
+        },
+        |i| (sec.headline(a, i).1, None),
+    )
+}
+
+/// Held at exit: live when Python began finalizing and freed by it (module globals, caches).
+pub fn held(a: &Analysis, sym: &mut Symbolizer, top: usize, view: View) -> Vec<Row> {
     rank(a, sym, top, view, |i, _| {
-        let (bytes, count) = a.leaked(i);
+        let (bytes, count) = a.held_at_exit(i);
         (bytes, count, 0.0)
     })
 }
 
-pub fn growing(a: &Analysis, sym: &mut Symbolizer, top: usize, view: View) -> Vec<GrowingRow> {
-    a.growth
-        .growers(a.peak_bytes)
-        .into_iter()
+/// Live at the end, kept by the interpreter or the loader.
+pub fn kept(
+    a: &Analysis,
+    sec: &Sections,
+    sym: &mut Symbolizer,
+    top: usize,
+    view: View,
+) -> Vec<Row> {
+    rank_tagged(
+        a,
+        sym,
+        top,
+        view,
+        |i, _| match sec.kept_by_runtime(a, i) {
+            Some((_, (bytes, count))) => (bytes, count, 0.0),
+            None => (0.0, 0.0, 0.0),
+        },
+        |i| (Default::default(), sec.owner.get(&i).map(|o| o.note())),
+    )
+}
+
+pub fn growing(
+    a: &Analysis,
+    sec: &Sections,
+    sym: &mut Symbolizer,
+    top: usize,
+    view: View,
+) -> Vec<GrowingRow> {
+    sec.growers
+        .iter()
         .take(top)
         .map(|g| {
-            let s = &a.sites[g.stack as usize];
+            let ((bytes, count), why) = sec.headline(a, g.stack);
             let frames = crate::resolve::site_frames(a, sym, g.stack, view);
             let note = crate::resolve::is_pymalloc_arena(a, sym, g.stack)
                 .then_some(crate::resolve::ARENA_NOTE);
             GrowingRow {
                 row: Row {
-                    bytes: s.live_bytes,
-                    count: s.live_count,
+                    bytes,
+                    count,
                     short_lived: 0.0,
                     frames,
                     note,
+                    why,
                 },
                 bytes_per_s: g.bytes_per_s,
                 gained: g.gained,

@@ -6,6 +6,7 @@ pub mod churn;
 pub mod json;
 pub mod leaks;
 pub mod peak;
+pub mod sections;
 pub mod summary;
 pub mod text;
 
@@ -27,13 +28,20 @@ pub struct Row {
     pub frames: Vec<Frame>,
     /// What the site is, when its frames alone would mislead (a pymalloc arena).
     pub note: Option<&'static str>,
+    /// Only for the leaks ranking: leaked, growing, or both.
+    pub why: sections::Why,
 }
 
 /// A whole report of one process.
 #[derive(Debug)]
 pub struct Report {
     pub summary: summary::Summary,
+    /// The headline: leaked sites and growing sites.
     pub leaks: Vec<Row>,
+    /// Held at exit: live when Python began finalizing, freed by it.
+    pub held: Vec<Row>,
+    /// Live at the end but kept by the interpreter or the loader, not the program's.
+    pub kept: Vec<Row>,
     pub growing: Vec<leaks::GrowingRow>,
     pub peak: Vec<Row>,
     pub allocations: Vec<Row>,
@@ -42,10 +50,13 @@ pub struct Report {
 }
 
 pub fn build(a: &Analysis, sym: &mut Symbolizer, top: usize, view: View) -> Report {
+    let sec = sections::Sections::of(a, sym);
     Report {
-        summary: summary::build(a),
-        leaks: leaks::ranking(a, sym, top, view),
-        growing: leaks::growing(a, sym, top, view),
+        summary: summary::build(a, &sec),
+        leaks: leaks::ranking(a, &sec, sym, top, view),
+        held: leaks::held(a, sym, top, view),
+        kept: leaks::kept(a, &sec, sym, top, view),
+        growing: leaks::growing(a, &sec, sym, top, view),
         peak: peak::ranking(a, sym, top, view),
         allocations: churn::ranking(a, sym, top, view),
         arenas: arenas::totals(a, sym),
@@ -63,6 +74,21 @@ pub fn rank(
     view: View,
     value: impl Fn(u32, &crate::analysis::Site) -> (f64, f64, f64),
 ) -> Vec<Row> {
+    rank_tagged(a, sym, top, view, value, |_| {
+        (sections::Why::default(), None)
+    })
+}
+
+/// [`rank`], with each site's `why` (OR-ed over merged sites) and a note replacing the arena
+/// note when given.
+pub fn rank_tagged(
+    a: &Analysis,
+    sym: &mut Symbolizer,
+    top: usize,
+    view: View,
+    value: impl Fn(u32, &crate::analysis::Site) -> (f64, f64, f64),
+    tag: impl Fn(u32) -> (sections::Why, Option<&'static str>),
+) -> Vec<Row> {
     let mut cands: Vec<(u32, (f64, f64, f64))> = a
         .sites
         .iter()
@@ -78,13 +104,17 @@ pub fn rank(
     let mut by_frames: HashMap<Vec<Frame>, usize> = HashMap::new();
     for (i, (bytes, count, short)) in cands {
         let frames = resolve::site_frames(a, sym, i, view);
-        let note = resolve::is_pymalloc_arena(a, sym, i).then_some(resolve::ARENA_NOTE);
+        let (why, own_note) = tag(i);
+        let note = own_note
+            .or_else(|| resolve::is_pymalloc_arena(a, sym, i).then_some(resolve::ARENA_NOTE));
         match by_frames.get(&frames) {
             Some(&k) => {
                 let r = &mut merged[k];
                 r.bytes += bytes;
                 r.count += count;
                 r.short_lived += short;
+                r.why.leaked |= why.leaked;
+                r.why.growing |= why.growing;
             }
             None => {
                 by_frames.insert(frames.clone(), merged.len());
@@ -94,6 +124,7 @@ pub fn rank(
                     short_lived: short,
                     frames,
                     note,
+                    why,
                 });
             }
         }

@@ -22,19 +22,29 @@ pub struct Summary {
     pub peak_rss: u64,
     pub peak_rss_time_s: f64,
     pub peak_heap_in_use: u64,
+    /// The timeline tick where the estimated live bytes were highest.
+    pub tick_at_live_peak: Option<crate::ticks::Point>,
     pub live_samples: usize,
     pub distinct_stacks: usize,
     pub records: u64,
     pub finalizing_s: Option<f64>,
-    /// Which live set the leaks ranking shows: `python_finalizing` or `end`.
-    pub leaks_at: &'static str,
-    /// Estimated live bytes at the leaks point.
+    /// The headline: leaked plus growing bytes (see `report::sections`).
+    pub leaks_bytes: f64,
+    /// The program's own bytes live at the end.
     pub leaked_bytes: f64,
+    /// Live when Python began finalizing and freed by it.
+    pub held_bytes: f64,
+    /// Live when Python began finalizing (all of it: held, leaked and the runtime's).
+    pub finalizing_live_bytes: f64,
+    /// Live at the end, kept by the interpreter (pymalloc arenas) and by the dynamic loader.
+    pub interpreter_kept_bytes: f64,
+    pub loader_kept_bytes: f64,
     /// How it ended: `exit`, `_exit`, `signal N`, `truncated`.
     pub end: String,
 }
 
-pub fn build(a: &Analysis) -> Summary {
+pub fn build(a: &Analysis, sec: &super::sections::Sections) -> Summary {
+    let (interp, loader) = sec.runtime_totals(a);
     let h = &a.header;
     Summary {
         pid: h.pid,
@@ -53,12 +63,22 @@ pub fn build(a: &Analysis) -> Summary {
         peak_rss: a.ticks.peak_rss,
         peak_rss_time_s: units::secs(a.ticks.peak_rss_t),
         peak_heap_in_use: a.ticks.peak_heap_in_use,
+        tick_at_live_peak: a
+            .ticks
+            .points
+            .iter()
+            .copied()
+            .max_by(|x, y| x.live_est.total_cmp(&y.live_est)),
         live_samples: a.live_samples(),
         distinct_stacks: a.sites.len(),
         records: a.records,
         finalizing_s: a.finalizing_t.map(units::secs),
-        leaks_at: a.leaks_at().name(),
-        leaked_bytes: a.leaked_total(),
+        leaks_bytes: sec.headline_total(a),
+        leaked_bytes: sec.leaked_total(a),
+        held_bytes: sec.held_total(a),
+        finalizing_live_bytes: a.finalizing_total.max(0.0),
+        interpreter_kept_bytes: interp,
+        loader_kept_bytes: loader,
         end: a.end.clone(),
     }
 }

@@ -57,22 +57,33 @@ pub fn render(r: &Report, path: &str, frames: usize) -> String {
         );
     }
     let _ = writeln!(o, "at end     {}{est} live", bytes(s.live_at_end_bytes));
-    let leaks_title = match (s.leaks_at, s.finalizing_s) {
-        ("python_finalizing", Some(t)) => {
-            let _ = writeln!(
-                o,
-                "leaks      taken at {t:.2} s, when Python began finalizing: {}{est} live then",
-                bytes(s.leaked_bytes)
-            );
-            format!("Leaks: live when Python began finalizing ({t:.2} s; module globals are freed after this)")
-        }
-        _ => "Leaks: live at the end of the capture".to_string(),
-    };
+    let _ = writeln!(
+        o,
+        "leaks      {}{est}: leaked {} (live at the end), plus growing sites",
+        bytes(s.leaks_bytes),
+        bytes(s.leaked_bytes)
+    );
+    if let Some(t) = s.finalizing_s {
+        let _ = writeln!(
+            o,
+            "held       {}{est} held at exit: live when Python began finalizing ({t:.2} s) and freed by it",
+            bytes(s.held_bytes)
+        );
+    }
+    if s.interpreter_kept_bytes + s.loader_kept_bytes > 0.5 {
+        let _ = writeln!(
+            o,
+            "kept       {}{est} by the interpreter, {} by the loader at exit (not the program's leaks)",
+            bytes(s.interpreter_kept_bytes),
+            bytes(s.loader_kept_bytes)
+        );
+    }
     if r.arenas.sites > 0 {
         let _ = writeln!(
             o,
-            "pymalloc   {}{est} of Python object arenas at the leaks point, {} at the peak (arena sites are marked; run with --python-allocators for per-object detail)",
-            bytes(r.arenas.at_leaks_point),
+            "pymalloc   {}{est} of Python object arenas at the end, {} held at exit, {} at the peak (arena sites are marked; run with --python-allocators for per-object detail)",
+            bytes(r.arenas.at_end),
+            bytes(r.arenas.held_at_exit),
             bytes(r.arenas.at_peak)
         );
     }
@@ -89,7 +100,17 @@ pub fn render(r: &Report, path: &str, frames: usize) -> String {
         View::Hybrid => {}
     }
     let _ = writeln!(o, "dropped    {} records", s.dropped);
-    section(&mut o, &leaks_title, &r.leaks, frames, |_| String::new());
+    section(
+        &mut o,
+        "Leaks: leaked (live at the end: nothing can free it) and growing",
+        &r.leaks,
+        frames,
+        |r| match (r.why.leaked, r.why.growing) {
+            (true, true) => ", leaked and growing".to_string(),
+            (false, true) => ", growing (freed at exit)".to_string(),
+            _ => ", leaked".to_string(),
+        },
+    );
     let _ = writeln!(
         o,
         "\n== Growing: live bytes rising steadily over the run =="
@@ -105,6 +126,21 @@ pub fn render(r: &Report, path: &str, frames: usize) -> String {
             &g.row,
             frames,
             &format!(", growing {}/s", bytes(g.bytes_per_s)),
+        );
+    }
+    if let Some(t) = s.finalizing_s {
+        let title = format!(
+            "Held at exit: live when Python began finalizing ({t:.2} s), freed by finalization (module globals, caches): held, not leaked"
+        );
+        section(&mut o, &title, &r.held, frames, |_| String::new());
+    }
+    if !r.kept.is_empty() {
+        section(
+            &mut o,
+            "Kept at exit by the interpreter and the loader (not the program's leaks)",
+            &r.kept,
+            frames,
+            |_| String::new(),
         );
     }
     let title = format!(
@@ -147,11 +183,20 @@ fn row(o: &mut String, i: usize, r: &Row, frames: usize, extra: &str) {
         bytes(r.bytes),
         count(r.count)
     );
-    if r.note.is_some() {
-        let _ = writeln!(
-            o,
-            "       [pymalloc arena: Python objects; run with --python-allocators for per-object detail]"
-        );
+    match r.note {
+        Some(crate::resolve::INTERPRETER_NOTE) => {
+            let _ = writeln!(o, "       [the interpreter's: pymalloc arena kept at exit]");
+        }
+        Some(crate::resolve::LOADER_NOTE) => {
+            let _ = writeln!(o, "       [the loader's: ld.so data for a loaded library]");
+        }
+        Some(_) => {
+            let _ = writeln!(
+                o,
+                "       [pymalloc arena: Python objects; run with --python-allocators for per-object detail]"
+            );
+        }
+        None => {}
     }
     for f in r.frames.iter().take(frames) {
         let _ = writeln!(o, "       {}", f.label());
