@@ -1,14 +1,22 @@
 //! The report for a terminal: human-readable sizes, each site with its top frames.
 
+use std::cell::RefCell;
 use std::fmt::Write;
 
 use super::{Report, Row};
 use crate::analysis::SHORT_LIVED_NS;
 use crate::growth;
+use crate::frames::Frame;
+use crate::present::{self, stack_text, Style};
 use crate::units::{bytes, count};
 use crate::view::View;
 
-pub fn render(r: &Report, path: &str, frames: usize) -> String {
+pub fn render(r: &Report, path: &str, style: &Style) -> String {
+    let frames = &Ctx {
+        style,
+        seen: RefCell::new(vec![]),
+        section: RefCell::new(String::new()),
+    };
     let s = &r.summary;
     let mut o = String::new();
     let exact = s.interval == 0;
@@ -94,9 +102,11 @@ pub fn render(r: &Report, path: &str, frames: usize) -> String {
         o,
         "\n== Growing: live bytes rising steadily over the run =="
     );
-    let _ = writeln!(o, "how decided: {}", growth::RULE);
+    frames.section.replace("growing".into());
     if r.growing.is_empty() {
         let _ = writeln!(o, "  (none)");
+    } else {
+        let _ = writeln!(o, "how decided: {}", growth::RULE);
     }
     for (i, g) in r.growing.iter().enumerate() {
         row(
@@ -127,10 +137,12 @@ fn section(
     o: &mut String,
     title: &str,
     rows: &[Row],
-    frames: usize,
+    frames: &Ctx,
     extra: impl Fn(&Row) -> String,
 ) {
     let _ = writeln!(o, "\n== {title} ==");
+    let name = title.split(':').next().unwrap_or(title).to_lowercase();
+    frames.section.replace(name);
     if rows.is_empty() {
         let _ = writeln!(o, "  (none)");
     }
@@ -139,27 +151,43 @@ fn section(
     }
 }
 
-fn row(o: &mut String, i: usize, r: &Row, frames: usize, extra: &str) {
-    let _ = writeln!(
-        o,
-        "{:>3}. {} in {} allocations{extra}",
+/// The report's style, and the stacks already shown (a site met again in a later section is
+/// one line: `same stack as leaks #1`).
+struct Ctx<'a> {
+    style: &'a Style,
+    seen: RefCell<Vec<(String, (bool, Vec<Frame>))>>,
+    section: RefCell<String>,
+}
+
+fn row(o: &mut String, i: usize, r: &Row, frames: &Ctx, extra: &str) {
+    let n = r.count.round();
+    let what = match (r.note.is_some(), n == 1.0) {
+        (false, true) => "allocation",
+        (false, false) => "allocations",
+        (true, true) => "pymalloc arena (Python objects; --python-allocators for per-object detail)",
+        (true, false) => "pymalloc arenas (Python objects; --python-allocators for per-object detail)",
+    };
+    let key = (r.note.is_some(), present::shown(&r.frames));
+    let before = frames
+        .seen
+        .borrow()
+        .iter()
+        .find(|(_, k)| *k == key)
+        .map(|(at, _)| at.clone());
+    let head = format!(
+        "{:>3}. {} in {} {what}{extra}",
         i + 1,
         bytes(r.bytes),
         count(r.count)
     );
-    if r.note.is_some() {
-        let _ = writeln!(
-            o,
-            "       [pymalloc arena: Python objects; run with --python-allocators for per-object detail]"
-        );
+    if let Some(at) = before {
+        let _ = writeln!(o, "{head}: same stack as {at}");
+        return;
     }
-    for f in r.frames.iter().take(frames) {
-        let _ = writeln!(o, "       {}", f.label());
-    }
-    if r.frames.len() > frames {
-        let _ = writeln!(o, "       ... {} more frames", r.frames.len() - frames);
-    }
-    if r.frames.is_empty() {
-        let _ = writeln!(o, "       (no frames)");
+    let _ = writeln!(o, "{head}");
+    let at = format!("{} #{}", frames.section.borrow(), i + 1);
+    frames.seen.borrow_mut().push((at, key));
+    for l in stack_text(&r.frames, frames.style) {
+        let _ = writeln!(o, "       {l}");
     }
 }
