@@ -373,6 +373,10 @@ pub fn short_path(p: &str) -> String {
     if let Some(i) = p.find("/site-packages/") {
         return p[i + 1..].to_string();
     }
+    // The standard library: `python3.11/json/decoder.py`.
+    if let Some(i) = p.find("/lib/python3.") {
+        return p[i + 5..].to_string();
+    }
     p
 }
 
@@ -562,7 +566,8 @@ pub fn stack_text(frames: &[Frame], style: &Style) -> Vec<String> {
     let (leading, lines) = lines(frames);
     let mut shown = 0;
     let mut hidden = 0;
-    for l in &lines {
+    let last = lines.len().saturating_sub(1);
+    for (k, l) in lines.iter().enumerate() {
         match l {
             Line::Frame(f) if shown < limit => {
                 let mut s = label(f);
@@ -575,7 +580,8 @@ pub fn stack_text(frames: &[Frame], style: &Style) -> Vec<String> {
                 out.push(s);
                 shown += 1;
             }
-            Line::Folded(c) if shown < limit => {
+            // The outermost fold (the start-up chain) closes the stack even at the limit.
+            Line::Folded(c) if shown < limit || (k == last && hidden == 0) => {
                 out.push(format!("[{}]", folded_text(c)));
                 shown += 1;
             }
@@ -645,7 +651,9 @@ mod tests {
             "Python-3.11.7/Include/internal/pycore_ceval.h"
         );
         assert_eq!(
-            short_path("/rustc/90b35a6239c3d8bdabc530a6a0816f7ff89a0aaf/library/core/src/ptr/mod.rs"),
+            short_path(
+                "/rustc/90b35a6239c3d8bdabc530a6a0816f7ff89a0aaf/library/core/src/ptr/mod.rs"
+            ),
             "rust/library/core/src/ptr/mod.rs"
         );
         assert_eq!(
@@ -653,6 +661,10 @@ mod tests {
             "tokenizers-0.19.1/src/lib.rs"
         );
         assert_eq!(short_path("/work/demo/serve.py"), "/work/demo/serve.py");
+        assert_eq!(
+            short_path("/root/.pyenv/versions/3.11.7/lib/python3.11/tempfile.py"),
+            "python3.11/tempfile.py"
+        );
     }
 
     fn nat(name: &str, module: &str) -> Frame {
@@ -716,10 +728,7 @@ mod tests {
         assert_eq!(l[0], Line::Frame(&arena[3]), "PyList_New allocated");
         assert_eq!(l[1], Line::Folded(vec![(Fold::Interpreter, 1)]));
         assert_eq!(
-            shown(&arena)
-                .iter()
-                .map(|f| f.name())
-                .collect::<Vec<_>>(),
+            shown(&arena).iter().map(|f| f.name()).collect::<Vec<_>>(),
             ["PyList_New", "f"]
         );
     }

@@ -20,6 +20,11 @@ use crate::{python, real, recorder, region, sampler};
 
 /// Flush (and tick) period: the issue asks for >= 10 ticks and flushes a second.
 pub const FLUSH_NS: u64 = 80_000_000;
+/// In the first [`EARLY_NS`] of a run, a timeline tick every [`EARLY_TICK_NS`] between flushes
+/// (RSS and the sampled totals; the heap only when its reading is cheap, see `HeapProbe`), so a
+/// short run draws as a curve rather than four points.
+pub const EARLY_TICK_NS: u64 = 10_000_000;
+pub const EARLY_NS: u64 = 2_000_000_000;
 /// A payload beyond this is framed at once, keeping chunks far below the format's limit.
 const CHUNK_TARGET: usize = 1 << 20;
 /// Bytes of MEMSHIM_MAX_SIZE kept for the block that says the capture stopped there.
@@ -54,6 +59,7 @@ pub struct Writer {
     map_sig: u64,
     start: u64,
     last_flush: u64,
+    last_tick: u64,
     page: u64,
     statm: Statm,
     heap: procinfo::HeapProbe,
@@ -150,6 +156,7 @@ impl Writer {
             map_sig: u64::MAX,
             start,
             last_flush: real::now_ns(),
+            last_tick: 0,
             page,
             statm: Statm::open(),
             heap: procinfo::HeapProbe::default(),
@@ -161,6 +168,8 @@ impl Writer {
         if fork_gen > 0 {
             w.write_inherited(fork_gen);
         }
+        // The first point of the timeline: where the run stands at its first sample.
+        w.tick();
         w.flush();
         Ok(w)
     }
@@ -172,7 +181,18 @@ impl Writer {
 
     /// Microseconds until the next flush and tick are due (0: now).
     pub fn flush_due_in_us(&self) -> u64 {
-        (self.last_flush + FLUSH_NS).saturating_sub(real::now_ns()) / 1000
+        let now = real::now_ns();
+        let flush = (self.last_flush + FLUSH_NS).saturating_sub(now);
+        match self.early_tick_due(now) {
+            Some(tick) => flush.min(tick) / 1000,
+            None => flush / 1000,
+        }
+    }
+
+    /// Nanoseconds until the next early tick, in the first [`EARLY_NS`] of the run.
+    fn early_tick_due(&self, now: u64) -> Option<u64> {
+        (now.saturating_sub(self.start) < EARLY_NS)
+            .then(|| (self.last_tick + EARLY_TICK_NS).saturating_sub(now))
     }
 
     /// The ring's (units consumed so far, capacity in units), for the writer thread's pacing.
@@ -185,9 +205,12 @@ impl Writer {
     /// One round of the writer thread: drain, and tick + flush when due. Returns events moved.
     pub fn step(&mut self) -> usize {
         let n = self.drain(1 << 16);
-        if real::now_ns().saturating_sub(self.last_flush) >= FLUSH_NS {
+        let now = real::now_ns();
+        if now.saturating_sub(self.last_flush) >= FLUSH_NS {
             self.tick();
             self.flush();
+        } else if self.early_tick_due(now) == Some(0) {
+            self.tick();
         }
         n
     }
@@ -390,7 +413,9 @@ impl Writer {
     }
 
     fn tick(&mut self) {
-        let t = self.rel(real::now_ns());
+        let now = real::now_ns();
+        self.last_tick = now;
+        let t = self.rel(now);
         if python::finalizing_started() {
             // No sampled free has seen it yet: mark it here, to the tick's precision.
             self.chunk.push(&Record::Marker {

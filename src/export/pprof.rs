@@ -14,7 +14,7 @@ use flate2::{write::GzEncoder, Compression};
 use prost::Message;
 
 use crate::analysis::{Analysis, LeaksAt};
-use crate::frames::{Frame, Unit};
+use crate::frames::{Frame, Kind, Unit};
 use crate::modules::Addr;
 use crate::symbolize::Symbolizer;
 use crate::view::View;
@@ -154,12 +154,14 @@ impl Builder {
             return id;
         }
         let id = self.p.function.len() as u64 + 1;
-        let name = self.s(&key.0);
+        let (shown, system) = pprof_names(f);
+        let name = self.s(&shown);
+        let system_name = self.s(&system);
         let filename = self.s(&key.1);
         self.p.function.push(Function {
             id,
             name,
-            system_name: name,
+            system_name,
             filename,
         });
         self.functions.insert(key, id);
@@ -241,6 +243,28 @@ impl Builder {
     }
 }
 
+/// A function's name as pprof shows it, and its system name. pprof simplifies a name only when
+/// both are equal (it strips `<...>` and `(...)` from what looks like C++: every Python
+/// `<module>` became `<unknown>`), so the shown name is ours and always differs from the system
+/// name: Rust and C++ names shortened, Python's `<module>` frames named with their file
+/// (`<module> (serve.py)`), the system name the full name with its file (`serve.py:<module>`).
+fn pprof_names(f: &Frame) -> (String, String) {
+    let full = f.name();
+    let file = f.file.as_deref().unwrap_or("");
+    let base = file.rsplit('/').next().unwrap_or(file);
+    let shown = match f.kind {
+        Kind::Python if full == "<module>" && !base.is_empty() => format!("<module> ({base})"),
+        Kind::Python => full.clone(),
+        Kind::Native => crate::present::display_name(f),
+    };
+    let system = if base.is_empty() {
+        format!("{full} ")
+    } else {
+        format!("{base}:{full}")
+    };
+    (shown, system)
+}
+
 /// The profile, not yet encoded.
 /// In use = live at the leaks point: when Python began finalizing if it did (say the comment and
 /// the leaks report), else at the end of the capture.
@@ -271,6 +295,16 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
     let c = b.s(inuse);
     b.p.comment.push(c);
     b.p.default_sample_type = 3;
+    // The main binary is the first mapping (pprof names it as the profile's file): the
+    // executable, not whichever library a sample happened to reach first.
+    if let Some(m) = a
+        .modules
+        .modules
+        .iter()
+        .position(|m| m.path == a.header.exe)
+    {
+        b.mapping(a, m as u32);
+    }
 
     let sites: Vec<u32> = (0..a.sites.len() as u32)
         .filter(|&i| {

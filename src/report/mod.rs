@@ -89,7 +89,12 @@ pub fn rank(
     let mut arenas: Option<usize> = None;
     for (i, (bytes, count, short)) in cands {
         let frames = resolve::site_frames(a, sym, i, view);
-        let note = resolve::is_pymalloc_arena(a, sym, i).then_some(resolve::ARENA_NOTE);
+        // pymalloc's own bookkeeping for a new arena (its arena map) joins the arenas' row.
+        let for_arena = resolve::is_pymalloc_arena(a, sym, i)
+            || frames
+                .iter()
+                .any(|f| f.function.as_deref() == Some(resolve::ARENA_FUNCTION));
+        let note = for_arena.then_some(resolve::ARENA_NOTE);
         let key = present::shown(&frames);
         let at = if note.is_some() {
             arenas

@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use super::{Report, Row};
 use crate::analysis::SHORT_LIVED_NS;
-use crate::growth;
 use crate::frames::Frame;
+use crate::growth;
 use crate::present::{self, stack_text, Style};
 use crate::units::{bytes, count};
 use crate::view::View;
@@ -79,7 +79,7 @@ pub fn render(r: &Report, path: &str, style: &Style) -> String {
     if r.arenas.sites > 0 {
         let _ = writeln!(
             o,
-            "pymalloc   {}{est} of Python object arenas at the leaks point, {} at the peak (arena sites are marked; run with --python-allocators for per-object detail)",
+            "pymalloc   {}{est} of Python object arenas at the leaks point, {} at the peak (one row in each ranking; run with --python-allocators for per-object detail)",
             bytes(r.arenas.at_leaks_point),
             bytes(r.arenas.at_peak)
         );
@@ -164,8 +164,12 @@ fn row(o: &mut String, i: usize, r: &Row, frames: &Ctx, extra: &str) {
     let what = match (r.note.is_some(), n == 1.0) {
         (false, true) => "allocation",
         (false, false) => "allocations",
-        (true, true) => "pymalloc arena (Python objects; --python-allocators for per-object detail)",
-        (true, false) => "pymalloc arenas (Python objects; --python-allocators for per-object detail)",
+        (true, true) => {
+            "pymalloc arena (Python objects; --python-allocators for per-object detail)"
+        }
+        (true, false) => {
+            "pymalloc arenas (Python objects; --python-allocators for per-object detail)"
+        }
     };
     let key = (r.note.is_some(), present::shown(&r.frames));
     let before = frames
