@@ -204,6 +204,45 @@ fn ctypes_and_cpp_leaks_name_the_native_function_then_the_python_line() {
     assert!(full.contains("Pool<std::vector<int"), "{full}");
 }
 
+/// One Python line calling the extension along two call paths (directly, and through
+/// functools.partial, whose frames are call machinery) is one site with both halves' bytes; with
+/// `--frames all` its frames are listed whole.
+#[test]
+fn one_python_line_is_one_site_whatever_call_path_the_interpreter_took() {
+    let Some((dir, _)) = demo("one-line") else {
+        return;
+    };
+    let script = dir.join("two_paths.py");
+    std::fs::write(
+        &script,
+        "import functools, leakyext\n\
+         calls = [leakyext.tokenize, functools.partial(leakyext.tokenize)]\n\
+         keep = []\n\
+         for i in range(2000):\n\
+         \x20   keep.append(calls[i % 2]('a b c ' * 100))\n\
+         print('done')\n",
+    )
+    .unwrap();
+    for c in captures(&dir) {
+        std::fs::remove_file(c).unwrap();
+    }
+    run_python(&dir, &[], &script, &[]);
+    let cap = captures(&dir)[0].to_str().unwrap().to_string();
+    let v: serde_json::Value =
+        serde_json::from_str(&memshim_in(&dir, &["report", &cap, "--format", "json"])).unwrap();
+    let rows: Vec<&serde_json::Value> = v["leaks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| names(s).first().is_some_and(|n| n == "tokenize"))
+        .collect();
+    assert_eq!(rows.len(), 1, "one site: {rows:#?}");
+    let count = rows[0]["count_est"].as_f64().unwrap();
+    assert!(within(count, 2000.0, 0.25), "both paths' calls: {count}");
+    let text = memshim_in(&dir, &["report", &cap, "--frames", "all"]);
+    assert!(text.contains("cfunction_call ("), "{text}");
+}
+
 /// The height an SVG document declares.
 fn svg_height(svg: &str) -> u32 {
     let at = svg.find("<svg").unwrap();

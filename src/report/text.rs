@@ -151,11 +151,14 @@ fn section(
     }
 }
 
+/// A stack as rows are compared: arena or not, and the frames shown by default.
+type StackKey = (bool, Vec<Frame>);
+
 /// The report's style, and the stacks already shown (a site met again in a later section is
 /// one line: `same stack as leaks #1`).
 struct Ctx<'a> {
     style: &'a Style,
-    seen: RefCell<Vec<(String, (bool, Vec<Frame>))>>,
+    seen: RefCell<Vec<(String, StackKey)>>,
     section: RefCell<String>,
 }
 
