@@ -536,6 +536,8 @@ impl std::str::FromStr for Frames {
 pub struct Style {
     pub frames: Frames,
     pub full_names: bool,
+    /// Fold (the default; off in the native-only view, which asks for the interpreter's frames).
+    pub fold: bool,
 }
 
 impl Default for Style {
@@ -543,6 +545,7 @@ impl Default for Style {
         Style {
             frames: Frames::Top(6),
             full_names: false,
+            fold: true,
         }
     }
 }
@@ -563,6 +566,13 @@ pub fn stack_text(frames: &[Frame], style: &Style) -> Vec<String> {
         }
         Frames::Top(n) => n.max(1),
     };
+    if !style.fold {
+        out.extend(frames.iter().take(limit).map(label));
+        if frames.len() > limit {
+            out.push(format!("... {} more frames", frames.len() - limit));
+        }
+        return out;
+    }
     let (leading, lines) = lines(frames);
     let mut shown = 0;
     let mut hidden = 0;

@@ -151,6 +151,7 @@ pub fn run(args: Args) -> Result<()> {
                     &Style {
                         frames: args.frames,
                         full_names: args.full_names,
+                        fold: args.view.view() != crate::view::View::NativeOnly,
                     },
                 ));
                 out.push('\n');

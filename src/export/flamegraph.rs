@@ -93,7 +93,8 @@ pub fn folded(a: &Analysis, sym: &mut Symbolizer, kind: Kind, view: View, style:
     );
     for i in sites {
         let mut frames = resolve::site_frames(a, sym, i, view);
-        if !style.all_frames {
+        // The native-only view asks for the interpreter's own frames: nothing folds there.
+        if !style.all_frames && view != View::NativeOnly {
             frames = present::shown(&frames);
         }
         let mut names: Vec<String> = frames
