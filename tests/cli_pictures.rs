@@ -329,6 +329,21 @@ fn demo_pprof_names_python_modules_and_the_program_in_go_tool_pprof() {
         top.contains(" normalize\n") && top.contains(" tokenize\n"),
         "{top}"
     );
+    assert!(
+        !top.contains("_PyObject_Malloc"),
+        "the allocator's leaf frames go: {top}"
+    );
+    let inuse = ok(Command::new("go")
+        .args(["tool", "pprof", "-top"])
+        .arg(dir.join("p.pb.gz"))
+        .output()
+        .expect("go runs"));
+    assert!(
+        inuse.contains("\nType: inuse_space\n"),
+        "leaks first: {inuse}"
+    );
+    let first = inuse.split("flat%").nth(1).unwrap().lines().nth(1).unwrap();
+    assert!(first.ends_with(" tokenize"), "{inuse}");
     let traces = pprof("-traces");
     assert!(!traces.contains("<unknown>"), "{traces}");
     assert!(traces.contains("<module> (serve.py)"), "{traces}");

@@ -265,6 +265,30 @@ fn pprof_names(f: &Frame) -> (String, String) {
     (shown, system)
 }
 
+/// A stack without the allocator's internals at its leaf (malloc, obmalloc, `PyMem_*`, Rust's
+/// and C++'s allocation glue: [`crate::present::Fold::Allocator`]), so that `-top` puts the
+/// bytes on who allocated, as Go's heap profiles do (no `runtime.mallocgc`). A unit goes only
+/// when every frame of it is the allocator's; one unit always stays.
+fn without_allocator_leaf(units: Vec<Unit>) -> Vec<Unit> {
+    let frames: Vec<Frame> = units.iter().flat_map(|u| u.frames.clone()).collect();
+    let folds = crate::present::folds(&frames);
+    let mut at = 0;
+    let mut drop = 0;
+    for u in &units[..units.len().saturating_sub(1)] {
+        let n = u.frames.len();
+        let all_alloc = n > 0
+            && folds[at..at + n]
+                .iter()
+                .all(|k| *k == Some(crate::present::Fold::Allocator));
+        if !all_alloc {
+            break;
+        }
+        at += n;
+        drop += 1;
+    }
+    units.into_iter().skip(drop).collect()
+}
+
 /// The profile, not yet encoded.
 /// In use = live at the leaks point: when Python began finalizing if it did (say the comment and
 /// the leaks report), else at the end of the capture.
@@ -294,7 +318,8 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
     };
     let c = b.s(inuse);
     b.p.comment.push(c);
-    b.p.default_sample_type = 3;
+    // What `go tool pprof` shows first: bytes in use (the leaks), as for a Go heap profile.
+    b.p.default_sample_type = b.s("inuse_space");
     // The main binary is the first mapping (pprof names it as the profile's file): the
     // executable, not whichever library a sample happened to reach first.
     if let Some(m) = a
@@ -315,7 +340,7 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
     crate::resolve::prefetch(a, sym, sites.iter().copied());
     for i in sites {
         let site = &a.sites[i as usize];
-        let units = crate::resolve::site_units(a, sym, i, view);
+        let units = without_allocator_leaf(crate::resolve::site_units(a, sym, i, view));
         let ids: Vec<u64> = units
             .into_iter()
             .map(|u| match u.addr {
