@@ -14,6 +14,10 @@ pub enum Fold {
     Interpreter,
     /// ctypes and libffi.
     Ffi,
+    /// A program's start-up chain outside Python (`_start`, Rust's `std::rt::lang_start` and the
+    /// closures and panic guards in it), and Rust's standard library between the program's
+    /// own frames.
+    Runtime,
 }
 
 impl Fold {
@@ -22,6 +26,7 @@ impl Fold {
             Fold::Allocator => "allocator",
             Fold::Interpreter => "interpreter",
             Fold::Ffi => "ctypes/libffi",
+            Fold::Runtime => "runtime",
         }
     }
 }
@@ -169,6 +174,16 @@ const INTERP_PREFIX: &[&str] = &[
     "exec_code_in_module",
 ];
 
+const RUNTIME_PREFIX: &[&str] = &[
+    "std::rt::",
+    "std::sys::backtrace::__rust_begin_short_backtrace",
+    "std::panicking::try",
+    "std::panicking::catch_unwind",
+    "std::panic::catch_unwind",
+    "<&dyn core::ops::function::Fn",
+    "__rust_try",
+];
+
 /// Why `f` folds by default (None: it is shown). `interp` is the interpreter's module (where
 /// its eval loop is), when known: its frames are call machinery, except the innermost frame
 /// that is not the allocator's (`innermost`), which is who allocated (CPython itself).
@@ -192,6 +207,15 @@ pub fn fold_of(f: &Frame, interp: Option<&str>, innermost: bool) -> Option<Fold>
         || ALLOC_PREFIX.iter().any(|p| name.starts_with(p))
     {
         return Some(Fold::Allocator);
+    }
+    if RUNTIME_PREFIX.iter().any(|p| name.starts_with(p))
+        || (!innermost && f.file.as_deref().is_some_and(|p| p.starts_with("/rustc/")))
+    {
+        return Some(Fold::Runtime);
+    }
+    if interp.is_none() && (name == "_start" || name.starts_with("__libc_start_")) {
+        // The C start-up chain of a program that is not Python.
+        return Some(Fold::Runtime);
     }
     if INTERP_EXACT.contains(&name) || INTERP_PREFIX.iter().any(|p| name.starts_with(p)) {
         return Some(Fold::Interpreter);
@@ -230,16 +254,37 @@ pub fn interp_module(frames: &[Frame]) -> Option<&str> {
 pub fn folds(frames: &[Frame]) -> Vec<Option<Fold>> {
     let interp = interp_module(frames);
     let mut seen_own = false;
-    frames
-        .iter()
-        .map(|f| {
-            let k = fold_of(f, interp, !seen_own);
-            if k != Some(Fold::Allocator) {
-                seen_own = true;
-            }
-            k
-        })
-        .collect()
+    let mut out: Vec<Option<Fold>> = Vec::with_capacity(frames.len());
+    for (i, f) in frames.iter().enumerate() {
+        // Under who allocated, the standard library's containers (Rust's `Vec`, inlined from
+        // /rustc/..., C++'s `std::vector` from the libstdc++ headers) are allocation glue.
+        let mut k = fold_of(f, interp, !seen_own)
+            .or_else(|| (!seen_own && is_std_container(f)).then_some(Fold::Allocator));
+        // The C `main` rustc writes, which calls `std::rt::lang_start`.
+        if k.is_none()
+            && f.function.as_deref() == Some("main")
+            && i > 0
+            && frames[i - 1]
+                .function
+                .as_deref()
+                .is_some_and(|n| n.starts_with("std::rt::lang_start"))
+        {
+            k = Some(Fold::Runtime);
+        }
+        if k != Some(Fold::Allocator) {
+            seen_own = true;
+        }
+        out.push(k);
+    }
+    out
+}
+
+/// A native frame of Rust's or C++'s standard library (by its source file).
+fn is_std_container(f: &Frame) -> bool {
+    f.kind == Kind::Native
+        && f.file
+            .as_deref()
+            .is_some_and(|p| p.starts_with("/rustc/") || p.contains("/include/c++/"))
 }
 
 /// The frames that are shown by default: what sites are merged by, and what flamegraphs draw.
@@ -412,11 +457,19 @@ pub fn short_name(name: &str) -> String {
         }
         match ch {
             '<' => {
-                let keep = !skip
-                    && (out.is_empty()
-                        || out.ends_with("::")
-                        || out.ends_with(' ')
-                        || out.ends_with('<'));
+                // `<A as B>` and `<impl X for Y>` are paths, kept; anything else (`Vec<T>`,
+                // a turbofish `::<isize>`) is generic arguments, elided.
+                let at_segment = out.is_empty()
+                    || out.ends_with("::")
+                    || out.ends_with(' ')
+                    || out.ends_with('<');
+                let keep = !skip && at_segment && {
+                    let (inner, _) = matching(&c, i, '<', '>');
+                    inner.contains(" as ") || inner.starts_with("impl ")
+                };
+                if !keep && !skip && out.ends_with("::") {
+                    out.truncate(out.len() - 2);
+                }
                 stack.push(keep);
                 if keep {
                     out.push('<');
@@ -631,6 +684,14 @@ mod tests {
             "<rayon::iter::map::MapFolder as rayon::iter::plumbing::Folder>::consume_iter"
         );
         assert_eq!(short_name("tokenize"), "tokenize");
+        assert_eq!(
+            short_name("std::panicking::catch_unwind::do_call::<std::rt::lang_start_internal::{closure#0}, isize>"),
+            "std::panicking::catch_unwind::do_call"
+        );
+        assert_eq!(
+            short_name("<alloc::vec::Vec<u8> as core::ops::drop::Drop>::drop"),
+            "<alloc::vec::Vec as core::ops::drop::Drop>::drop"
+        );
     }
 
     #[test]

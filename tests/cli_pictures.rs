@@ -243,6 +243,71 @@ fn one_python_line_is_one_site_whatever_call_path_the_interpreter_took() {
     assert!(text.contains("cfunction_call ("), "{text}");
 }
 
+/// A Rust program's leak: who allocated (a generic method) named without its generics, `Vec`'s
+/// insides and the allocator counted under it, the runtime's start-up chain folded; full
+/// names with `--full-names`.
+#[test]
+fn rust_names_are_short_and_who_allocated_comes_first() {
+    if shim().is_none() {
+        return;
+    }
+    let dir = scratch("rust-names");
+    let src = dir.join("names.rs");
+    std::fs::write(
+        &src,
+        "use std::hint::black_box;\n\
+         struct Pool<T> { items: Vec<Vec<T>> }\n\
+         impl<T: Clone + Default> Pool<T> {\n\
+         \x20   #[inline(never)]\n\
+         \x20   fn grab(&mut self, n: usize) {\n\
+         \x20       let v: Vec<T> = (0..n).map(|_| T::default()).collect();\n\
+         \x20       self.items.push(black_box(v));\n\
+         \x20   }\n\
+         }\n\
+         fn main() {\n\
+         \x20   let mut p: Pool<u64> = Pool { items: Vec::new() };\n\
+         \x20   for _ in 0..64 { p.grab(1 << 17); }\n\
+         \x20   std::mem::forget(p);\n\
+         }\n",
+    )
+    .unwrap();
+    let st = Command::new("rustc")
+        .args(["-g", "-O", "-o"])
+        .arg(dir.join("names"))
+        .arg(&src)
+        .status()
+        .expect("rustc runs");
+    assert!(st.success());
+    ok(memshim()
+        .current_dir(&dir)
+        .env_remove("MEMSHIM_OUTPUT")
+        .args(["run", "--seed", "1", "--"])
+        .arg(dir.join("names"))
+        .output()
+        .expect("memshim run runs"));
+    let cap = captures(&dir)[0].to_str().unwrap().to_string();
+    let text = memshim_in(&dir, &["report", &cap, "--top", "1"]);
+    let leak: Vec<&str> = text
+        .split("== Leaks")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip(2)
+        .map(str::trim)
+        .collect();
+    assert!(
+        leak[0].starts_with("names::Pool::grab (") && leak[0].contains("allocator frames"),
+        "{text}"
+    );
+    assert!(leak[1].starts_with("names::main ("), "{text}");
+    assert!(
+        leak[2].starts_with('[') && leak[2].ends_with(" runtime frames]"),
+        "the start-up chain is one line: {text}"
+    );
+    let full = memshim_in(&dir, &["report", &cap, "--top", "1", "--full-names"]);
+    assert!(full.contains("names::Pool<T>::grab ("), "{full}");
+}
+
 /// The height an SVG document declares.
 fn svg_height(svg: &str) -> u32 {
     let at = svg.find("<svg").unwrap();
