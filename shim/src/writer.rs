@@ -21,8 +21,9 @@ use crate::{python, real, recorder, region, sampler};
 /// Flush (and tick) period: the issue asks for >= 10 ticks and flushes a second.
 pub const FLUSH_NS: u64 = 80_000_000;
 /// In the first [`EARLY_NS`] of a run, a timeline tick every [`EARLY_TICK_NS`] between flushes
-/// (RSS and the sampled totals; the heap only when its reading is cheap, see `HeapProbe`), so a
-/// short run draws as a curve rather than four points.
+/// (RSS and the sampled totals read then; glibc's heap as read at the last flush tick, so its
+/// probe stays as rare as `HeapProbe` makes it), so a short run draws as a curve rather than
+/// four points.
 pub const EARLY_TICK_NS: u64 = 10_000_000;
 pub const EARLY_NS: u64 = 2_000_000_000;
 /// A payload beyond this is framed at once, keeping chunks far below the format's limit.
@@ -60,6 +61,8 @@ pub struct Writer {
     start: u64,
     last_flush: u64,
     last_tick: u64,
+    /// glibc's heap in use at the last flush tick (0: not read, or given up).
+    last_heap: u64,
     page: u64,
     statm: Statm,
     heap: procinfo::HeapProbe,
@@ -157,6 +160,7 @@ impl Writer {
             start,
             last_flush: real::now_ns(),
             last_tick: 0,
+            last_heap: 0,
             page,
             statm: Statm::open(),
             heap: procinfo::HeapProbe::default(),
@@ -210,7 +214,7 @@ impl Writer {
             self.tick();
             self.flush();
         } else if self.early_tick_due(now) == Some(0) {
-            self.tick();
+            self.early_tick();
         }
         n
     }
@@ -413,6 +417,17 @@ impl Writer {
     }
 
     fn tick(&mut self) {
+        self.last_heap = self.heap.read();
+        self.tick_with_heap(self.last_heap);
+    }
+
+    /// A tick between flushes: RSS and the sampled totals read now, glibc's heap as last read
+    /// (probed only on the flush ticks, so the early ticks add no probe of its cost).
+    fn early_tick(&mut self) {
+        self.tick_with_heap(self.last_heap);
+    }
+
+    fn tick_with_heap(&mut self, heap_in_use: u64) {
         let now = real::now_ns();
         self.last_tick = now;
         let t = self.rel(now);
@@ -427,7 +442,7 @@ impl Writer {
         self.chunk.push(&Record::Tick {
             t,
             rss,
-            heap_in_use: self.heap.read(),
+            heap_in_use,
             sampled_allocated: self.sampled_allocated,
             sampled_freed: self.sampled_freed,
             dropped: recorder::drops(),
