@@ -52,7 +52,7 @@ pub fn svg(a: &Analysis) -> String {
         },
         Series {
             name: "heap in use (allocator)",
-            means: "glibc's own count of bytes malloc'd and not freed (mallinfo2; read at flushes, at most 0.1% of the time: a flat stretch is the last reading held)",
+            means: "glibc's count of bytes malloc'd, not freed (mallinfo2, read at flushes: a flat stretch holds the last reading)",
             color: "#2ca02c",
             // 0: not read (the shim stops reading a heap whose reading stalls the process).
             points: pts
