@@ -15,6 +15,7 @@ mod live;
 mod load;
 mod modules;
 mod output;
+mod present;
 mod pyframes;
 mod report;
 mod resolve;

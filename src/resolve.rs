@@ -12,7 +12,7 @@ use memshim_format::PyFrame;
 /// The function of CPython's object allocator that maps a new pymalloc arena (Objects/obmalloc.c).
 /// `_PyObject_ArenaMmap` alone is not enough: CPython also maps the chunks of its frame stack
 /// with it (`allocate_chunk`, Python/pystate.c), also under PYTHONMALLOC=malloc.
-const ARENA_FUNCTION: &str = "new_arena";
+pub const ARENA_FUNCTION: &str = "new_arena";
 
 /// What reports say about a pymalloc arena site.
 pub const ARENA_NOTE: &str =

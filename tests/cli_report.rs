@@ -154,7 +154,11 @@ fn text_report_names_sites_innermost_first_with_human_sizes() {
         "{out}"
     );
     assert!(first_site[2].trim_start().starts_with("main ("), "{out}");
-    assert!(out.contains("how decided:"), "the growth rule is printed");
+    let growing = out.split("== Growing").nth(1).unwrap();
+    assert!(
+        growing.lines().nth(1) == Some("  (none)") && !out.contains("how decided:"),
+        "nothing grows here: the growth rule's paragraph is left out\n{out}"
+    );
     assert!(out.contains("peak       340.0 MiB live"), "{out}");
 }
 

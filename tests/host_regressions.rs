@@ -483,9 +483,12 @@ fn exit_race(mode: &str, code: Option<i32>, signal: Option<i32>, complete: bool)
     let (plain, runs) = compare(&Program::new(&bin).arg(mode), &dir, &RATES);
     assert_eq!((plain.code, plain.signal), (code, signal), "{plain:?}");
     for caps in &runs {
-        let c = only_decodable(caps);
         if complete {
-            c.assert_complete();
+            only_decodable(caps).assert_complete();
+        } else {
+            // Killed by a signal: the capture reads up to its last flush, and a process killed
+            // before the writer opened its file (a few ms after the first sample) has none.
+            assert!(caps.len() <= 1, "{:?}", names(caps));
         }
     }
 }

@@ -413,8 +413,14 @@ fn flamegraph_and_pprof_take_the_views_too() {
         std::fs::read_to_string(&out).unwrap()
     };
     let hybrid = svg(&[]);
-    assert!(hybrid.contains("load_model") && hybrid.contains("cfunction_call"));
+    assert!(hybrid.contains("load_model") && hybrid.contains("stash_block"));
+    assert!(
+        !hybrid.contains("cfunction_call"),
+        "the interpreter's call machinery is folded by default"
+    );
     assert!(hybrid.contains("leaks (leaked: live at the end; and growing)"));
+    let all = svg(&["--all-frames"]);
+    assert!(all.contains("load_model") && all.contains("cfunction_call"));
     let py = svg(&["--python-only"]);
     assert!(py.contains("load_model") && py.contains("stash_block"));
     assert!(!py.contains("cfunction_call"), "interpreter glue collapsed");

@@ -20,6 +20,12 @@ use crate::{python, real, recorder, region, sampler};
 
 /// Flush (and tick) period: the issue asks for >= 10 ticks and flushes a second.
 pub const FLUSH_NS: u64 = 80_000_000;
+/// In the first [`EARLY_NS`] of a run, a timeline tick every [`EARLY_TICK_NS`] between flushes
+/// (RSS and the sampled totals read then; glibc's heap as read at the last flush tick, so its
+/// probe stays as rare as `HeapProbe` makes it), so a short run draws as a curve rather than
+/// four points.
+pub const EARLY_TICK_NS: u64 = 10_000_000;
+pub const EARLY_NS: u64 = 2_000_000_000;
 /// A payload beyond this is framed at once, keeping chunks far below the format's limit.
 const CHUNK_TARGET: usize = 1 << 20;
 /// Bytes of MEMSHIM_MAX_SIZE kept for the block that says the capture stopped there.
@@ -54,6 +60,9 @@ pub struct Writer {
     map_sig: u64,
     start: u64,
     last_flush: u64,
+    last_tick: u64,
+    /// glibc's heap in use at the last flush tick (0: not read, or given up).
+    last_heap: u64,
     page: u64,
     statm: Statm,
     heap: procinfo::HeapProbe,
@@ -154,6 +163,8 @@ impl Writer {
             map_sig: u64::MAX,
             start,
             last_flush: real::now_ns(),
+            last_tick: 0,
+            last_heap: 0,
             page,
             statm: Statm::open(),
             heap: procinfo::HeapProbe::default(),
@@ -167,6 +178,8 @@ impl Writer {
         if fork_gen > 0 {
             w.write_inherited(fork_gen);
         }
+        // The first point of the timeline: where the run stands at its first sample.
+        w.tick();
         w.flush();
         Ok(w)
     }
@@ -178,7 +191,18 @@ impl Writer {
 
     /// Microseconds until the next flush and tick are due (0: now).
     pub fn flush_due_in_us(&self) -> u64 {
-        (self.last_flush + FLUSH_NS).saturating_sub(real::now_ns()) / 1000
+        let now = real::now_ns();
+        let flush = (self.last_flush + FLUSH_NS).saturating_sub(now);
+        match self.early_tick_due(now) {
+            Some(tick) => flush.min(tick) / 1000,
+            None => flush / 1000,
+        }
+    }
+
+    /// Nanoseconds until the next early tick, in the first [`EARLY_NS`] of the run.
+    fn early_tick_due(&self, now: u64) -> Option<u64> {
+        (now.saturating_sub(self.start) < EARLY_NS)
+            .then(|| (self.last_tick + EARLY_TICK_NS).saturating_sub(now))
     }
 
     /// The ring's (units consumed so far, capacity in units), for the writer thread's pacing.
@@ -191,9 +215,12 @@ impl Writer {
     /// One round of the writer thread: drain, and tick + flush when due. Returns events moved.
     pub fn step(&mut self) -> usize {
         let n = self.drain(1 << 16);
-        if real::now_ns().saturating_sub(self.last_flush) >= FLUSH_NS {
+        let now = real::now_ns();
+        if now.saturating_sub(self.last_flush) >= FLUSH_NS {
             self.tick();
             self.flush();
+        } else if self.early_tick_due(now) == Some(0) {
+            self.early_tick();
         }
         n
     }
@@ -417,7 +444,20 @@ impl Writer {
     }
 
     fn tick(&mut self) {
-        let t = self.rel(real::now_ns());
+        self.last_heap = self.heap.read();
+        self.tick_with_heap(self.last_heap);
+    }
+
+    /// A tick between flushes: RSS and the sampled totals read now, glibc's heap as last read
+    /// (probed only on the flush ticks, so the early ticks add no probe of its cost).
+    fn early_tick(&mut self) {
+        self.tick_with_heap(self.last_heap);
+    }
+
+    fn tick_with_heap(&mut self, heap_in_use: u64) {
+        let now = real::now_ns();
+        self.last_tick = now;
+        let t = self.rel(now);
         if python::finalizing_started() {
             // No sampled free has seen it yet: mark it here, to the tick's precision.
             self.chunk.push(&Record::Marker {
@@ -429,8 +469,9 @@ impl Writer {
         self.chunk.push(&Record::Tick {
             t,
             rss,
-            // glibc's heap (0 once probing gave up) plus the region's live blocks.
-            heap_in_use: self.heap.read() + self.region_live,
+            // glibc's heap (0 once probing gave up; between flushes, as last read) plus the
+            // region's live blocks.
+            heap_in_use: heap_in_use + self.region_live,
             sampled_allocated: self.sampled_allocated,
             sampled_freed: self.sampled_freed,
             dropped: recorder::drops(),

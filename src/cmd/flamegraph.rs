@@ -18,9 +18,20 @@ pub struct Args {
     capture: PathBuf,
     #[arg(long, value_enum, default_value = "leaks")]
     kind: Kind,
-    /// Draw the root at the top (an icicle graph).
-    #[arg(long)]
+    /// Draw the root at the top (an icicle graph, the default: the widest frames show first).
+    #[arg(long, hide = true, conflicts_with = "flame")]
     icicle: bool,
+    /// Draw the root at the bottom (a classic flame graph).
+    #[arg(long)]
+    flame: bool,
+    /// Draw every frame: by default the allocator's internals, the interpreter's call machinery
+    /// and start-up chain, and ctypes/libffi plumbing are folded away (stacks start at the
+    /// outermost Python frame, `<module>`).
+    #[arg(long)]
+    all_frames: bool,
+    /// Full Rust and C++ names (by default generic and template arguments are elided).
+    #[arg(long)]
+    full_names: bool,
     /// Output SVG file.
     #[arg(short, long)]
     output: PathBuf,
@@ -30,15 +41,26 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     let a = load::analyze(&args.capture)?;
-    let lines = flamegraph::folded(&a, &mut Symbolizer::new(), args.kind, args.view.view());
-    let svg = flamegraph::svg_of(&a, &lines, args.kind, args.icicle)?;
+    let style = flamegraph::Style {
+        all_frames: args.all_frames,
+        full_names: args.full_names,
+    };
+    let mut f = flamegraph::folded(
+        &a,
+        &mut Symbolizer::new(),
+        args.kind,
+        args.view.view(),
+        style,
+    );
+    let svg = flamegraph::svg_of(&a, &mut f, args.kind, !args.flame)?;
+    let lines = &f.lines;
     let what = format!(
         "flamegraph of {} of pid {}, {} {}, {}",
         args.kind.name(),
         a.header.pid,
         lines.len(),
         if lines.len() == 1 { "stack" } else { "stacks" },
-        units::bytes(flamegraph::folded_total(&lines))
+        units::bytes(flamegraph::folded_total(lines))
     );
     output::write_export(&args.output, &svg, &what)
 }

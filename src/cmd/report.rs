@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::error::{CliError, Result};
+use crate::present::{Frames, Style};
 use crate::report;
 use crate::report::json::int;
 use crate::symbolize::Symbolizer;
@@ -34,12 +35,19 @@ pub struct Args {
     /// `text` for a terminal, `json` for machines.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
-    /// Sites shown in each ranking.
-    #[arg(long, default_value_t = 10)]
-    top: usize,
-    /// Frames shown per site in text output (innermost first).
-    #[arg(long, default_value_t = 8)]
-    frames: usize,
+    /// Sites shown in each ranking (default: 3 in text, so that a process fits on a screen;
+    /// 10 in JSON).
+    #[arg(long)]
+    top: Option<usize>,
+    /// Frames shown per site in text output (innermost first), or `all`: every frame, none
+    /// folded. By default the allocator's internals, the interpreter's call machinery and
+    /// ctypes/libffi plumbing are folded into one counted line per run.
+    #[arg(long, default_value = "6")]
+    frames: Frames,
+    /// Full function names and paths in text output (by default Rust and C++ names lose their
+    /// generic and template arguments, and build directories are cut; JSON always has both).
+    #[arg(long)]
+    full_names: bool,
     /// Accepted for older scripts: leaks are always taken at the end of the capture now (what
     /// Python's finalization freed is its own section, held at exit).
     #[arg(long, value_enum, default_value = "auto")]
@@ -57,6 +65,10 @@ pub enum LeaksAtArg {
 
 pub fn run(args: Args) -> Result<()> {
     let paths = inputs::expand(&args.captures)?;
+    let top = args.top.unwrap_or(match args.format {
+        Format::Text => 3,
+        Format::Json => 10,
+    });
     let mut sym = Symbolizer::new();
     let mut reports = vec![];
     let several = paths.len() > 1;
@@ -80,7 +92,7 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             load::analyze(p)?
         };
-        let r = report::build(&a, &mut sym, args.top, args.view.view());
+        let r = report::build(&a, &mut sym, top, args.view.view());
         // Forked children with only what they inherited (a shell's `$(...)`) say nothing of their
         // own either: the parent's report has it.
         if several && a.allocations == 0.0 {
@@ -130,11 +142,23 @@ pub fn run(args: Args) -> Result<()> {
             if reports.len() > 1 || !quiet.is_empty() {
                 out.push_str(&combined_text(&reports, hidden.as_deref()));
             }
-            for (p, r) in &reports {
+            for (p, r) in reports.iter_mut() {
+                // What the interpreter and the loader keep is one header line by default, so
+                // that a process fits a screen; `--top N` lists its sites too.
+                // What finalization freed is mostly the interpreter's own import-time objects: its
+                // largest site by default.
+                if args.top.is_none() {
+                    r.kept.clear();
+                    r.held.truncate(1);
+                }
                 out.push_str(&report::text::render(
                     r,
                     &p.display().to_string(),
-                    args.frames,
+                    &Style {
+                        frames: args.frames,
+                        full_names: args.full_names,
+                        fold: args.view.view() != crate::view::View::NativeOnly,
+                    },
                 ));
                 out.push('\n');
             }

@@ -2,11 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use inferno::flamegraph::{self, color::BasicPalette, Direction, Options, Palette};
+use inferno::flamegraph::{
+    self,
+    color::{BasicPalette, Color, PaletteMap},
+    Direction, Options, Palette,
+};
 
 use super::Kind;
 use crate::analysis::Analysis;
 use crate::error::{CliError, Result};
+use crate::frames::Kind as FrameKind;
+use crate::present;
 use crate::report::sections::Sections;
 use crate::resolve;
 use crate::symbolize::Symbolizer;
@@ -15,11 +21,47 @@ use crate::view::View;
 /// The leaf frame added under pymalloc arena sites.
 pub const ARENA_LEAF: &str = "[pymalloc arena: Python objects]";
 
-/// Folded stacks (`outer;...;inner bytes`), one line per distinct symbolized stack.
-/// Leaks are the report's headline (leaked plus growing sites, see `report::sections`), held is
-/// what finalization freed. pymalloc arena sites get a leaf frame `[pymalloc arena: Python
-/// objects]`.
-pub fn folded(a: &Analysis, sym: &mut Symbolizer, kind: Kind, view: View) -> Vec<String> {
+/// Which frames a flamegraph draws, and how it names them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    /// Every frame (by default the allocator's internals, the interpreter's call machinery and
+    /// start-up chain, and ctypes/libffi plumbing are folded away: stacks start at `<module>`).
+    pub all_frames: bool,
+    /// Full Rust and C++ names.
+    pub full_names: bool,
+}
+
+/// A frame's colour: Python frames blue, native frames warm, the shade from the name.
+fn color(kind: FrameKind, name: &str) -> Color {
+    let h = name
+        .bytes()
+        .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
+    let v = (h % 60) as u8;
+    match kind {
+        FrameKind::Python => Color {
+            r: 80 + v / 2,
+            g: 150 + v,
+            b: 230,
+        },
+        FrameKind::Native => Color {
+            r: 230,
+            g: 120 + v,
+            b: 40 + v / 3,
+        },
+    }
+}
+
+/// Folded stacks (`outer;...;inner bytes`), one line per distinct stack as drawn, and each
+/// frame's colour.
+pub struct Folded {
+    pub lines: Vec<String>,
+    pub colors: PaletteMap,
+}
+
+/// Folded stacks of `kind`. Leaks are the report's headline (leaked plus growing sites, see
+/// `report::sections`), held is what finalization freed. pymalloc arena sites get a leaf frame
+/// `[pymalloc arena: Python objects]`. Frames are named `function (file:line)`.
+pub fn folded(a: &Analysis, sym: &mut Symbolizer, kind: Kind, view: View, style: Style) -> Folded {
     let sec = if kind == Kind::Leaks {
         Sections::of(a, sym)
     } else {
@@ -39,12 +81,39 @@ pub fn folded(a: &Analysis, sym: &mut Symbolizer, kind: Kind, view: View) -> Vec
         .collect();
     resolve::prefetch(a, sym, sites.iter().copied());
     let mut merged: BTreeMap<String, f64> = BTreeMap::new();
+    let mut colors = PaletteMap::default();
+    colors.insert(
+        ARENA_LEAF,
+        Color {
+            r: 170,
+            g: 170,
+            b: 170,
+        },
+    );
+    colors.insert(
+        "[no frames]",
+        Color {
+            r: 170,
+            g: 170,
+            b: 170,
+        },
+    );
     for i in sites {
-        let frames = resolve::site_frames(a, sym, i, view);
+        let mut frames = resolve::site_frames(a, sym, i, view);
+        // The native-only view asks for the interpreter's own frames: nothing folds there.
+        if !style.all_frames && view != View::NativeOnly {
+            frames = present::shown(&frames);
+        }
         let mut names: Vec<String> = frames
             .iter()
             .rev()
-            .map(|f| f.name().replace(';', ":"))
+            .map(|f| {
+                let n = present::graph_name(f, style.full_names).replace(';', ":");
+                if colors.get(&n).is_none() {
+                    colors.insert(&n, color(f.kind, &n));
+                }
+                n
+            })
             .collect();
         if names.is_empty() {
             names.push("[no frames]".into());
@@ -54,11 +123,12 @@ pub fn folded(a: &Analysis, sym: &mut Symbolizer, kind: Kind, view: View) -> Vec
         }
         *merged.entry(names.join(";")).or_insert(0.0) += value(i);
     }
-    merged
+    let lines = merged
         .into_iter()
         .filter(|(_, v)| v.round() >= 1.0)
         .map(|(k, v)| format!("{k} {}", v.round() as u64))
-        .collect()
+        .collect();
+    Folded { lines, colors }
 }
 
 /// The SVG of a flamegraph; an empty profile gives a page that says so. `icicle` draws the root
@@ -70,7 +140,8 @@ pub fn svg(
     icicle: bool,
     view: View,
 ) -> Result<Vec<u8>> {
-    svg_of(a, &folded(a, sym, kind, view), kind, icicle)
+    let mut f = folded(a, sym, kind, view, Style::default());
+    svg_of(a, &mut f, kind, icicle)
 }
 
 /// The total bytes of folded stacks (the number ending each line).
@@ -82,7 +153,8 @@ pub fn folded_total(lines: &[String]) -> f64 {
 }
 
 /// The SVG of a flamegraph of `lines`, the [`folded`] stacks of `kind`.
-pub fn svg_of(a: &Analysis, lines: &[String], kind: Kind, icicle: bool) -> Result<Vec<u8>> {
+pub fn svg_of(a: &Analysis, f: &mut Folded, kind: Kind, icicle: bool) -> Result<Vec<u8>> {
+    let lines = &f.lines;
     let mut opt = Options::default();
     let what = match kind {
         Kind::Leaks => "leaks (leaked: live at the end; and growing)",
@@ -90,10 +162,13 @@ pub fn svg_of(a: &Analysis, lines: &[String], kind: Kind, icicle: bool) -> Resul
         _ => kind.name(),
     };
     opt.title = format!("memshim: {what} of pid {}", a.header.pid);
-    opt.subtitle = Some(match a.header.sample_interval {
-        0 => "all allocations recorded: exact bytes".into(),
-        r => format!("sampled every {r} bytes on average: estimated bytes"),
-    });
+    opt.subtitle = Some(format!(
+        "{}; blue: Python frames, orange: native; hover for file:line, click to zoom",
+        match a.header.sample_interval {
+            0 => "all allocations recorded: exact bytes".to_string(),
+            r => format!("sampled every {r} bytes on average: estimated bytes"),
+        }
+    ));
     opt.count_name = "bytes".into();
     opt.name_type = "Function:".into();
     opt.colors = Palette::Basic(BasicPalette::Mem);
@@ -113,7 +188,8 @@ pub fn svg_of(a: &Analysis, lines: &[String], kind: Kind, icicle: bool) -> Resul
         .into_bytes();
         return Ok(out);
     }
-    flamegraph::from_lines(&mut opt, lines.iter().map(String::as_str), &mut out)
+    opt.palette_map = Some(&mut f.colors);
+    flamegraph::from_lines(&mut opt, f.lines.iter().map(String::as_str), &mut out)
         .map_err(|e| CliError::new(format!("flamegraph: {e}")))?;
     Ok(out)
 }

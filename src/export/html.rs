@@ -12,7 +12,14 @@ use crate::view::View;
 
 pub fn page(a: &Analysis, sym: &mut Symbolizer, path: &str, view: View) -> Result<String> {
     let r = report::build(a, sym, 10, view);
-    let text = report::text::render(&r, path, 6);
+    let text = report::text::render(
+        &r,
+        path,
+        &crate::present::Style {
+            fold: view != View::NativeOnly,
+            ..Default::default()
+        },
+    );
     let mut o = String::new();
     o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
     o.push_str(&format!("<title>memshim: pid {}</title>\n", a.header.pid));

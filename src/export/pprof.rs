@@ -14,7 +14,7 @@ use flate2::{write::GzEncoder, Compression};
 use prost::Message;
 
 use crate::analysis::Analysis;
-use crate::frames::{Frame, Unit};
+use crate::frames::{Frame, Kind, Unit};
 use crate::modules::Addr;
 use crate::symbolize::Symbolizer;
 use crate::view::View;
@@ -154,12 +154,14 @@ impl Builder {
             return id;
         }
         let id = self.p.function.len() as u64 + 1;
-        let name = self.s(&key.0);
+        let (shown, system) = pprof_names(f);
+        let name = self.s(&shown);
+        let system_name = self.s(&system);
         let filename = self.s(&key.1);
         self.p.function.push(Function {
             id,
             name,
-            system_name: name,
+            system_name,
             filename,
         });
         self.functions.insert(key, id);
@@ -241,6 +243,52 @@ impl Builder {
     }
 }
 
+/// A function's name as pprof shows it, and its system name. pprof simplifies a name only when
+/// both are equal (it strips `<...>` and `(...)` from what looks like C++: every Python
+/// `<module>` became `<unknown>`), so the shown name is ours and always differs from the system
+/// name: Rust and C++ names shortened, Python's `<module>` frames named with their file
+/// (`<module> (serve.py)`), the system name the full name with its file (`serve.py:<module>`).
+fn pprof_names(f: &Frame) -> (String, String) {
+    let full = f.name();
+    let file = f.file.as_deref().unwrap_or("");
+    let base = file.rsplit('/').next().unwrap_or(file);
+    let shown = match f.kind {
+        Kind::Python if full == "<module>" && !base.is_empty() => format!("<module> ({base})"),
+        Kind::Python => full.clone(),
+        Kind::Native => crate::present::display_name(f),
+    };
+    let system = if base.is_empty() {
+        format!("{full} ")
+    } else {
+        format!("{base}:{full}")
+    };
+    (shown, system)
+}
+
+/// A stack without the allocator's internals at its leaf (malloc, obmalloc, `PyMem_*`, Rust's
+/// and C++'s allocation glue: [`crate::present::Fold::Allocator`]), so that `-top` puts the
+/// bytes on who allocated, as Go's heap profiles do (no `runtime.mallocgc`). A unit goes only
+/// when every frame of it is the allocator's; one unit always stays.
+fn without_allocator_leaf(units: Vec<Unit>) -> Vec<Unit> {
+    let frames: Vec<Frame> = units.iter().flat_map(|u| u.frames.clone()).collect();
+    let folds = crate::present::folds(&frames);
+    let mut at = 0;
+    let mut drop = 0;
+    for u in &units[..units.len().saturating_sub(1)] {
+        let n = u.frames.len();
+        let all_alloc = n > 0
+            && folds[at..at + n]
+                .iter()
+                .all(|k| *k == Some(crate::present::Fold::Allocator));
+        if !all_alloc {
+            break;
+        }
+        at += n;
+        drop += 1;
+    }
+    units.into_iter().skip(drop).collect()
+}
+
 /// The profile, not yet encoded.
 /// In use = the report's leaks (leaked: live at the end; plus growing sites, see
 /// `report::sections`); held = held at exit (live when Python began finalizing, freed by it).
@@ -268,7 +316,18 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
     b.p.comment.push(c);
     let c = b.s("inuse_* = leaks: leaked (live at the end, after finalization and every destructor) plus growing sites; held_* = held at exit: live when Python began finalizing and freed by it");
     b.p.comment.push(c);
-    b.p.default_sample_type = 3;
+    // What `go tool pprof` shows first: bytes in use (the leaks), as for a Go heap profile.
+    b.p.default_sample_type = b.s("inuse_space");
+    // The main binary is the first mapping (pprof names it as the profile's file): the
+    // executable, not whichever library a sample happened to reach first.
+    if let Some(m) = a
+        .modules
+        .modules
+        .iter()
+        .position(|m| m.path == a.header.exe)
+    {
+        b.mapping(a, m as u32);
+    }
 
     let sites: Vec<u32> = (0..a.sites.len() as u32)
         .filter(|&i| {
@@ -280,7 +339,7 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
     crate::resolve::prefetch(a, sym, sites.iter().copied());
     for i in sites {
         let site = &a.sites[i as usize];
-        let units = crate::resolve::site_units(a, sym, i, view);
+        let units = without_allocator_leaf(crate::resolve::site_units(a, sym, i, view));
         let ids: Vec<u64> = units
             .into_iter()
             .map(|u| match u.addr {

@@ -7,14 +7,17 @@ use crate::analysis::Analysis;
 use crate::units;
 
 const W: f64 = 960.0;
-const H: f64 = 420.0;
+const H: f64 = 500.0;
 const LEFT: f64 = 90.0;
 const RIGHT: f64 = 20.0;
 const TOP: f64 = 50.0;
-const BOTTOM: f64 = 50.0;
+/// Room for the time axis and, under it, the legend: one line per series saying what it is.
+const BOTTOM: f64 = 110.0;
 
 struct Series<'a> {
     name: &'a str,
+    /// What the line means, in the legend.
+    means: &'a str,
     color: &'a str,
     points: Vec<(f64, f64)>,
 }
@@ -43,11 +46,13 @@ pub fn svg(a: &Analysis) -> String {
     let mut series = vec![
         Series {
             name: "RSS",
+            means: "resident memory (kernel): pages touched; memory allocated but never written is not resident, so RSS can sit below the heap",
             color: "#1f77b4",
             points: pts.iter().map(|p| (xs(p), p.rss as f64)).collect(),
         },
         Series {
             name: "heap in use (allocator)",
+            means: "glibc's count of bytes malloc'd, not freed (mallinfo2, read at flushes: a flat stretch holds the last reading)",
             color: "#2ca02c",
             // 0: not read (the shim stops reading a heap whose reading stalls the process).
             points: pts
@@ -58,6 +63,7 @@ pub fn svg(a: &Analysis) -> String {
         },
         Series {
             name: "live (from samples)",
+            means: "memshim's estimate of bytes allocated and not freed (malloc and mmap): what the reports rank",
             color: "#ff7f0e",
             points: live_points(a),
         },
@@ -146,16 +152,31 @@ pub fn svg(a: &Analysis) -> String {
             path.join(" "),
             s.name
         );
-        let ly = TOP + 16.0 * k as f64;
+        if s.points.len() <= 400 {
+            // Each reading drawn: a short run shows how many there are.
+            for &(t, b) in &s.points {
+                let _ = write!(
+                    o,
+                    r#"<circle cx="{:.1}" cy="{:.1}" r="1.8" fill="{}"/>"#,
+                    x(t),
+                    y(b),
+                    s.color
+                );
+            }
+            o.push('\n');
+        }
+        let ly = H - BOTTOM + 44.0 + 17.0 * k as f64;
         let _ = writeln!(
             o,
-            r#"<rect x="{}" y="{}" width="12" height="3" fill="{}"/><text x="{}" y="{}">{}</text>"#,
-            LEFT + 12.0,
-            ly - 4.0,
+            r#"<rect x="{}" y="{}" width="14" height="4" fill="{}"/><text x="{}" y="{}" font-size="11"><tspan font-weight="bold">{}</tspan>: {} ({} readings)</text>"#,
+            LEFT,
+            ly - 5.0,
             s.color,
-            LEFT + 30.0,
+            LEFT + 20.0,
             ly,
-            s.name
+            s.name,
+            s.means,
+            s.points.len()
         );
     }
     // The peak.

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use crate::analysis::Analysis;
 use crate::frames::Frame;
+use crate::present;
 use crate::resolve;
 use crate::symbolize::Symbolizer;
 use crate::view::View;
@@ -65,8 +66,11 @@ pub fn build(a: &Analysis, sym: &mut Symbolizer, top: usize, view: View) -> Repo
 }
 
 /// Ranks sites by `value(index, site) -> (bytes, count, short_lived)`, merging sites whose
-/// symbolized frames are identical (distinct return addresses on the same lines), largest bytes
-/// first. pymalloc arenas rank by their bytes like any site, with a note saying what they are.
+/// frames as shown by default are identical ([`present::shown`]: distinct return addresses on
+/// the same lines, or stacks that differ only in folded frames such as the call path CPython
+/// took), largest bytes first; a merged row keeps the frames of its largest site. pymalloc
+/// arenas are one row, with a note saying what they are: the stacks that happened to need a
+/// new arena say little about what the arenas hold.
 pub fn rank(
     a: &Analysis,
     sym: &mut Symbolizer,
@@ -98,17 +102,35 @@ pub fn rank_tagged(
         .collect();
     cands.sort_by(|x, y| y.1 .0.total_cmp(&x.1 .0));
     // Merging can only join sites; a few times `top` candidates make the top right in practice.
-    cands.truncate(top.saturating_mul(4).max(top));
+    // Every arena site is kept: they make one row, whose total must be whole.
+    let keep = top.saturating_mul(8).max(top);
+    let mut n = 0;
+    cands.retain(|c| {
+        n += 1;
+        n <= keep || a.sites[c.0 as usize].mmap
+    });
     resolve::prefetch(a, sym, cands.iter().map(|c| c.0));
     let mut merged: Vec<Row> = vec![];
     let mut by_frames: HashMap<Vec<Frame>, usize> = HashMap::new();
+    let mut arenas: Option<usize> = None;
     for (i, (bytes, count, short)) in cands {
         let frames = resolve::site_frames(a, sym, i, view);
         let (why, own_note) = tag(i);
-        let note = own_note
-            .or_else(|| resolve::is_pymalloc_arena(a, sym, i).then_some(resolve::ARENA_NOTE));
-        match by_frames.get(&frames) {
-            Some(&k) => {
+        // pymalloc's own bookkeeping for a new arena (its arena map) joins the arenas' row.
+        let for_arena = resolve::is_pymalloc_arena(a, sym, i)
+            || frames
+                .iter()
+                .any(|f| f.function.as_deref() == Some(resolve::ARENA_FUNCTION));
+        let arena_row = own_note.is_none() && for_arena;
+        let note = own_note.or_else(|| arena_row.then_some(resolve::ARENA_NOTE));
+        let key = present::shown(&frames);
+        let at = if arena_row {
+            arenas
+        } else {
+            by_frames.get(&key).copied()
+        };
+        match at {
+            Some(k) => {
                 let r = &mut merged[k];
                 r.bytes += bytes;
                 r.count += count;
@@ -117,7 +139,11 @@ pub fn rank_tagged(
                 r.why.growing |= why.growing;
             }
             None => {
-                by_frames.insert(frames.clone(), merged.len());
+                if arena_row {
+                    arenas = Some(merged.len());
+                } else {
+                    by_frames.insert(key, merged.len());
+                }
                 merged.push(Row {
                     bytes,
                     count,

@@ -1,14 +1,22 @@
 //! The report for a terminal: human-readable sizes, each site with its top frames.
 
+use std::cell::RefCell;
 use std::fmt::Write;
 
 use super::{Report, Row};
 use crate::analysis::SHORT_LIVED_NS;
+use crate::frames::Frame;
 use crate::growth;
+use crate::present::{self, stack_text, Style};
 use crate::units::{bytes, count};
 use crate::view::View;
 
-pub fn render(r: &Report, path: &str, frames: usize) -> String {
+pub fn render(r: &Report, path: &str, style: &Style) -> String {
+    let frames = &Ctx {
+        style,
+        seen: RefCell::new(vec![]),
+        section: RefCell::new(String::new()),
+    };
     let s = &r.summary;
     let mut o = String::new();
     let exact = s.interval == 0;
@@ -73,7 +81,7 @@ pub fn render(r: &Report, path: &str, frames: usize) -> String {
     if s.interpreter_kept_bytes + s.loader_kept_bytes > 0.5 {
         let _ = writeln!(
             o,
-            "kept       {}{est} by the interpreter, {} by the loader at exit (not the program's leaks)",
+            "kept       {}{est} by the interpreter, {} by the loader at exit (not the program's leaks; --top N lists them)",
             bytes(s.interpreter_kept_bytes),
             bytes(s.loader_kept_bytes)
         );
@@ -81,7 +89,7 @@ pub fn render(r: &Report, path: &str, frames: usize) -> String {
     if r.arenas.sites > 0 {
         let _ = writeln!(
             o,
-            "pymalloc   {}{est} of Python object arenas at the end, {} held at exit, {} at the peak (arena sites are marked; run with --python-allocators for per-object detail)",
+            "pymalloc   {}{est} of Python object arenas at the end, {} held at exit, {} at the peak (one row in each ranking; run with --python-allocators for per-object detail)",
             bytes(r.arenas.at_end),
             bytes(r.arenas.held_at_exit),
             bytes(r.arenas.at_peak)
@@ -115,9 +123,11 @@ pub fn render(r: &Report, path: &str, frames: usize) -> String {
         o,
         "\n== Growing: live bytes rising steadily over the run =="
     );
-    let _ = writeln!(o, "how decided: {}", growth::RULE);
+    frames.section.replace("growing".into());
     if r.growing.is_empty() {
         let _ = writeln!(o, "  (none)");
+    } else {
+        let _ = writeln!(o, "how decided: {}", growth::RULE);
     }
     for (i, g) in r.growing.iter().enumerate() {
         row(
@@ -163,10 +173,12 @@ fn section(
     o: &mut String,
     title: &str,
     rows: &[Row],
-    frames: usize,
+    frames: &Ctx,
     extra: impl Fn(&Row) -> String,
 ) {
     let _ = writeln!(o, "\n== {title} ==");
+    let name = title.split(':').next().unwrap_or(title).to_lowercase();
+    frames.section.replace(name);
     if rows.is_empty() {
         let _ = writeln!(o, "  (none)");
     }
@@ -175,14 +187,48 @@ fn section(
     }
 }
 
-fn row(o: &mut String, i: usize, r: &Row, frames: usize, extra: &str) {
-    let _ = writeln!(
-        o,
-        "{:>3}. {} in {} allocations{extra}",
+/// A stack as rows are compared: arena or not, and the frames shown by default.
+type StackKey = (bool, Vec<Frame>);
+
+/// The report's style, and the stacks already shown (a site met again in a later section is
+/// one line: `same stack as leaks #1`).
+struct Ctx<'a> {
+    style: &'a Style,
+    seen: RefCell<Vec<(String, StackKey)>>,
+    section: RefCell<String>,
+}
+
+fn row(o: &mut String, i: usize, r: &Row, frames: &Ctx, extra: &str) {
+    let n = r.count.round();
+    let arena = r.note == Some(crate::resolve::ARENA_NOTE);
+    let what = match (arena, n == 1.0) {
+        (false, true) => "allocation",
+        (false, false) => "allocations",
+        (true, true) => {
+            "pymalloc arena (Python objects; --python-allocators for per-object detail)"
+        }
+        (true, false) => {
+            "pymalloc arenas (Python objects; --python-allocators for per-object detail)"
+        }
+    };
+    let key = (r.note.is_some(), present::shown(&r.frames));
+    let before = frames
+        .seen
+        .borrow()
+        .iter()
+        .find(|(_, k)| *k == key)
+        .map(|(at, _)| at.clone());
+    let head = format!(
+        "{:>3}. {} in {} {what}{extra}",
         i + 1,
         bytes(r.bytes),
         count(r.count)
     );
+    if let Some(at) = before {
+        let _ = writeln!(o, "{head}: same stack as {at}");
+        return;
+    }
+    let _ = writeln!(o, "{head}");
     match r.note {
         Some(crate::resolve::INTERPRETER_NOTE) => {
             let _ = writeln!(o, "       [the interpreter's: pymalloc arena kept at exit]");
@@ -190,21 +236,11 @@ fn row(o: &mut String, i: usize, r: &Row, frames: usize, extra: &str) {
         Some(crate::resolve::LOADER_NOTE) => {
             let _ = writeln!(o, "       [the loader's: ld.so data for a loaded library]");
         }
-        Some(_) => {
-            let _ = writeln!(
-                o,
-                "       [pymalloc arena: Python objects; run with --python-allocators for per-object detail]"
-            );
-        }
-        None => {}
+        _ => {}
     }
-    for f in r.frames.iter().take(frames) {
-        let _ = writeln!(o, "       {}", f.label());
-    }
-    if r.frames.len() > frames {
-        let _ = writeln!(o, "       ... {} more frames", r.frames.len() - frames);
-    }
-    if r.frames.is_empty() {
-        let _ = writeln!(o, "       (no frames)");
+    let at = format!("{} #{}", frames.section.borrow(), i + 1);
+    frames.seen.borrow_mut().push((at, key));
+    for l in stack_text(&r.frames, frames.style) {
+        let _ = writeln!(o, "       {l}");
     }
 }
