@@ -52,7 +52,7 @@ pub fn svg(a: &Analysis) -> String {
         },
         Series {
             name: "heap in use (allocator)",
-            means: "glibc's count of bytes malloc'd, not freed (mallinfo2, read at flushes: a flat stretch holds the last reading)",
+            means: "bytes malloc'd, not freed: glibc's count (mallinfo2, read at flushes: a flat stretch holds the last reading) plus the blocks the shim's region serves",
             color: "#2ca02c",
             // 0: not read (the shim stops reading a heap whose reading stalls the process).
             points: pts
