@@ -273,8 +273,12 @@ fn rlimit_as_set_by_the_program_is_honoured() {
         let (o, _) = prog.run_shim(&dir, rate.unwrap_or("default"), rate);
         assert_eq!(o.code, Some(0), "{o:?}");
         let m = allocations_before_enomem(&o);
+        // Within one allocation of the plain run, plus what the shim's writer thread reserves
+        // of address space: glibc gives a new thread its own malloc arena, a 64 MiB
+        // reservation (HEAP_MAX_SIZE), and the writer's stack and ring add a few MiB. (Before
+        // the fix, sampled blocks bypassed the limit entirely: 512 GiB "succeeded".)
         assert!(
-            (m - n).abs() <= 1,
+            m <= n + 1 && m >= n - 2,
             "rate {rate:?}: {m} allocations of 64 MiB under a 1 GiB RLIMIT_AS, {n} without the shim"
         );
         let want = format!("allocations after freeing half: {0} of {0}", (m + 1) / 2);

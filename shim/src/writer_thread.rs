@@ -86,6 +86,9 @@ const RESUME_DELAY_NS: u64 = 20_000_000;
 /// How long a fork waits for the writer to stop before going ahead with it running.
 const STOP_WAIT_NS: u64 = 100_000_000;
 
+/// The writer thread's stack.
+const WRITER_STACK: usize = 2 << 20;
+
 /// Starts the writer with every signal blocked, so the host's signals never land on our thread.
 /// False when no thread could be made.
 pub fn spawn() -> bool {
@@ -98,7 +101,20 @@ pub fn spawn() -> bool {
         let mut tid: libc::pthread_t = 0;
         // glibc's, not ours (exports.rs): the writer is not one of the program's threads.
         let program_setxid = crate::setxid::before_writer();
-        let rc = real::pthread_create(&mut tid, core::ptr::null(), run, core::ptr::null_mut());
+        // A 2 MiB stack instead of RLIMIT_STACK's (8 MiB here): the writer's deepest call
+        // (a zstd block) needs far less, and its address space counts against RLIMIT_AS.
+        let mut attr: libc::pthread_attr_t = core::mem::zeroed();
+        let have_attr = libc::pthread_attr_init(&mut attr) == 0
+            && libc::pthread_attr_setstacksize(&mut attr, WRITER_STACK) == 0;
+        let attr_ptr = if have_attr {
+            &attr as *const libc::pthread_attr_t
+        } else {
+            core::ptr::null()
+        };
+        let rc = real::pthread_create(&mut tid, attr_ptr, run, core::ptr::null_mut());
+        if have_attr {
+            libc::pthread_attr_destroy(&mut attr);
+        }
         crate::setxid::after_writer(program_setxid);
         if rc == 0 {
             // Relaxed: read by the fork handler of this process only, after the spawn returned.
