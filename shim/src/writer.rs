@@ -242,6 +242,16 @@ impl Writer {
     /// The final flush of an exit path.
     pub fn finish(&mut self, how: EndKind) {
         self.drain_all();
+        // The moment Python began finalizing is marked by the first sampled free after it, in
+        // order with the frees (hooks.rs): a tick's mark would land after frees it drained, and
+        // what finalization freed would not count as held. With no such free, it is marked here.
+        if python::finalizing_started() {
+            let t = self.rel(real::now_ns());
+            self.chunk.push(&Record::Marker {
+                t,
+                marker: memshim_format::Marker::PythonFinalizing,
+            });
+        }
         self.tick();
         let t = self.rel(real::now_ns());
         self.chunk.push(&Record::End {
@@ -458,13 +468,6 @@ impl Writer {
         let now = real::now_ns();
         self.last_tick = now;
         let t = self.rel(now);
-        if python::finalizing_started() {
-            // No sampled free has seen it yet: mark it here, to the tick's precision.
-            self.chunk.push(&Record::Marker {
-                t,
-                marker: memshim_format::Marker::PythonFinalizing,
-            });
-        }
         let rss = self.statm.rss(self.page);
         self.chunk.push(&Record::Tick {
             t,
