@@ -343,7 +343,7 @@ setxid_call!(initgroups, (user: *const libc::c_char, group: libc::gid_t));
 pub unsafe extern "C" fn unshare(flags: c_int) -> c_int {
     // SAFETY: forwarding to the system call (it sets errno on failure).
     let call = || unsafe { libc::syscall(libc::SYS_unshare, flags) as c_int };
-    if hooks::needs_one_thread(flags) {
+    if crate::writer_thread::needs_one_thread(flags) {
         crate::writer_thread::single_threaded(call)
     } else {
         call()
@@ -356,7 +356,7 @@ pub unsafe extern "C" fn unshare(flags: c_int) -> c_int {
 pub unsafe extern "C" fn setns(fd: c_int, nstype: c_int) -> c_int {
     // SAFETY: forwarding to the system call (it sets errno on failure).
     let call = || unsafe { libc::syscall(libc::SYS_setns, fd, nstype) as c_int };
-    if hooks::setns_needs_one_thread(fd, nstype) {
+    if crate::writer_thread::setns_needs_one_thread(fd, nstype) {
         crate::writer_thread::single_threaded(call)
     } else {
         call()

@@ -580,28 +580,3 @@ pub fn after_fork_child() {
     t.countdown = 0;
     t.flags &= !FLAG_NAMED;
 }
-
-/// True for the `unshare` flags the kernel refuses in a multi-threaded process (a user
-/// namespace implies CLONE_THREAD; see the kernel's check_unshare_flags).
-pub fn needs_one_thread(flags: i32) -> bool {
-    flags & (libc::CLONE_NEWUSER | libc::CLONE_THREAD | libc::CLONE_SIGHAND | libc::CLONE_VM) != 0
-}
-
-/// True when `setns(fd, nstype)` would be refused in a multi-threaded process: joining a user
-/// namespace, or a mount namespace (threads share their filesystem context). `nstype` 0 means
-/// "whatever `fd` is": asked of the kernel (NS_GET_NSTYPE); a pidfd names its namespaces in
-/// `nstype`.
-pub fn setns_needs_one_thread(fd: i32, nstype: i32) -> bool {
-    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
-    let kind = if nstype != 0 {
-        nstype
-    } else {
-        // SAFETY: an ioctl that only reads the descriptor's namespace type; it fails (-1) on
-        // anything but a namespace descriptor.
-        match unsafe { libc::ioctl(fd, NS_GET_NSTYPE) } {
-            -1 => return true, // unknown: step aside, to be safe
-            k => k,
-        }
-    };
-    kind & (libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0
-}

@@ -132,19 +132,34 @@ pub fn wait_for_text(child: &mut std::process::Child, path: &Path, text: &str, t
     }
 }
 
-/// Runs `cmd` to completion in its own process group, stdout/stderr into files of `dir`
-/// (named after `tag`). Past `timeout`, takes a gdb backtrace of every thread of the process,
-/// kills the whole group and panics with it.
-pub fn run(mut cmd: Command, dir: &Path, tag: &str, timeout: Duration) -> Outcome {
+/// Starts `cmd` in its own process group, stdout/stderr into files of `dir` named after `tag`;
+/// returns the child and the two paths.
+fn spawn_logged(
+    cmd: &mut Command,
+    dir: &Path,
+    tag: &str,
+) -> (std::process::Child, PathBuf, PathBuf) {
     let out_path = dir.join(format!("{tag}.stdout"));
     let err_path = dir.join(format!("{tag}.stderr"));
     cmd.stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(&err_path).unwrap())
         .process_group(0);
-    let mut child = cmd
+    let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    (child, out_path, err_path)
+}
+
+/// Waits for `child` to end and reads its outcome. Past `timeout`, takes a gdb backtrace of
+/// every thread of the process, kills the whole group and panics with `hang` and them.
+fn wait_logged(
+    mut child: std::process::Child,
+    out_path: &Path,
+    err_path: &Path,
+    timeout: Duration,
+    hang: impl FnOnce() -> String,
+) -> Outcome {
     let start = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -155,19 +170,29 @@ pub fn run(mut cmd: Command, dir: &Path, tag: &str, timeout: Duration) -> Outcom
             // SAFETY: kill has no memory-safety preconditions; the group is the child's own.
             unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
             let _ = child.wait();
-            panic!(
-                "{tag}: {cmd:?} did not finish within {timeout:?} (hang); backtraces:\n{bt}\nstderr so far:\n{}",
-                read(&err_path)
-            );
+            panic!("{} (hang); backtraces:\n{bt}", hang());
         }
         std::thread::sleep(Duration::from_millis(10));
     };
     Outcome {
-        stdout: read(&out_path),
-        stderr: read(&err_path),
+        stdout: read(out_path),
+        stderr: read(err_path),
         code: status.code(),
         signal: status.signal(),
     }
+}
+
+/// Runs `cmd` to completion in its own process group, stdout/stderr into files of `dir`
+/// (named after `tag`). Past `timeout`, takes a gdb backtrace of every thread of the process,
+/// kills the whole group and panics with it.
+pub fn run(mut cmd: Command, dir: &Path, tag: &str, timeout: Duration) -> Outcome {
+    let (child, out_path, err_path) = spawn_logged(&mut cmd, dir, tag);
+    wait_logged(child, &out_path, &err_path, timeout, || {
+        format!(
+            "{tag}: {cmd:?} did not finish within {timeout:?}\nstderr so far:\n{}",
+            read(&err_path)
+        )
+    })
 }
 
 pub fn read(p: &Path) -> String {
@@ -824,43 +849,16 @@ pub fn compare_in_workdir(
 /// waits until the file `ready` says `ready`, sends `sig` to the process, and waits for it to
 /// end (killing the group and failing past [`TIMEOUT`]).
 pub fn kill_when_ready(mut cmd: Command, dir: &Path, tag: &str, ready: &Path, sig: i32) -> Outcome {
-    let out_path = dir.join(format!("{tag}.stdout"));
-    let err_path = dir.join(format!("{tag}.stderr"));
     let _ = std::fs::remove_file(ready);
-    cmd.stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .process_group(0);
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let (mut child, out_path, err_path) = spawn_logged(&mut cmd, dir, tag);
     wait_for_text(&mut child, ready, "ready", TIMEOUT);
     // Let the threads get going.
     std::thread::sleep(Duration::from_millis(200));
     // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
     unsafe { libc::kill(child.id() as i32, sig) };
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > TIMEOUT {
-            let bt = backtraces(child.id());
-            // SAFETY: as above, the group is the child's own.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
-            panic!(
-                "{tag}: did not end within {TIMEOUT:?} of signal {sig} (hang); backtraces:\n{bt}"
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Outcome {
-        stdout: read(&out_path),
-        stderr: read(&err_path),
-        code: status.code(),
-        signal: status.signal(),
-    }
+    wait_logged(child, &out_path, &err_path, TIMEOUT, || {
+        format!("{tag}: did not end within {TIMEOUT:?} of signal {sig}")
+    })
 }
 
 /// Fails with one clear line when the program `tool` is not installed (Debian package `pkg`).
