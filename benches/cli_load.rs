@@ -70,7 +70,7 @@ fn write_capture(path: &std::path::Path, records: u64) -> u64 {
         pid: 1,
         exe: "/usr/bin/bench".into(),
         argv: vec!["bench".into()],
-        sample_interval: 512 * 1024,
+        rate: 512 * 1024,
         page_size: 4096,
         stack_depth: 128,
         shim_version: "bench".into(),

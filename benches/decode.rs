@@ -119,7 +119,7 @@ fn encode(recs: &[Record]) -> Vec<u8> {
         pid: 42,
         exe: "/usr/bin/python3.11".into(),
         argv: vec!["python3".into(), "serve.py".into()],
-        sample_interval: 512 * 1024,
+        rate: 512 * 1024,
         page_size: 4096,
         stack_depth: 128,
         shim_version: "bench".into(),

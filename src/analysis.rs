@@ -101,7 +101,7 @@ impl Analysis {
     }
 
     pub fn interval(&self) -> u64 {
-        self.header.sample_interval
+        self.header.rate
     }
 
     pub fn apply(&mut self, r: Record) {
@@ -436,7 +436,7 @@ mod tests {
     #[test]
     fn sampled_mode_weighs_each_sample() {
         let h = Header {
-            sample_interval: 1000,
+            rate: 1000,
             ..Default::default()
         };
         let mut a = Analysis::new(h);

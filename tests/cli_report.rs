@@ -73,7 +73,7 @@ fn json_has_exactly_the_documented_shape() {
         assert!(v["process"].get(k).is_some(), "process.{k}");
     }
     assert_eq!(v["sampling"]["mode"], "sampled");
-    assert_eq!(v["sampling"]["mean_interval_bytes"], 512 * 1024);
+    assert_eq!(v["sampling"]["rate_bytes"], 512 * 1024);
     for k in [
         "allocated_bytes_est",
         "allocations_est",
@@ -105,7 +105,7 @@ fn json_has_exactly_the_documented_shape() {
             }
         }
     }
-    // Each 1 MiB sample at a 512 KiB mean interval weighs 1 / (1 - e^-2).
+    // Each 1 MiB sample at a 512 KiB rate weighs 1 / (1 - e^-2).
     let w = 1.0 / (1.0 - (-2.0f64).exp());
     assert_eq!(
         v["leaks"][0]["bytes_est"],

@@ -44,7 +44,7 @@ fn stats_counts_records_by_kind_and_reports_clean_end() {
     assert_eq!(v["end"], "exit");
     assert_eq!(v["truncated"], false);
     assert_eq!(v["header"]["pid"], 4242);
-    assert_eq!(v["header"]["sample_interval"], 0);
+    assert_eq!(v["header"]["rate"], 0);
 }
 
 #[test]

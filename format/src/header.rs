@@ -21,8 +21,8 @@ pub struct Header {
     pub start_unix_ns: u64,
     /// `CLOCK_MONOTONIC` at start; record times are relative to it.
     pub start_mono_ns: u64,
-    /// Mean sampling interval in bytes; 0 means every allocation is recorded (`all`).
-    pub sample_interval: u64,
+    /// The sampling rate: mean bytes between samples (`MEMSHIM_RATE`); 0 means every allocation is recorded (`all`).
+    pub rate: u64,
     pub page_size: u32,
     /// Most native frames kept per stack.
     pub stack_depth: u32,
@@ -39,7 +39,7 @@ pub struct Header {
 impl Header {
     /// True when every allocation was recorded (no sampling).
     pub fn records_all(&self) -> bool {
-        self.sample_interval == 0
+        self.rate == 0
     }
 }
 

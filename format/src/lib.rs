@@ -39,7 +39,7 @@
 //!
 //! Addresses are the process's own. Sizes are in bytes, times in nanoseconds since
 //! [`Header::start_mono_ns`]; the shim stamps allocations and frees with the kernel's coarse
-//! monotonic clock (its resolution is a timer tick, 1-4 ms), ticks and markers with the fine one. In sampled mode (`Header::sample_interval > 0`) an [`Record::Alloc`]
+//! monotonic clock (its resolution is a timer tick, 1-4 ms), ticks and markers with the fine one. In sampled mode (`Header::rate > 0`) an [`Record::Alloc`]
 //! is written only for sampled allocations, and a [`Record::Free`] only when a sampled allocation
 //! is freed; the unbiased weight of a sample of size `s` is `1 / (1 - exp(-s / interval))`
 //! allocations and `s` times that in bytes. In `all` mode every allocation and free is written and

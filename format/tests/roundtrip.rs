@@ -103,7 +103,7 @@ fn header() -> Header {
         pid: 42,
         exe: "/usr/bin/python3".into(),
         argv: vec!["python3".into(), "serve.py".into()],
-        sample_interval: 512 << 10,
+        rate: 512 << 10,
         page_size: 4096,
         stack_depth: 128,
         ..Default::default()

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use crate::real::warn;
 
-/// Default mean sampling interval: 512 KiB, as Go and jemalloc.
+/// Default rate: 512 KiB between samples on average, as Go and jemalloc.
 pub const DEFAULT_RATE: u64 = 512 << 10;
 pub const DEFAULT_DEPTH: usize = 128;
 /// Default bound of the writer's table of written stacks (see stack_table.rs).
@@ -19,7 +19,7 @@ pub const MAX_DEPTH: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Poisson byte sampling with this mean interval.
+    /// Poisson byte sampling at this rate (mean bytes between samples).
     Sampled(u64),
     /// Every allocation and free.
     All,

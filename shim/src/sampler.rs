@@ -35,8 +35,8 @@ pub fn seed(t: &mut ThreadState, fixed: Option<u64>, tid: u32) {
     t.fork_gen = gen;
 }
 
-/// Bytes until the next sample: an exponential draw with mean `mean`, at least 1.
-pub fn next_gap(t: &mut ThreadState, mean: u64) -> u64 {
+/// Bytes until the next sample: an exponential draw with mean `rate`, at least 1.
+pub fn next_gap(t: &mut ThreadState, rate: u64) -> u64 {
     // xorshift64*: fast, no state beyond one word, good enough for gap lengths.
     let mut x = t.rng;
     x ^= x >> 12;
@@ -46,7 +46,7 @@ pub fn next_gap(t: &mut ThreadState, mean: u64) -> u64 {
     let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
     // u in (0, 1]: never 0, so ln is finite.
     let u = ((r >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
-    let gap = -ln(u) * mean as f64;
+    let gap = -ln(u) * rate as f64;
     (gap as u64).max(1)
 }
 

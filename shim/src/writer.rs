@@ -129,7 +129,7 @@ impl Writer {
             argv,
             start_unix_ns: now_unix.saturating_sub(real::now_ns().saturating_sub(start)),
             start_mono_ns: start,
-            sample_interval: match cfg.mode {
+            rate: match cfg.mode {
                 Mode::Sampled(r) => r,
                 _ => 0,
             },

@@ -18,7 +18,7 @@ use crate::units;
 /// that reports on them. memshim's own errors exit with code 2.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Mean sampling interval (`512K`, `2M`, `4096`), or `all` to record every allocation.
+    /// Sampling rate, mean bytes between samples (`512K`, `2M`, `4096`), or `all` to record every allocation.
     /// Default: the shim's, 512K.
     #[arg(long)]
     rate: Option<String>,

@@ -64,7 +64,7 @@ fn one(path: &Path, as_json: bool) -> Result<()> {
             "bytes_read": ending.bytes_read,
             "header": {
                 "pid": header.pid, "ppid": header.ppid, "exe": header.exe, "argv": header.argv,
-                "start_unix_ns": header.start_unix_ns, "sample_interval": header.sample_interval,
+                "start_unix_ns": header.start_unix_ns, "rate": header.rate,
                 "page_size": header.page_size, "stack_depth": header.stack_depth,
                 "seed": header.seed, "forked_from": header.forked_from,
                 "shim_version": header.shim_version,
@@ -86,10 +86,7 @@ fn one(path: &Path, as_json: bool) -> Result<()> {
     let rate = if header.records_all() {
         "all (every allocation recorded)".to_string()
     } else {
-        format!(
-            "sampled, mean interval {}",
-            units::bytes(header.sample_interval as f64)
-        )
+        format!("sampled, rate {}", units::bytes(header.rate as f64))
     };
     let mut out = String::new();
     let mut line = |k: &str, v: String| out.push_str(&format!("{k:<10} {v}\n"));

@@ -164,7 +164,7 @@ pub fn svg_of(a: &Analysis, f: &mut Folded, kind: Kind, icicle: bool) -> Result<
     opt.title = format!("memshim: {what} of pid {}", a.header.pid);
     opt.subtitle = Some(format!(
         "{}; blue: Python frames, orange: native; hover for file:line, click to zoom",
-        match a.header.sample_interval {
+        match a.header.rate {
             0 => "all allocations recorded: exact bytes".to_string(),
             r => format!("sampled every {r} bytes on average: estimated bytes"),
         }

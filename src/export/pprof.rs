@@ -1,6 +1,6 @@
 //! Gzipped pprof profiles (github.com/google/pprof, proto/profile.proto), as a Go heap profile:
 //! sample types `alloc_objects`, `alloc_space`, `inuse_objects`, `inuse_space` (in use = live
-//! at the end of the capture), period `space`/bytes = the mean sampling interval. Mappings carry
+//! at the end of the capture), period `space`/bytes = the rate (mean bytes between samples). Mappings carry
 //! build-ids, functions carry file and line, inlined calls are extra lines of one location, so
 //! `go tool pprof`, Pyroscope and Parca read it without the binaries.
 //!
@@ -304,7 +304,7 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
         b.vt("held_space", "bytes"),
     ];
     b.p.period_type = Some(b.vt("space", "bytes"));
-    b.p.period = a.header.sample_interval.max(1) as i64;
+    b.p.period = a.header.rate.max(1) as i64;
     b.p.time_nanos = a.header.start_unix_ns as i64;
     b.p.duration_nanos = a.last_t as i64;
     let note = format!(

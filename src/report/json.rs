@@ -12,7 +12,7 @@ use crate::view::View;
 
 pub fn render(r: &Report, path: &str) -> Value {
     let s = &r.summary;
-    let mode = if s.interval == 0 { "all" } else { "sampled" };
+    let mode = if s.rate == 0 { "all" } else { "sampled" };
     json!({
         "format_version": 1,
         "capture": path,
@@ -28,7 +28,7 @@ pub fn render(r: &Report, path: &str) -> Value {
         },
         "sampling": {
             "mode": mode,
-            "mean_interval_bytes": if s.interval == 0 { Value::Null } else { json!(s.interval) },
+            "rate_bytes": if s.rate == 0 { Value::Null } else { json!(s.rate) },
         },
         "totals": {
             "allocated_bytes_est": int(s.allocated_bytes),

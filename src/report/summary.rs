@@ -12,7 +12,7 @@ pub struct Summary {
     pub argv: Vec<String>,
     pub duration_s: f64,
     /// 0 in `all` mode.
-    pub interval: u64,
+    pub rate: u64,
     pub allocated_bytes: f64,
     pub allocations: f64,
     pub peak_bytes: f64,
@@ -53,7 +53,7 @@ pub fn build(a: &Analysis, sec: &super::sections::Sections) -> Summary {
         exe: h.exe.clone(),
         argv: h.argv.clone(),
         duration_s: units::secs(a.last_t),
-        interval: h.sample_interval,
+        rate: h.rate,
         allocated_bytes: a.allocated_bytes,
         allocations: a.allocations,
         peak_bytes: a.peak_bytes,

@@ -19,7 +19,7 @@ pub fn render(r: &Report, path: &str, style: &Style) -> String {
     };
     let s = &r.summary;
     let mut o = String::new();
-    let exact = s.interval == 0;
+    let exact = s.rate == 0;
     let est = if exact { "" } else { " (est.)" };
     let _ = writeln!(o, "memshim report: {path}");
     let forked = s
@@ -39,8 +39,8 @@ pub fn render(r: &Report, path: &str, style: &Style) -> String {
         "all: every allocation recorded, numbers are exact".to_string()
     } else {
         format!(
-            "sampled, mean interval {}: numbers are unbiased estimates",
-            bytes(s.interval as f64)
+            "sampled, rate {}: numbers are unbiased estimates",
+            bytes(s.rate as f64)
         )
     };
     let _ = writeln!(o, "sampling   {sampling}");

@@ -35,7 +35,7 @@ pub fn header(interval: u64) -> Header {
         argv: vec!["synthetic".into(), "--leak".into()],
         start_unix_ns: 1_700_000_000_000_000_000,
         start_mono_ns: 0,
-        sample_interval: interval,
+        rate: interval,
         page_size: 4096,
         stack_depth: 128,
         seed: Some(7),

@@ -600,7 +600,7 @@ impl Capture {
     }
 
     pub fn interval(&self) -> u64 {
-        self.header.sample_interval
+        self.header.rate
     }
 
     /// Unbiased estimate of the bytes that allocations `a` stand for.
