@@ -2,16 +2,16 @@
 //! model (a fixed offset from %fs, no `__tls_get_addr` call that could itself call malloc), and
 //! a thread start routine whose cleanup handler a forced unwind (`pthread_exit`) runs.
 fn main() {
-    println!("cargo:rerun-if-changed=src/tls.c");
+    println!("cargo:rerun-if-changed=src/sys/tls.c");
     cc::Build::new()
-        .file("src/tls.c")
+        .file("src/sys/tls.c")
         .flag("-ftls-model=initial-exec")
         .flag("-fvisibility=hidden")
         .opt_level(2)
         .compile("memshim_tls");
-    println!("cargo:rerun-if-changed=src/thread_start.c");
+    println!("cargo:rerun-if-changed=src/sys/thread_start.c");
     cc::Build::new()
-        .file("src/thread_start.c")
+        .file("src/sys/thread_start.c")
         .flag("-fexceptions")
         .flag("-fvisibility=hidden")
         .opt_level(2)

@@ -4,7 +4,7 @@
 use std::ffi::CStr;
 use std::sync::OnceLock;
 
-use crate::real::warn;
+use crate::sys::real::warn;
 
 /// Default rate: 512 KiB between samples on average, as Go and jemalloc.
 pub const DEFAULT_RATE: u64 = 512 << 10;
@@ -39,7 +39,7 @@ pub struct Config {
     /// Record Python frames (`MEMSHIM_PYTHON=0` turns them off).
     pub python: bool,
     /// `MEMSHIM_UNWIND`: cached compact rules (`fast`), libgcc throughout, or both (`check`).
-    pub unwind: crate::unwind::Mode,
+    pub unwind: crate::stacks::unwind::Mode,
     /// Output template made absolute at start (`%p` is the pid), so a later chdir does not move it.
     pub output: String,
 }
@@ -69,7 +69,8 @@ pub fn init() -> &'static Config {
             }
         }),
         python: switch("MEMSHIM_PYTHON"),
-        unwind: env("MEMSHIM_UNWIND").map_or(crate::unwind::Mode::Fast, |v| parse_unwinder(&v)),
+        unwind: env("MEMSHIM_UNWIND")
+            .map_or(crate::stacks::unwind::Mode::Fast, |v| parse_unwinder(&v)),
         output: absolute(&env("MEMSHIM_OUTPUT").unwrap_or_else(|| "memshim.%p.msh".into())),
     })
 }
@@ -172,8 +173,8 @@ fn parse_stack_memory(v: &str) -> usize {
 }
 
 /// `fast` (the default), `libgcc` or `check`.
-fn parse_unwinder(v: &str) -> crate::unwind::Mode {
-    use crate::unwind::Mode;
+fn parse_unwinder(v: &str) -> crate::stacks::unwind::Mode {
+    use crate::stacks::unwind::Mode;
     match v.trim() {
         "fast" => Mode::Fast,
         "libgcc" => Mode::Libgcc,

@@ -26,33 +26,24 @@
 //!   from inside the shim is forwarded untouched ([`thread::Busy`]), and a bad setting or an
 //!   unwritable output prints one `memshim:` line and leaves the host running untraced.
 
-pub mod arena;
-pub mod capture_file;
 pub mod config;
-#[cfg(not(test))]
-mod deepbind;
 // Unit-test builds of this crate are ordinary executables: they must not replace their own malloc.
-pub mod elf;
 #[cfg(not(test))]
 pub(crate) mod exports;
-pub mod fdtable;
 pub mod hooks;
-pub mod modules;
-pub mod procinfo;
-pub mod program_threads;
-pub mod python;
-pub mod real;
 pub mod recorder;
-pub mod region;
-pub mod ring;
-pub mod sampler;
-pub mod setxid;
-pub mod stack_table;
-pub mod thread;
-pub mod underlying;
-pub mod unwind;
+pub mod sampling;
+pub mod stacks;
+pub mod sys;
+pub mod transport;
 pub mod writer;
-pub mod writer_thread;
+
+use hooks::program_threads;
+use sampling::{sampler, thread};
+use stacks::{python, unwind};
+use sys::{modules, real, region, underlying};
+use transport::arena;
+use writer::thread as writer_thread;
 
 use core::sync::atomic::Ordering;
 
@@ -82,7 +73,7 @@ extern "C" fn init() {
     // SAFETY: both handlers are plain functions: the prepare one may wait (bounded) for our own
     // writer thread, the child one runs single-threaded.
     unsafe { libc::pthread_atfork(Some(before_fork), Some(fork_parent), Some(fork_child)) };
-    hooks::enable(mode);
+    hooks::alloc::enable(mode);
     t.countdown = 0;
     t.flags &= !thread::FLAG_SETUP;
     t.busy = 0;
@@ -140,7 +131,7 @@ extern "C" fn fork_child() {
     arena::after_fork_child();
     program_threads::after_fork_child();
     sampler::FORK_GEN.fetch_add(1, Ordering::Relaxed);
-    hooks::after_fork_child();
+    hooks::alloc::after_fork_child();
     unwind::after_fork_child();
     python::after_fork_child();
     recorder::after_fork_child();

@@ -20,9 +20,9 @@ use std::sync::Mutex;
 
 use memshim_format::{Drops, EndKind};
 
-use crate::ring::{Event, EventKind, Ring};
-use crate::writer::Writer;
-use crate::{config, real, thread};
+use crate::transport::ring::{Event, EventKind, Ring};
+use crate::writer::capture::Writer;
+use crate::{config, sampling::thread, sys::real};
 
 const IDLE: u8 = 0;
 const STARTING: u8 = 1;
@@ -83,7 +83,7 @@ static PATIENCE_NS: AtomicU64 = AtomicU64::new(0);
 /// of a shell) leaves no file, and what it inherited is in its parent's capture.
 fn opens_capture(ev: &Event) -> bool {
     match EventKind::from_u8(ev.kind) {
-        Some(EventKind::Alloc) => ev.alloc_kind & crate::hooks::INHERITED == 0,
+        Some(EventKind::Alloc) => ev.alloc_kind & crate::hooks::alloc::INHERITED == 0,
         Some(EventKind::ThreadName | EventKind::PyCode) => true,
         _ => false,
     }
@@ -126,9 +126,9 @@ pub fn push(ev: Event, frames: &[u64]) -> bool {
         PATIENCE_NS.store(0, Ordering::Relaxed);
     }
     if ring.half_full() {
-        crate::writer_thread::nudge();
+        crate::writer::thread::nudge();
     }
-    crate::writer_thread::resume_if_due();
+    crate::writer::thread::resume_if_due();
     pushed
 }
 
@@ -179,7 +179,8 @@ fn start_inner() -> bool {
         STATE.store(IDLE, Ordering::Release);
         return false;
     };
-    let words = cfg.depth + crate::python::MAX_PY_FRAMES * crate::python::WORDS_PER_FRAME;
+    let words =
+        cfg.depth + crate::stacks::python::MAX_PY_FRAMES * crate::stacks::python::WORDS_PER_FRAME;
     let all = cfg.mode == config::Mode::All;
     let ring = Ring::create(ring_capacity(all), words);
     // Relaxed: read by producers only after RING is published (Release below).
@@ -196,9 +197,9 @@ fn start_inner() -> bool {
     OWNER_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
     // Release: publishes RING and WRITER to every thread that sees RUNNING.
     STATE.store(RUNNING, Ordering::Release);
-    if !crate::writer_thread::spawn() {
+    if !crate::writer::thread::spawn() {
         // No writer, no capture (only a writer thread may hold its file).
-        crate::hooks::disable();
+        crate::hooks::alloc::disable();
         STATE.store(DISABLED, Ordering::Release);
         return false;
     }
@@ -224,7 +225,7 @@ pub fn with_writer(f: impl FnOnce(&mut Writer)) -> bool {
         };
         // SAFETY: getpid has no preconditions.
         let path = config::output_path(&cfg.output, unsafe { libc::getpid() } as u32);
-        let table = crate::fdtable::mode().unwrap_or(crate::fdtable::Table::Shared);
+        let table = crate::writer::fdtable::mode().unwrap_or(crate::writer::fdtable::Table::Shared);
         match Writer::create(&path, cfg, RING.load(Ordering::Acquire), table) {
             Ok(writer) => {
                 if let Some(fd) = writer.shared_fd() {
@@ -257,13 +258,13 @@ pub fn stop_writing() {
         .compare_exchange(RUNNING, STOPPED, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
     {
-        crate::hooks::disable();
+        crate::hooks::alloc::disable();
     }
 }
 
 fn disable(why: &str) -> bool {
     real::warn(why);
-    crate::hooks::disable();
+    crate::hooks::alloc::disable();
     STATE.store(DISABLED, Ordering::Release);
     false
 }
@@ -300,7 +301,7 @@ fn end_capture(how: EndKind) {
     if thread::current().flags & thread::FLAG_WRITER != 0 {
         thread::setup_section(|| with_writer(|w| w.finish(how)));
     } else {
-        thread::setup_section(|| crate::writer_thread::finish_and_wait(how));
+        thread::setup_section(|| crate::writer::thread::finish_and_wait(how));
     }
 }
 
@@ -319,13 +320,13 @@ pub fn after_dlopen() {
     }
     // A walk of ours under way in this very thread (a dlopen from an atfork prepare handler
     // that runs after ours): waiting would never end; the writer's next look sends the map.
-    if crate::modules::walk_is_mine() {
+    if crate::sys::modules::walk_is_mine() {
         return;
     }
-    let sig = crate::modules::signature();
+    let sig = crate::sys::modules::signature();
     // Acquire: pairs with the Release store below, so the map another thread sent is in the
     // ring before this thread's next sample. (Two threads racing here both send: harmless.)
-    if crate::modules::packed(sig) == SENT_MAP.load(Ordering::Acquire) {
+    if crate::sys::modules::packed(sig) == SENT_MAP.load(Ordering::Acquire) {
         return;
     }
     let t = thread::current();
@@ -333,11 +334,11 @@ pub fn after_dlopen() {
         return;
     };
     thread::setup_section(|| {
-        let (mods, sig) = crate::modules::snapshot();
+        let (mods, sig) = crate::sys::modules::snapshot();
         let Ok(bytes) = postcard::to_allocvec(&memshim_format::Record::Modules(mods)) else {
             return;
         };
-        let Some(reserved) = crate::arena::put(&bytes) else {
+        let Some(reserved) = crate::transport::arena::put(&bytes) else {
             return;
         };
         if let Some(offset) = reserved.offset() {
@@ -347,7 +348,7 @@ pub fn after_dlopen() {
                 nframes: 0,
                 tid: 0,
                 // The map's signature, so the writer can tell a map it already has.
-                t: crate::modules::packed(sig),
+                t: crate::sys::modules::packed(sig),
                 addr: offset,
                 size: bytes.len() as u64,
             };
@@ -440,7 +441,7 @@ pub fn after_fork_child() {
         // child handler: the program has not run since fork, so the number is still ours.
         unsafe { libc::close(fd) };
     }
-    crate::writer_thread::after_fork_child();
+    crate::writer::thread::after_fork_child();
     STARTING_DROPS.store(0, Ordering::Relaxed);
     REGION_FULL.store(0, Ordering::Relaxed);
     // SAFETY: getpid has no preconditions.
@@ -451,7 +452,7 @@ pub fn after_fork_child() {
         // The hooks back to what the constructor decided, whatever the parent's capture did (a
         // STOPPED parent turned them off; a fork racing stop_writing may have caught them off in
         // any state). A process the constructor left untraced stays so in its children.
-        crate::hooks::restore_decided();
+        crate::hooks::alloc::restore_decided();
         STATE.store(IDLE, Ordering::Release);
     }
 }

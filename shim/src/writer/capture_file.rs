@@ -8,8 +8,8 @@ use std::io;
 use std::os::fd::IntoRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
-use crate::fdtable::{self, Table};
-use crate::real;
+use crate::sys::real;
+use crate::writer::fdtable::{self, Table};
 
 #[derive(Debug)]
 pub struct CaptureFile {

@@ -13,7 +13,9 @@
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicI64, Ordering};
 
-use crate::{procinfo, real, thread, underlying, writer_thread};
+use crate::{
+    sampling::thread, sys::procinfo, sys::real, sys::underlying, writer::thread as writer_thread,
+};
 
 /// The program's threads alive: the main thread, plus those made through our pthread_create
 /// that have not ended.
@@ -45,7 +47,7 @@ pub unsafe fn create(
     arg: *mut c_void,
 ) -> i32 {
     // The program's first thread takes part in setxid broadcasts: glibc's handler back.
-    crate::setxid::restore_glibc();
+    crate::sys::setxid::restore_glibc();
     // SAFETY: a private allocation of the underlying allocator, released by the new thread.
     let start = unsafe { underlying::malloc(core::mem::size_of::<Start>()) } as *mut Start;
     if start.is_null() {

@@ -6,7 +6,7 @@
 //! frame chain, whether or not that thread holds the GIL, with plain loads (no Python API that
 //! could allocate, take a lock or run the GC), and records per frame the code object's identity
 //! and instruction offset. Each code object's names, first line and line table are copied once
-//! (into [`crate::arena`] memory, handed to the writer by an event), so a record never depends on
+//! (into [`crate::transport::arena`] memory, handed to the writer by an event), so a record never depends on
 //! a code object that may be gone.
 //!
 //! Layouts are vouched for by tests that compile each version's own headers (`offsetof`) and run
@@ -100,8 +100,8 @@ use std::sync::OnceLock;
 
 pub use layout::{Chain, Layout};
 
-use crate::ring::{Event, EventKind};
-use crate::{arena, real};
+use crate::transport::ring::{Event, EventKind};
+use crate::{sys::real, transport::arena};
 
 /// Python frames kept per sample.
 pub const MAX_PY_FRAMES: usize = 64;
@@ -222,7 +222,7 @@ pub fn detect(enabled: bool) {
     let (version, hex) = version();
     // 3.12+ counts the process's threads after os.fork() and warns about ours: see writer_thread.
     // Relaxed: set before any thread but the main one exists.
-    crate::writer_thread::QUIET_FORK.store(version >= (3, 12), Ordering::Relaxed);
+    crate::writer::thread::QUIET_FORK.store(version >= (3, 12), Ordering::Relaxed);
     if !enabled {
         return;
     }
@@ -595,7 +595,7 @@ unsafe fn code_id(py: &Python, code: usize) -> u64 {
 /// remembers what it wrote, drops the repeats.
 fn mark_seen(id: u64) -> bool {
     // Relaxed: the generation changes only in a single-threaded fork child.
-    let gen = crate::sampler::FORK_GEN.load(Ordering::Relaxed) as u64;
+    let gen = crate::sampling::sampler::FORK_GEN.load(Ordering::Relaxed) as u64;
     let id = (id ^ gen.wrapping_mul(0xD6E8_FEB8_6659_FD93)) | 1;
     let mut i = (id as usize).wrapping_mul(0x9E37_79B9) % SEEN_SLOTS;
     for _ in 0..64 {

@@ -10,11 +10,11 @@
 
 use core::ffi::{c_char, c_void, CStr};
 
-use crate::elf::{
+use crate::sys::elf::{
     self, Rela, Sym, DT_JMPREL, DT_PLTRELSZ, DT_RELA, DT_RELASZ, DT_STRTAB, DT_SYMTAB,
     R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT,
 };
-use crate::{modules, real, thread, underlying};
+use crate::{sampling::thread, sys::modules, sys::real, sys::underlying};
 
 /// The interposed names whose GOT entries are redirected, with the shim's definitions.
 fn ours() -> [(&'static CStr, usize); 11] {

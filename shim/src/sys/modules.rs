@@ -93,7 +93,7 @@ static HELD_FOR_FORK: AtomicBool = AtomicBool::new(false);
 
 /// This thread's mark in WALK.
 fn me() -> usize {
-    crate::thread::current() as *const crate::thread::ThreadState as usize
+    crate::sampling::thread::current() as *const crate::sampling::thread::ThreadState as usize
 }
 
 /// True when this thread holds WALK: it is inside a walk of ours, or in an atfork prepare
@@ -113,7 +113,7 @@ fn try_take_walk() -> bool {
 /// Calls `f` with WALK held (waiting for another walk to finish: they are short).
 fn walking<R>(f: impl FnOnce() -> R) -> R {
     while !try_take_walk() {
-        crate::real::sleep_us(20);
+        crate::sys::real::sleep_us(20);
     }
     let r = f();
     // Release: ends the critical section.
@@ -125,16 +125,16 @@ fn walking<R>(f: impl FnOnce() -> R) -> R {
 /// out until the fork is done. A program that forks from inside its own dl_iterate_phdr
 /// callback would make us wait forever: past the bound the fork goes ahead as before.
 pub fn before_fork() {
-    let deadline = crate::real::now_ns() + 100_000_000;
+    let deadline = crate::sys::real::now_ns() + 100_000_000;
     loop {
         if try_take_walk() {
             HELD_FOR_FORK.store(true, Ordering::Relaxed);
             return;
         }
-        if crate::real::now_ns() >= deadline {
+        if crate::sys::real::now_ns() >= deadline {
             return;
         }
-        crate::real::sleep_us(20);
+        crate::sys::real::sleep_us(20);
     }
 }
 

@@ -15,13 +15,13 @@ impl Statm {
     pub fn open() -> Self {
         Statm {
             file: std::fs::File::open("/proc/self/statm").ok(),
-            owner: crate::capture_file::current_writer(),
+            owner: crate::writer::capture_file::current_writer(),
         }
     }
 
     /// Resident set size in bytes (0 when unknown).
     pub fn rss(&mut self, page: u64) -> u64 {
-        if self.owner != crate::capture_file::current_writer() {
+        if self.owner != crate::writer::capture_file::current_writer() {
             // The old number is not ours in this thread's table: forget it, never close it.
             if let Some(f) = self.file.take() {
                 let _ = std::os::fd::IntoRawFd::into_raw_fd(f);
@@ -108,7 +108,7 @@ pub const HEAP_PROBE_DUTY: u64 = 1000;
 impl HeapProbe {
     /// The heap in use now, or as last read when the next probe is not due yet.
     pub fn read(&mut self) -> u64 {
-        self.read_with(crate::real::now_ns, heap_in_use)
+        self.read_with(crate::sys::real::now_ns, heap_in_use)
     }
 
     fn read_with(&mut self, now: impl Fn() -> u64, probe: impl FnOnce() -> u64) -> u64 {

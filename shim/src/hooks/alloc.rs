@@ -15,14 +15,14 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use crate::config::{self, Mode};
-use crate::real;
 use crate::recorder;
-use crate::region::{self, NewSlot};
-use crate::ring::{Event, EventKind};
-use crate::sampler::{self, FORK_GEN};
-use crate::thread::{self, Busy, ThreadState, FLAG_FREE_FAST, FLAG_NAMED};
-use crate::underlying;
-use crate::{python, unwind};
+use crate::sampling::sampler::{self, FORK_GEN};
+use crate::sampling::thread::{self, Busy, ThreadState, FLAG_FREE_FAST, FLAG_NAMED};
+use crate::sys::real;
+use crate::sys::region::{self, NewSlot};
+use crate::sys::underlying;
+use crate::transport::ring::{Event, EventKind};
+use crate::{stacks::python, stacks::unwind};
 
 const MODE_UNINIT: u8 = 0;
 const MODE_OFF: u8 = 1;
@@ -146,7 +146,7 @@ fn name_thread(t: &mut ThreadState, tid: u32) {
         return;
     }
     t.flags |= FLAG_NAMED;
-    let name = crate::procinfo::thread_name();
+    let name = crate::sys::procinfo::thread_name();
     let words: [u64; 2] = [
         u64::from_ne_bytes(name[..8].try_into().unwrap()),
         u64::from_ne_bytes(name[8..].try_into().unwrap()),

@@ -19,7 +19,7 @@
 use core::ffi::{c_char, c_void, CStr};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use crate::real;
+use crate::sys::real;
 
 type MallocFn = unsafe extern "C" fn(usize) -> *mut c_void;
 type FreeFn = unsafe extern "C" fn(*mut c_void);
@@ -203,7 +203,7 @@ pub fn warn_if_shadowed() -> bool {
 /// The loader's list of objects, read in place (no allocation, no lock).
 mod loader {
     use super::*;
-    use crate::elf::{
+    use crate::sys::elf::{
         self, Dyn, Sym, DT_GNU_HASH, DT_HASH, DT_STRTAB, DT_SYMTAB, STT_FUNC, STT_GNU_IFUNC,
     };
 

@@ -6,11 +6,11 @@
 
 use core::ffi::{c_int, c_void};
 
-use crate::hooks::{self, Kind};
-use crate::real;
-use crate::thread::{self, FLAG_FREE_FAST};
-use crate::underlying;
-use crate::{recorder, region};
+use crate::hooks::alloc::{self as hooks, Kind};
+use crate::sampling::thread::{self, FLAG_FREE_FAST};
+use crate::sys::real;
+use crate::sys::underlying;
+use crate::{recorder, sys::region};
 
 /// # Safety
 /// As for C `malloc`.
@@ -296,7 +296,7 @@ pub unsafe extern "C" fn pthread_create(
     arg: *mut c_void,
 ) -> c_int {
     // SAFETY: as for pthread_create.
-    unsafe { crate::program_threads::create(out, attr, f, arg) }
+    unsafe { crate::hooks::program_threads::create(out, attr, f, arg) }
 }
 
 /// `C-unwind`: glibc's pthread_exit unwinds the stack (a forced unwind) through this frame,
@@ -306,7 +306,7 @@ pub unsafe extern "C" fn pthread_create(
 /// As for C `pthread_exit`.
 #[no_mangle]
 pub unsafe extern "C-unwind" fn pthread_exit(value: *mut c_void) -> ! {
-    crate::program_threads::before_pthread_exit();
+    crate::hooks::program_threads::before_pthread_exit();
     // SAFETY: forwarding.
     unsafe { real::pthread_exit(value) }
 }
@@ -320,7 +320,7 @@ macro_rules! setxid_call {
         /// As for the C function of the same name.
         #[no_mangle]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> c_int {
-            crate::setxid::restore_glibc();
+            crate::sys::setxid::restore_glibc();
             // SAFETY: forwarding to glibc's definition.
             unsafe { real::$name($($arg),*) }
         }
@@ -343,8 +343,8 @@ setxid_call!(initgroups, (user: *const libc::c_char, group: libc::gid_t));
 pub unsafe extern "C" fn unshare(flags: c_int) -> c_int {
     // SAFETY: forwarding to the system call (it sets errno on failure).
     let call = || unsafe { libc::syscall(libc::SYS_unshare, flags) as c_int };
-    if crate::writer_thread::needs_one_thread(flags) {
-        crate::writer_thread::single_threaded(call)
+    if crate::writer::thread::needs_one_thread(flags) {
+        crate::writer::thread::single_threaded(call)
     } else {
         call()
     }
@@ -356,8 +356,8 @@ pub unsafe extern "C" fn unshare(flags: c_int) -> c_int {
 pub unsafe extern "C" fn setns(fd: c_int, nstype: c_int) -> c_int {
     // SAFETY: forwarding to the system call (it sets errno on failure).
     let call = || unsafe { libc::syscall(libc::SYS_setns, fd, nstype) as c_int };
-    if crate::writer_thread::setns_needs_one_thread(fd, nstype) {
-        crate::writer_thread::single_threaded(call)
+    if crate::writer::thread::setns_needs_one_thread(fd, nstype) {
+        crate::writer::thread::single_threaded(call)
     } else {
         call()
     }
@@ -369,9 +369,9 @@ pub unsafe extern "C" fn setns(fd: c_int, nstype: c_int) -> c_int {
 pub unsafe extern "C" fn dlopen(file: *const libc::c_char, flags: c_int) -> *mut c_void {
     // Not from inside a walk of ours (an atfork prepare handler running after ours holds it):
     // the redirection walks the loader's list too, and would wait on itself.
-    let deep = flags & libc::RTLD_DEEPBIND != 0 && !crate::modules::walk_is_mine();
+    let deep = flags & libc::RTLD_DEEPBIND != 0 && !crate::sys::modules::walk_is_mine();
     let before = if deep {
-        crate::deepbind::count_objects()
+        crate::hooks::deepbind::count_objects()
     } else {
         0
     };
@@ -380,7 +380,7 @@ pub unsafe extern "C" fn dlopen(file: *const libc::c_char, flags: c_int) -> *mut
     if !h.is_null() {
         if deep {
             // SAFETY: `h` is the handle just returned.
-            unsafe { crate::deepbind::after_dlopen(h, before) };
+            unsafe { crate::hooks::deepbind::after_dlopen(h, before) };
         }
         recorder::after_dlopen();
     }
@@ -393,15 +393,15 @@ pub unsafe extern "C" fn dlopen(file: *const libc::c_char, flags: c_int) -> *mut
 pub unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     // Not from inside a walk of ours (an atfork prepare handler running after ours holds it):
     // waiting would never end, so then the cache is emptied without asking.
-    let mine = crate::modules::walk_is_mine();
-    let unloads = (!mine).then(|| crate::modules::signature().1);
+    let mine = crate::sys::modules::walk_is_mine();
+    let unloads = (!mine).then(|| crate::sys::modules::signature().1);
     // SAFETY: forwarding to glibc's dlclose.
     let r = unsafe { real::dlclose(handle) };
     // The library's code may be unmapped now, and another one mapped at its addresses later.
     // Only if something was unloaded: most dlcloses just drop a reference, and emptying the
     // cache makes the next samples derive every rule again.
-    if mine || unloads != Some(crate::modules::signature().1) {
-        crate::unwind::invalidate();
+    if mine || unloads != Some(crate::sys::modules::signature().1) {
+        crate::stacks::unwind::invalidate();
     }
     r
 }
@@ -416,13 +416,13 @@ pub extern "C" fn memshim_debug_reentrant_allocs() -> u64 {
 /// How many sampled stacks the fast unwinder handed to libgcc (CFI it does not model).
 #[no_mangle]
 pub extern "C" fn memshim_debug_unwind_fallbacks() -> u64 {
-    crate::unwind::FALLBACKS.load(core::sync::atomic::Ordering::Relaxed)
+    crate::stacks::unwind::FALLBACKS.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// In `MEMSHIM_UNWIND=check` mode: how many samples the two unwinders walked differently.
 #[no_mangle]
 pub extern "C" fn memshim_debug_unwind_mismatches() -> u64 {
-    crate::unwind::MISMATCHES.load(core::sync::atomic::Ordering::Relaxed)
+    crate::stacks::unwind::MISMATCHES.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// Shared body of the aligned allocators.

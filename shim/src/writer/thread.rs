@@ -28,7 +28,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use memshim_format::EndKind;
 
-use crate::{capture_file, fdtable, procinfo, real, recorder, thread};
+use crate::{
+    recorder, sampling::thread, sys::procinfo, sys::real, writer::capture_file, writer::fdtable,
+};
 
 /// Set at start when the process is CPython 3.12+ (python::detect).
 pub static QUIET_FORK: AtomicBool = AtomicBool::new(false);
@@ -100,7 +102,7 @@ pub fn spawn() -> bool {
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         let mut tid: libc::pthread_t = 0;
         // glibc's, not ours (exports.rs): the writer is not one of the program's threads.
-        let program_setxid = crate::setxid::before_writer();
+        let program_setxid = crate::sys::setxid::before_writer();
         // A 2 MiB stack instead of RLIMIT_STACK's (8 MiB here): the writer's deepest call
         // (a zstd block) needs far less, and its address space counts against RLIMIT_AS.
         let mut attr: libc::pthread_attr_t = core::mem::zeroed();
@@ -115,7 +117,7 @@ pub fn spawn() -> bool {
         if have_attr {
             libc::pthread_attr_destroy(&mut attr);
         }
-        crate::setxid::after_writer(program_setxid);
+        crate::sys::setxid::after_writer(program_setxid);
         if rc == 0 {
             // Relaxed: read by the fork handler of this process only, after the spawn returned.
             THREAD.store(tid as u64, Ordering::Relaxed);
@@ -203,7 +205,7 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
             return core::ptr::null_mut(); // joined by the thread that asked
         }
         let now = real::now_ns();
-        if now - last_look >= crate::writer::FLUSH_NS {
+        if now - last_look >= crate::writer::capture::FLUSH_NS {
             last_look = now;
             if procinfo::only_thread_left() {
                 // The program's last thread is gone: end the process as glibc would have.
@@ -308,7 +310,7 @@ fn futex_wake_all(word: &AtomicU32) {
 /// round's own work when the ring is quiet: capped at 20 ms, as it was, an idle writer cost
 /// twice what waking only for the flushes costs (`scripts/bench-malloc --floor`, "without
 /// ring"). A burst in between wakes it early (producers nudge at half a ring).
-const MAX_PAUSE_US: u64 = crate::writer::FLUSH_NS / 1000;
+const MAX_PAUSE_US: u64 = crate::writer::capture::FLUSH_NS / 1000;
 /// Shortest pause: `all` mode fills the ring as fast as the writer can drain it.
 const MIN_PAUSE_US: u64 = 100;
 

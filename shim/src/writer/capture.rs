@@ -9,14 +9,14 @@ use memshim_format::{
 };
 use rustc_hash::FxHashSet;
 
-use crate::capture_file::CaptureFile;
 use crate::config::{Config, Mode};
-use crate::fdtable::Table;
-use crate::modules;
-use crate::procinfo::{self, Statm};
-use crate::ring::{EventKind, Ring};
-use crate::stack_table::StackTable;
-use crate::{python, real, recorder, region, sampler};
+use crate::sys::modules;
+use crate::sys::procinfo::{self, Statm};
+use crate::transport::ring::{EventKind, Ring};
+use crate::writer::capture_file::CaptureFile;
+use crate::writer::fdtable::Table;
+use crate::writer::stack_table::StackTable;
+use crate::{recorder, sampling::sampler, stacks::python, sys::real, sys::region};
 
 /// Flush (and tick) period: the issue asks for >= 10 ticks and flushes a second.
 pub const FLUSH_NS: u64 = 80_000_000;
@@ -66,7 +66,7 @@ pub struct Writer {
     page: u64,
     statm: Statm,
     heap: procinfo::HeapProbe,
-    arena: crate::arena::Recycler,
+    arena: crate::transport::arena::Recycler,
     sampled_allocated: u64,
     sampled_freed: u64,
     /// At the sampled rates every sampled heap block is served by the region, which glibc's
@@ -168,7 +168,7 @@ impl Writer {
             page,
             statm: Statm::open(),
             heap: procinfo::HeapProbe::default(),
-            arena: crate::arena::Recycler::default(),
+            arena: crate::transport::arena::Recycler::default(),
             sampled_allocated: 0,
             sampled_freed: 0,
             region_serves: matches!(cfg.mode, Mode::Sampled(_)),
@@ -342,7 +342,7 @@ impl Writer {
         n
     }
 
-    fn on_event(&mut self, ev: &crate::ring::Event, frames: &[u64]) {
+    fn on_event(&mut self, ev: &crate::transport::ring::Event, frames: &[u64]) {
         let t = self.rel(ev.t);
         let Some(kind) = EventKind::from_u8(ev.kind) else {
             return;
@@ -356,17 +356,17 @@ impl Writer {
             EventKind::Alloc => {
                 let stack = self.intern(frames, ev.nframes as usize);
                 self.sampled_allocated += ev.size;
-                if self.region_serves && ev.alloc_kind & !crate::hooks::INHERITED != 4 {
+                if self.region_serves && ev.alloc_kind & !crate::hooks::alloc::INHERITED != 4 {
                     self.region_live += ev.size;
                 }
-                let inherited = ev.alloc_kind & crate::hooks::INHERITED != 0;
+                let inherited = ev.alloc_kind & crate::hooks::alloc::INHERITED != 0;
                 self.chunk.push(&Record::Alloc {
                     t: if inherited { 0 } else { t },
                     tid: ev.tid,
                     addr: ev.addr,
                     size: ev.size,
                     stack,
-                    kind: alloc_kind(ev.alloc_kind & !crate::hooks::INHERITED),
+                    kind: alloc_kind(ev.alloc_kind & !crate::hooks::alloc::INHERITED),
                     inherited,
                 });
             }
@@ -407,7 +407,7 @@ impl Writer {
             }
             EventKind::PyCode => {
                 // SAFETY: PyCode events point at arena bytes written before the push.
-                let blob = unsafe { crate::arena::get(ev.addr, ev.size) };
+                let blob = unsafe { crate::transport::arena::get(ev.addr, ev.size) };
                 if let Some(code) = python::decode_code(blob) {
                     if self.codes.insert(code.id) {
                         self.chunk.push(&Record::PyCode(code));
@@ -420,7 +420,7 @@ impl Writer {
             EventKind::Modules if ev.t == self.map_sig => {}
             EventKind::Modules => {
                 // SAFETY: Modules events point at arena bytes written before the push.
-                let blob = unsafe { crate::arena::get(ev.addr, ev.size) };
+                let blob = unsafe { crate::transport::arena::get(ev.addr, ev.size) };
                 if let Ok(Record::Modules(map)) = postcard::from_bytes::<Record>(blob) {
                     self.chunk.push(&Record::Modules(map.clone()));
                     self.map = map;

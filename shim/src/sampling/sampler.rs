@@ -4,7 +4,7 @@
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::thread::ThreadState;
+use crate::sampling::thread::ThreadState;
 
 /// Bumped in the child after every fork, so inherited RNG states are reseeded.
 pub static FORK_GEN: AtomicU32 = AtomicU32::new(0);
@@ -28,7 +28,7 @@ pub fn seed(t: &mut ThreadState, fixed: Option<u64>, tid: u32) {
         Some(s) => s ^ ordinal.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ ((gen as u64) << 48),
         None => {
             let local = 0u8;
-            crate::real::now_ns() ^ ((tid as u64) << 32) ^ (&local as *const u8 as u64)
+            crate::sys::real::now_ns() ^ ((tid as u64) << 32) ^ (&local as *const u8 as u64)
         }
     };
     t.rng = splitmix(base) | 1;

@@ -24,7 +24,7 @@
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use crate::real;
+use crate::sys::real;
 
 /// Start of the reservation: far below where Linux places mmaps (top-down from 0x7f..) and far
 /// above the executable and its heap (0x55.. for PIE is above, non-PIE at 0x400000 below).

@@ -17,7 +17,7 @@
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::real;
+use crate::sys::real;
 
 /// What an event reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +132,8 @@ impl Meta {
 }
 
 const _: () = assert!(
-    crate::config::MAX_DEPTH + crate::python::MAX_PY_FRAMES * crate::python::WORDS_PER_FRAME
+    crate::config::MAX_DEPTH
+        + crate::stacks::python::MAX_PY_FRAMES * crate::stacks::python::WORDS_PER_FRAME
         <= Meta::MAX_WORDS
         && crate::config::MAX_DEPTH < 512
 );
@@ -339,7 +340,7 @@ impl Ring {
         // more than the rest of its work on the event.
         let mut frames = [core::mem::MaybeUninit::<u64>::uninit();
             crate::config::MAX_DEPTH
-                + crate::python::MAX_PY_FRAMES * crate::python::WORDS_PER_FRAME];
+                + crate::stacks::python::MAX_PY_FRAMES * crate::stacks::python::WORDS_PER_FRAME];
         // SAFETY: a published event, owned by the consumer until it releases its units; the
         // first `n` words of `frames` are written before they are read as initialised.
         let (ev, words, k) = unsafe {
@@ -468,10 +469,10 @@ mod tests {
         // SAFETY: a fresh ring, never destroyed in this test.
         let r = unsafe { &*Ring::create(2, 1) };
         assert!(r.push(ev(1), &[], 0) && r.push(ev(2), &[], 0));
-        let t = crate::real::now_ns();
+        let t = crate::sys::real::now_ns();
         assert!(!r.push(ev(3), &[], 2_000_000), "nobody makes room: dropped");
         assert!(
-            crate::real::now_ns() - t >= 2_000_000,
+            crate::sys::real::now_ns() - t >= 2_000_000,
             "after waiting its patience"
         );
         std::thread::scope(|s| {
@@ -514,7 +515,7 @@ mod tests {
         let words: Vec<u64> = (0..300).collect();
         let sent = Event {
             kind: EventKind::Alloc as u8,
-            alloc_kind: 3 | crate::hooks::INHERITED,
+            alloc_kind: 3 | crate::hooks::alloc::INHERITED,
             nframes: 256,
             tid: 4_194_303,
             t: u64::MAX - 1,

@@ -1,0 +1,4 @@
+pub mod alloc;
+#[cfg(not(test))]
+pub mod deepbind;
+pub mod program_threads;

@@ -1,0 +1,2 @@
+pub mod python;
+pub mod unwind;

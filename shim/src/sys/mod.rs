@@ -1,0 +1,7 @@
+pub mod elf;
+pub mod modules;
+pub mod procinfo;
+pub mod real;
+pub mod region;
+pub mod setxid;
+pub mod underlying;

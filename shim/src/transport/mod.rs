@@ -1,0 +1,2 @@
+pub mod arena;
+pub mod ring;
