@@ -1,7 +1,12 @@
 //! Compiles what stable Rust cannot express: a thread-local block with the initial-exec TLS
 //! model (a fixed offset from %fs, no `__tls_get_addr` call that could itself call malloc), and
-//! a thread start routine whose cleanup handler a forced unwind (`pthread_exit`) runs.
+//! a thread start routine whose cleanup handler a forced unwind (`pthread_exit`) runs. Also
+//! limits the exported symbols to `exports.map`.
 fn main() {
+    // The exported interface: exports.map (a version script) keeps every other symbol local.
+    let map = concat!(env!("CARGO_MANIFEST_DIR"), "/exports.map");
+    println!("cargo:rerun-if-changed=exports.map");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,--version-script={map}");
     println!("cargo:rerun-if-changed=src/sys/tls.c");
     cc::Build::new()
         .file("src/sys/tls.c")

@@ -86,27 +86,6 @@ impl Put<'_> {
     }
 }
 
-fn kind_index(k: AllocKind) -> u8 {
-    match k {
-        AllocKind::Malloc => 0,
-        AllocKind::Calloc => 1,
-        AllocKind::Realloc => 2,
-        AllocKind::Aligned => 3,
-        AllocKind::Mmap => 4,
-    }
-}
-
-fn kind_of(i: u8) -> Option<AllocKind> {
-    Some(match i {
-        0 => AllocKind::Malloc,
-        1 => AllocKind::Calloc,
-        2 => AllocKind::Realloc,
-        3 => AllocKind::Aligned,
-        4 => AllocKind::Mmap,
-        _ => return None,
-    })
-}
-
 /// Appends the encoding of `r` to `out` when it is a hot record; false (and nothing written)
 /// otherwise.
 #[inline(always)]
@@ -130,7 +109,7 @@ pub fn encode(r: &Record, out: &mut Vec<u8>, ctx: &mut Context) -> bool {
             p.common(ALLOC, ctx, t, tid, addr);
             p.varint(size);
             p.varint(stack);
-            p.byte(kind_index(kind));
+            p.byte(kind.index());
             p.byte(inherited as u8);
         }
         Record::Free { t, tid, addr, size } => {
@@ -189,7 +168,7 @@ pub fn decode(bytes: &[u8], ctx: &mut Context) -> Result<(Record, usize), String
     let rec = match tag {
         ALLOC => {
             let stack = r.varint()?;
-            let kind = kind_of(r.byte()?).ok_or("unknown allocation kind")?;
+            let kind = AllocKind::from_index(r.byte()?).ok_or("unknown allocation kind")?;
             let inherited = match r.byte()? {
                 0 => false,
                 1 => true,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which call made an allocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
 pub enum AllocKind {
     Malloc,
     Calloc,
@@ -12,6 +13,31 @@ pub enum AllocKind {
     Aligned,
     /// An anonymous memory mapping (pymalloc arenas, large buffers).
     Mmap,
+}
+
+impl AllocKind {
+    /// The kind's number where a byte carries it (the fast record encoding, the shim's events).
+    pub const fn index(self) -> u8 {
+        match self {
+            AllocKind::Malloc => 0,
+            AllocKind::Calloc => 1,
+            AllocKind::Realloc => 2,
+            AllocKind::Aligned => 3,
+            AllocKind::Mmap => 4,
+        }
+    }
+
+    /// The kind numbered `i` by [`AllocKind::index`].
+    pub const fn from_index(i: u8) -> Option<AllocKind> {
+        Some(match i {
+            0 => AllocKind::Malloc,
+            1 => AllocKind::Calloc,
+            2 => AllocKind::Realloc,
+            3 => AllocKind::Aligned,
+            4 => AllocKind::Mmap,
+            _ => return None,
+        })
+    }
 }
 
 /// One loaded object (executable, shared library) as the dynamic loader mapped it.

@@ -27,6 +27,15 @@ pub enum Mode {
     Off,
 }
 
+/// Which unwinder walks samples (`MEMSHIM_UNWIND`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnwindMode {
+    Libgcc = 0,
+    Fast = 1,
+    /// Fast, and libgcc too, counting every sample where they disagree.
+    Check = 2,
+}
+
 #[derive(Debug)]
 pub struct Config {
     pub mode: Mode,
@@ -39,7 +48,7 @@ pub struct Config {
     /// Record Python frames (`MEMSHIM_PYTHON=0` turns them off).
     pub python: bool,
     /// `MEMSHIM_UNWIND`: cached compact rules (`fast`), libgcc throughout, or both (`check`).
-    pub unwind: crate::stacks::unwind::Mode,
+    pub unwind: UnwindMode,
     /// Output template made absolute at start (`%p` is the pid), so a later chdir does not move it.
     pub output: String,
 }
@@ -69,8 +78,7 @@ pub fn init() -> &'static Config {
             }
         }),
         python: switch("MEMSHIM_PYTHON"),
-        unwind: env("MEMSHIM_UNWIND")
-            .map_or(crate::stacks::unwind::Mode::Fast, |v| parse_unwinder(&v)),
+        unwind: env("MEMSHIM_UNWIND").map_or(UnwindMode::Fast, |v| parse_unwinder(&v)),
         output: absolute(&env("MEMSHIM_OUTPUT").unwrap_or_else(|| "memshim.%p.msh".into())),
     })
 }
@@ -173,8 +181,8 @@ fn parse_stack_memory(v: &str) -> usize {
 }
 
 /// `fast` (the default), `libgcc` or `check`.
-fn parse_unwinder(v: &str) -> crate::stacks::unwind::Mode {
-    use crate::stacks::unwind::Mode;
+fn parse_unwinder(v: &str) -> UnwindMode {
+    use UnwindMode as Mode;
     match v.trim() {
         "fast" => Mode::Fast,
         "libgcc" => Mode::Libgcc,

@@ -1,60 +1,29 @@
-//! The recording state machine shared by all threads: starts the writer on the first sample,
-//! hands events to the ring, finishes the capture on every exit path, and starts afresh in a
-//! forked child.
+//! The recorder: the capture's life across threads. It starts the writer on the first sample,
+//! hands events to the ring, finishes the capture on every exit path and before an exec, sends
+//! the module map after a dlopen, and starts afresh in a forked child. Its phases (idle,
+//! starting, running, finished...) are the recording state's (state.rs), which it moves along.
 //!
-//! ```text
-//! IDLE --first sample--> STARTING --ring mapped, writer spawned--> RUNNING --exit/_exit--> FINISHED
-//!                          \--writer cannot open the output--> DISABLED (one warning, untraced)
-//! RUNNING --a write failed, or MEMSHIM_MAX_SIZE--> STOPPED (silent: the capture says why)
-//! fork child: RUNNING/STARTING/IDLE/STOPPED --> IDLE (new file, new ring, new writer on its
-//!             first sample; a child of a STOPPED parent records again, into its own file)
-//! ```
-//!
-//! Only writer threads touch the capture file (see fdtable.rs): an exit path on an application
-//! thread asks the writer to finish and waits for it, bounded.
+//! Only writer threads touch the capture file (see writer/fdtable.rs): an exit path on an
+//! application thread asks the writer to finish and waits for it, bounded.
 
-use core::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering,
-};
-use std::sync::Mutex;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use memshim_format::{Drops, EndKind};
+use memshim_format::EndKind;
 
-use crate::transport::ring::{Event, EventKind, Ring};
-use crate::writer::capture::Writer;
-use crate::{config, sampling::thread, sys::real};
+use crate::config;
+use crate::sampling::thread::{self, Busy};
+use crate::state::{self, Phase, Recording};
+use crate::sys::{modules, real};
+use crate::transport::event::{stack_words, Event, EventKind};
+use crate::transport::{arena, ring, ring::Ring};
+use crate::writer::{self, thread as writer_thread};
 
-const IDLE: u8 = 0;
-const STARTING: u8 = 1;
-const RUNNING: u8 = 2;
-const DISABLED: u8 = 3;
-const FINISHED: u8 = 4;
-/// This process's capture stopped (a failed write, the size bound); a fork child starts afresh.
-const STOPPED: u8 = 5;
-
-static STATE: AtomicU8 = AtomicU8::new(IDLE);
-static RING: AtomicPtr<Ring> = AtomicPtr::new(core::ptr::null_mut());
-/// The writer's state; `None` until the writer thread (or an exit path) opens the capture.
-static WRITER: AtomicPtr<Mutex<Option<Writer>>> = AtomicPtr::new(core::ptr::null_mut());
-/// The capture's descriptor when the writer shares the program's descriptor table (the
-/// fallback of fdtable.rs), so a fork child can close its inherited copy; -1 otherwise.
-static SHARED_FD: AtomicI32 = AtomicI32::new(-1);
 /// The process whose capture this is: a vfork child shares our memory but must not finish it.
 static OWNER_PID: AtomicU32 = AtomicU32::new(0);
 /// Set by the atfork child handler: the pid of a process that is a real (not v-) fork child.
 static FORK_CHILD_PID: AtomicU32 = AtomicU32::new(0);
 /// The pid the constructor ran in (the process whose memory this is, unless forked since).
 static INIT_PID: AtomicU32 = AtomicU32::new(0);
-/// Between an exec hook's start and the exec's failure: starting a capture or writing more of
-/// it now would leave a file cut by the new program image (glibc's execvp may allocate while it
-/// tries each PATH entry).
-static EXEC_PENDING: AtomicBool = AtomicBool::new(false);
-/// Events dropped while another thread was still starting the writer.
-static STARTING_DROPS: AtomicU64 = AtomicU64::new(0);
-/// Sampled allocations that did not fit the region (served unrecorded by libc).
-pub static REGION_FULL: AtomicU64 = AtomicU64::new(0);
-/// When this process's capture began (constructor, or fork for a child).
-pub static START_MONO: AtomicU64 = AtomicU64::new(0);
 
 /// 64-byte units in the ring (an event takes 1 + its frame words / 7: a C stack 2-5, a deep
 /// Python stack up to ~30). Sampled: 2 MiB, some 1,000 deep Python events or 10,000 C ones
@@ -83,7 +52,7 @@ static PATIENCE_NS: AtomicU64 = AtomicU64::new(0);
 /// of a shell) leaves no file, and what it inherited is in its parent's capture.
 fn opens_capture(ev: &Event) -> bool {
     match EventKind::from_u8(ev.kind) {
-        Some(EventKind::Alloc) => ev.alloc_kind & crate::hooks::alloc::INHERITED == 0,
+        Some(EventKind::Alloc) => !ev.is_inherited(),
         Some(EventKind::ThreadName | EventKind::PyCode) => true,
         _ => false,
     }
@@ -91,31 +60,26 @@ fn opens_capture(ev: &Event) -> bool {
 
 /// Sends one event to the writer; false when it was dropped. Waits only in `all` mode (above).
 pub fn push(ev: Event, frames: &[u64]) -> bool {
-    // Acquire: RUNNING is stored after RING, so a RUNNING state means the ring pointer is valid.
-    match STATE.load(Ordering::Acquire) {
-        RUNNING => {}
-        IDLE => {
-            // Acquire: pairs with before_exec's store.
-            if !opens_capture(&ev) || EXEC_PENDING.load(Ordering::Acquire) || !start() {
+    // Running is published after the ring (state::publish_running), so a running capture's
+    // ring is installed.
+    match state::phase() {
+        Phase::Running => {}
+        Phase::Idle => {
+            if !opens_capture(&ev) || state::exec_pending() || !start() {
                 return false;
             }
         }
-        STARTING => {
-            // Relaxed: a statistic.
-            STARTING_DROPS.fetch_add(1, Ordering::Relaxed);
+        Phase::Starting => {
+            state::count(&state::STARTING_DROPS);
             return false;
         }
         _ => return false,
     }
-    let ring = RING.load(Ordering::Acquire);
-    if ring.is_null() {
+    let Some(ring) = ring::current() else {
         return false;
-    }
+    };
     // Relaxed: a setting, and a give-up flag where a stale read costs one more wait.
     let patience = PATIENCE_NS.load(Ordering::Relaxed);
-    // SAFETY: a non-null RING points at a live ring (it is only replaced in a fork child, which is
-    // single-threaded at that moment).
-    let ring = unsafe { &*ring };
     if cfg!(feature = "floor-no-ring")
         && (ev.kind == EventKind::Alloc as u8 || ev.kind == EventKind::Free as u8)
     {
@@ -126,36 +90,10 @@ pub fn push(ev: Event, frames: &[u64]) -> bool {
         PATIENCE_NS.store(0, Ordering::Relaxed);
     }
     if ring.half_full() {
-        crate::writer::thread::nudge();
+        writer_thread::nudge();
     }
-    crate::writer::thread::resume_if_due();
+    writer_thread::resume_if_due();
     pushed
-}
-
-/// True while a capture is being written (events would be kept).
-pub fn running() -> bool {
-    STATE.load(Ordering::Relaxed) == RUNNING
-}
-
-/// True once an exit path has claimed the capture and the writer is to finish it.
-pub fn finishing() -> bool {
-    // Acquire: pairs with finish()'s CAS.
-    STATE.load(Ordering::Acquire) == FINISHED
-}
-
-/// Drop counters as the capture reports them.
-pub fn drops() -> Drops {
-    let ring = RING.load(Ordering::Acquire);
-    let ring_dropped = if ring.is_null() {
-        0
-    } else {
-        // SAFETY: as in push().
-        unsafe { &*ring }.dropped.0.load(Ordering::Relaxed)
-    };
-    Drops {
-        ring_full: ring_dropped + STARTING_DROPS.load(Ordering::Relaxed),
-        region_full: REGION_FULL.load(Ordering::Relaxed),
-    }
 }
 
 /// Starts recording: maps the ring and starts the writer thread, which opens the capture. Runs
@@ -165,25 +103,20 @@ pub fn drops() -> Drops {
 /// anything that formats text or walks the loader's lists happens on the writer thread.
 #[cold]
 fn start() -> bool {
-    thread::setup_section(start_inner)
+    thread::current().setup_section(start_inner)
 }
 
 fn start_inner() -> bool {
-    if STATE
-        .compare_exchange(IDLE, STARTING, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        return STATE.load(Ordering::Acquire) == RUNNING;
+    if let Err(phase) = state::begin_start() {
+        return phase == Phase::Running;
     }
     let Some(cfg) = config::get() else {
-        STATE.store(IDLE, Ordering::Release);
+        state::start_abandoned();
         return false;
     };
-    let words =
-        cfg.depth + crate::stacks::python::MAX_PY_FRAMES * crate::stacks::python::WORDS_PER_FRAME;
-    let all = cfg.mode == config::Mode::All;
-    let ring = Ring::create(ring_capacity(all), words);
-    // Relaxed: read by producers only after RING is published (Release below).
+    let all = state::decided() == Recording::All;
+    let ring = Ring::create(ring_capacity(all), stack_words(cfg.depth));
+    // Relaxed: read by producers only after the ring is published (Release below).
     PATIENCE_NS.store(
         if all { ALL_MODE_PATIENCE_NS } else { 0 },
         Ordering::Relaxed,
@@ -191,81 +124,22 @@ fn start_inner() -> bool {
     if ring.is_null() {
         return disable("cannot map the event ring; running untraced");
     }
-    WRITER.store(Box::into_raw(Box::new(Mutex::new(None))), Ordering::Release);
-    RING.store(ring, Ordering::Release);
-    // SAFETY: getpid has no preconditions.
-    OWNER_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
-    // Release: publishes RING and WRITER to every thread that sees RUNNING.
-    STATE.store(RUNNING, Ordering::Release);
-    if !crate::writer::thread::spawn() {
+    writer::current::prepare();
+    ring::install(ring);
+    // Relaxed: read by this process's exit paths, which run after a sample they made or saw.
+    OWNER_PID.store(real::getpid(), Ordering::Relaxed);
+    state::publish_running();
+    if !writer_thread::spawn() {
         // No writer, no capture (only a writer thread may hold its file).
-        crate::hooks::alloc::disable();
-        STATE.store(DISABLED, Ordering::Release);
+        state::disable();
         return false;
     }
     true
-}
-
-/// Runs `f` on the open writer, opening the capture first if nobody has yet. False when the
-/// capture cannot be written (recording is then disabled, with one warning). Writer threads
-/// only: the file lives in their descriptor table.
-pub fn with_writer(f: impl FnOnce(&mut Writer)) -> bool {
-    debug_assert!(thread::current().flags & thread::FLAG_WRITER != 0);
-    let w = WRITER.load(Ordering::Acquire);
-    if w.is_null() {
-        return false;
-    }
-    // SAFETY: the writer box is never freed while its process's capture runs.
-    let Ok(mut guard) = (unsafe { &*w }).lock() else {
-        return false;
-    };
-    if guard.is_none() {
-        let Some(cfg) = config::get() else {
-            return false;
-        };
-        // SAFETY: getpid has no preconditions.
-        let path = config::output_path(&cfg.output, unsafe { libc::getpid() } as u32);
-        let table = crate::writer::fdtable::mode().unwrap_or(crate::writer::fdtable::Table::Shared);
-        match Writer::create(&path, cfg, RING.load(Ordering::Acquire), table) {
-            Ok(writer) => {
-                if let Some(fd) = writer.shared_fd() {
-                    SHARED_FD.store(fd, Ordering::Relaxed);
-                }
-                *guard = Some(writer);
-            }
-            Err(e) => {
-                drop(guard);
-                disable(&format!(
-                    "cannot write capture {path}: {e}; running untraced"
-                ));
-                return false;
-            }
-        }
-    }
-    f(guard.as_mut().expect("opened above"));
-    true
-}
-
-/// The capture cannot be written any more (the writer's first failed write, or the size bound):
-/// recording stops. Silently: the program's stderr is the program's, and the capture's last
-/// record says why when it could still be written. Unlike DISABLED, a forked child records
-/// again (its own file; see after_fork_child).
-pub fn stop_writing() {
-    // AcqRel: only a running capture stops (an exit flush has already moved it to FINISHED, and
-    // then the hooks stay on: a process forking from its atexit handlers still traces the
-    // children). The state first: a fork in between leaves a STOPPED child, which re-enables.
-    if STATE
-        .compare_exchange(RUNNING, STOPPED, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
-    {
-        crate::hooks::alloc::disable();
-    }
 }
 
 fn disable(why: &str) -> bool {
     real::warn(why);
-    crate::hooks::alloc::disable();
-    STATE.store(DISABLED, Ordering::Release);
+    state::disable();
     false
 }
 
@@ -273,35 +147,31 @@ fn disable(why: &str) -> bool {
 /// calls it; only the first call in the owning process does anything. A process (or fork
 /// child) that never sampled has no capture and leaves no file.
 pub fn finish(how: EndKind) {
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() } as u32;
+    let pid = real::getpid();
     // Another thread may be starting the capture right now: give it a moment (bounded) rather
     // than lose everything recorded so far. By the clock, not by a count of yields: on a busy
     // machine the starting thread can be off the CPU for a whole time slice (a 2,000-yield wait
     // lost the capture of exit_thread.c about 1 run in 40 under load).
     let deadline = real::now_ns() + 200_000_000;
-    while STATE.load(Ordering::Acquire) == STARTING && real::now_ns() < deadline {
+    while state::phase() == Phase::Starting && real::now_ns() < deadline {
         real::sleep_us(50);
     }
     if OWNER_PID.load(Ordering::Relaxed) != pid {
         return; // a vfork child: the capture is its parent's
     }
-    if STATE
-        .compare_exchange(RUNNING, FINISHED, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        return;
+    if state::begin_finish() {
+        end_capture(how);
     }
-    end_capture(how);
 }
 
 /// Has the writer write the End record `how`: directly on a writer thread (its exit path), else
 /// by asking the writer thread and waiting for it (bounded).
 fn end_capture(how: EndKind) {
-    if thread::current().flags & thread::FLAG_WRITER != 0 {
-        thread::setup_section(|| with_writer(|w| w.finish(how)));
+    let t = thread::current();
+    if t.has(thread::FLAG_WRITER) {
+        t.setup_section(|| writer::current::with_writer(|w| w.finish(how)));
     } else {
-        thread::setup_section(|| crate::writer::thread::finish_and_wait(how));
+        t.setup_section(|| writer_thread::finish_and_wait(how));
     }
 }
 
@@ -315,43 +185,40 @@ static SENT_MAP: AtomicU64 = AtomicU64::new(0);
 /// per request, RTLD_NOLOAD probes) changes nothing, and sending the whole map each time filled
 /// the arena (and so lost every later map and Python name) after a few hundred calls.
 pub fn after_dlopen() {
-    if STATE.load(Ordering::Acquire) != RUNNING {
+    if state::phase() != Phase::Running {
         return;
     }
     // A walk of ours under way in this very thread (a dlopen from an atfork prepare handler
     // that runs after ours): waiting would never end; the writer's next look sends the map.
-    if crate::sys::modules::walk_is_mine() {
+    if modules::walk_is_mine() {
         return;
     }
-    let sig = crate::sys::modules::signature();
+    let sig = modules::signature();
     // Acquire: pairs with the Release store below, so the map another thread sent is in the
     // ring before this thread's next sample. (Two threads racing here both send: harmless.)
-    if crate::sys::modules::packed(sig) == SENT_MAP.load(Ordering::Acquire) {
+    if modules::packed(sig) == SENT_MAP.load(Ordering::Acquire) {
         return;
     }
     let t = thread::current();
-    let Some(_busy) = thread::Busy::enter(t) else {
+    let Some(_busy) = Busy::enter(t) else {
         return;
     };
-    thread::setup_section(|| {
-        let (mods, sig) = crate::sys::modules::snapshot();
+    t.setup_section(|| {
+        let (mods, sig) = modules::snapshot();
         let Ok(bytes) = postcard::to_allocvec(&memshim_format::Record::Modules(mods)) else {
             return;
         };
-        let Some(reserved) = crate::transport::arena::put(&bytes) else {
+        let Some(reserved) = arena::put(&bytes) else {
             return;
         };
         if let Some(offset) = reserved.offset() {
-            let ev = Event {
-                kind: EventKind::Modules as u8,
-                alloc_kind: 0,
-                nframes: 0,
-                tid: 0,
-                // The map's signature, so the writer can tell a map it already has.
-                t: crate::sys::modules::packed(sig),
-                addr: offset,
-                size: bytes.len() as u64,
-            };
+            // Tagged with the map's signature, so the writer can tell a map it already has.
+            let ev = Event::blob(
+                EventKind::Modules,
+                modules::packed(sig),
+                offset,
+                bytes.len() as u64,
+            );
             // A lost map makes every later sample in the library unreadable, and dlopen is rare
             // and slow: if the ring is full, give the writer a few turns (bounded) to make room.
             for _ in 0..200 {
@@ -367,8 +234,8 @@ pub fn after_dlopen() {
 
 /// Records the constructor's pid (see [`owns_this_memory`]).
 pub fn note_init_pid() {
-    // SAFETY: getpid has no preconditions.
-    INIT_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
+    // Relaxed: the constructor runs before any other thread exists.
+    INIT_PID.store(real::getpid(), Ordering::Relaxed);
 }
 
 /// True in the process whose memory this is: the one the constructor ran in, or a real fork
@@ -392,67 +259,33 @@ pub fn exec(f: impl FnOnce() -> libc::c_int) -> libc::c_int {
 /// when the new image replaces us would not decode). If the exec fails, recording goes on and a
 /// later exit ends the capture again.
 fn before_exec() {
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() } as u32;
+    let pid = real::getpid();
     if !owns_this_memory(pid) {
         return; // a vfork child about to exec: nothing here is its to change
     }
-    // Release: a writer thread that sees it (under the writer's lock) writes nothing more.
-    EXEC_PENDING.store(true, Ordering::Release);
+    state::set_exec_pending(true);
     if OWNER_PID.load(Ordering::Relaxed) != pid {
         return; // no capture of this process yet
     }
-    if STATE.load(Ordering::Acquire) == RUNNING {
+    if state::phase() == Phase::Running {
         end_capture(EndKind::Exec);
     }
 }
 
 /// The exec failed and this program goes on.
 fn after_failed_exec() {
-    // SAFETY: getpid has no preconditions.
-    if owns_this_memory(unsafe { libc::getpid() } as u32) {
-        // Release: pairs with push's and the writer's loads.
-        EXEC_PENDING.store(false, Ordering::Release);
+    if owns_this_memory(real::getpid()) {
+        state::set_exec_pending(false);
     }
-}
-
-/// True while an exec is under way (the writer thread then writes nothing).
-pub fn exec_pending() -> bool {
-    // Acquire: pairs with before_exec's store.
-    EXEC_PENDING.load(Ordering::Acquire)
 }
 
 /// In a forked child (single-threaded, from the atfork handler): forget the parent's capture so
 /// the child's first event opens its own file with its own ring and writer.
 pub fn after_fork_child() {
-    let ring = RING.swap(core::ptr::null_mut(), Ordering::AcqRel);
-    if !ring.is_null() {
-        // SAFETY: the parent's writer thread does not exist in the child; no one else runs.
-        unsafe { Ring::destroy(ring) };
-    }
-    // The parent's writer may have held its mutex at the fork: never lock it; leak it
-    // (copy-on-write pages shared with the parent). Its file is in the parent writer's private
-    // table, which the child does not have; only in the shared-table fallback did the child
-    // inherit a copy, closed here before any code of the program's has run in the child.
-    WRITER.store(core::ptr::null_mut(), Ordering::Release);
-    let fd = SHARED_FD.swap(-1, Ordering::Relaxed);
-    if fd >= 0 {
-        // SAFETY: closing the child's own copy of the parent's capture descriptor, in the atfork
-        // child handler: the program has not run since fork, so the number is still ours.
-        unsafe { libc::close(fd) };
-    }
-    crate::writer::thread::after_fork_child();
-    STARTING_DROPS.store(0, Ordering::Relaxed);
-    REGION_FULL.store(0, Ordering::Relaxed);
-    // SAFETY: getpid has no preconditions.
-    FORK_CHILD_PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
-    EXEC_PENDING.store(false, Ordering::Relaxed);
-    START_MONO.store(real::now_ns(), Ordering::Relaxed);
-    if STATE.load(Ordering::Relaxed) != DISABLED {
-        // The hooks back to what the constructor decided, whatever the parent's capture did (a
-        // STOPPED parent turned them off; a fork racing stop_writing may have caught them off in
-        // any state). A process the constructor left untraced stays so in its children.
-        crate::hooks::alloc::restore_decided();
-        STATE.store(IDLE, Ordering::Release);
-    }
+    ring::forget_in_fork_child();
+    writer::current::forget_in_fork_child();
+    writer_thread::after_fork_child();
+    // Relaxed: single-threaded.
+    FORK_CHILD_PID.store(real::getpid(), Ordering::Relaxed);
+    state::idle_in_fork_child();
 }

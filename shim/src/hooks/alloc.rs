@@ -10,233 +10,197 @@
 //! The slow path is taken once per sample, by a thread's first allocation, for every pointer of
 //! the region, and for everything in `all` mode.
 
-use core::ffi::c_void;
+use core::ffi::{c_int, c_void};
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::config::{self, Mode};
+use memshim_format::AllocKind as Kind;
+
 use crate::recorder;
-use crate::sampling::sampler::{self, FORK_GEN};
-use crate::sampling::thread::{self, Busy, ThreadState, FLAG_FREE_FAST, FLAG_NAMED};
-use crate::sys::real;
+use crate::sampling::decide::{self, Decision};
+use crate::sampling::thread::{self, Busy, Thread, FLAG_FREE_FAST, FLAG_NAMED};
+use crate::stacks::python;
+use crate::stacks::StackBuf;
+use crate::state;
 use crate::sys::region::{self, NewSlot};
-use crate::sys::underlying;
-use crate::transport::ring::{Event, EventKind};
-use crate::{stacks::python, stacks::unwind};
+use crate::sys::{procinfo, real, underlying};
+use crate::transport::event::{Event, EventKind};
 
-const MODE_UNINIT: u8 = 0;
-const MODE_OFF: u8 = 1;
-const MODE_SAMPLED: u8 = 2;
-const MODE_ALL: u8 = 3;
+// ---- fast paths, inlined into the exports ----
 
-/// Set once by the constructor (and to OFF if the capture cannot be written).
-static MODE: AtomicU8 = AtomicU8::new(MODE_UNINIT);
-/// What the constructor decided (after the region's reservation): a fork child goes back to
-/// this, whatever its parent's capture did since; an untraced parent has untraced children.
-static DECIDED: AtomicU8 = AtomicU8::new(MODE_UNINIT);
-static RATE: AtomicU64 = AtomicU64::new(0);
+/// # Safety
+/// As for C `malloc`.
+#[inline(always)]
+pub unsafe fn malloc(size: usize) -> *mut c_void {
+    if thread::fast::take(size as u64) {
+        // SAFETY: forwarding.
+        return unsafe { underlying::malloc(size) };
+    }
+    // SAFETY: as for malloc.
+    unsafe { alloc_slow(size, 16, Kind::Malloc) }
+}
+
+/// # Safety
+/// As for C `free`.
+#[inline(always)]
+pub unsafe fn free(p: *mut c_void) {
+    if !region::contains(p) && thread::fast::flags() & FLAG_FREE_FAST != 0 {
+        // SAFETY: not a region pointer, so the allocator's (or null).
+        return unsafe { underlying::free(p) };
+    }
+    // SAFETY: as for free.
+    unsafe { free_slow(p) }
+}
+
+/// # Safety
+/// As for C `calloc`.
+#[inline(always)]
+pub unsafe fn calloc(n: usize, size: usize) -> *mut c_void {
+    let Some(total) = n.checked_mul(size) else {
+        // SAFETY: the allocator reports the overflow (NULL, ENOMEM).
+        return unsafe { underlying::calloc(n, size) };
+    };
+    if thread::fast::take(total as u64) {
+        // SAFETY: forwarding.
+        return unsafe { underlying::calloc(n, size) };
+    }
+    // SAFETY: as for calloc.
+    unsafe { alloc_slow(total, 16, Kind::Calloc) }
+}
+
+/// # Safety
+/// As for C `realloc`.
+#[inline(always)]
+pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    // A positive countdown means this thread is in sampled (or off) mode, where the allocator's
+    // pointers need no bookkeeping; null, zero size and region pointers have their own semantics.
+    if !region::contains(p) && !p.is_null() && size != 0 && thread::fast::take(size as u64) {
+        // SAFETY: forwarding the allocator's pointer.
+        return unsafe { underlying::realloc(p, size) };
+    }
+    // SAFETY: as for realloc.
+    unsafe { realloc_slow(p, size) }
+}
+
+/// # Safety
+/// As for C `reallocarray`.
+#[inline(always)]
+pub unsafe fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    match n.checked_mul(size) {
+        // SAFETY: as for realloc.
+        Some(total) => unsafe { realloc(p, total) },
+        None => {
+            real::set_errno(libc::ENOMEM);
+            core::ptr::null_mut()
+        }
+    }
+}
+
+/// # Safety
+/// As for C `posix_memalign`.
+#[inline(always)]
+pub unsafe fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    if !align.is_power_of_two() || !align.is_multiple_of(core::mem::size_of::<usize>()) {
+        return libc::EINVAL;
+    }
+    let errno = real::errno();
+    // SAFETY: as for memalign with a valid alignment.
+    let p = unsafe { aligned(align, size) };
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    real::set_errno(errno); // success must leave errno alone
+                            // SAFETY: the caller passes a valid out-pointer.
+    unsafe { *out = p };
+    0
+}
+
+/// # Safety
+/// As for C `memalign` (and glibc's `aligned_alloc`, which is memalign).
+#[inline(always)]
+pub unsafe fn memalign(align: usize, size: usize) -> *mut c_void {
+    // glibc rounds a non-power-of-two alignment up to the next power of two.
+    let a = align.max(1).checked_next_power_of_two().unwrap_or(0);
+    if a == 0 {
+        real::set_errno(libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    // SAFETY: a is a power of two.
+    unsafe { aligned(a, size) }
+}
+
+/// # Safety
+/// As for C `valloc`.
+#[inline(always)]
+pub unsafe fn valloc(size: usize) -> *mut c_void {
+    // SAFETY: page alignment is a power of two.
+    unsafe { aligned(PAGE, size) }
+}
+
+/// # Safety
+/// As for C `pvalloc`.
+#[inline(always)]
+pub unsafe fn pvalloc(size: usize) -> *mut c_void {
+    let Some(rounded) = size.max(1).checked_next_multiple_of(PAGE) else {
+        real::set_errno(libc::ENOMEM);
+        return core::ptr::null_mut();
+    };
+    // SAFETY: page alignment is a power of two.
+    unsafe { aligned(PAGE, rounded) }
+}
+
+/// The page size valloc and pvalloc align to (x86-64's).
+const PAGE: usize = 4096;
+
+/// Shared body of the aligned allocators: the same countdown as malloc's fast path.
+///
+/// # Safety
+/// `align` is a power of two.
+#[inline(always)]
+unsafe fn aligned(align: usize, size: usize) -> *mut c_void {
+    if thread::fast::take(size as u64) {
+        // SAFETY: forwarding with a valid alignment.
+        return unsafe { underlying::memalign(align, size) };
+    }
+    // SAFETY: as for memalign.
+    unsafe { alloc_slow(size, align, Kind::Aligned) }
+}
+
+// ---- slow paths ----
+
 /// Allocations the shim itself made on an application thread outside a one-time section: the
 /// sampled path promises none (checked by a test through `memshim_debug_reentrant_allocs`).
 pub static REENTRANT_ALLOCS: AtomicU64 = AtomicU64::new(0);
 
+/// What `memshim_debug_reentrant_allocs` reports.
+pub fn reentrant_allocs() -> u64 {
+    // Relaxed: a statistic.
+    REENTRANT_ALLOCS.load(Ordering::Relaxed)
+}
+
 /// Counts a recursive allocation made from inside the shim on an application thread.
-fn note_reentrant(t: &ThreadState) {
-    if t.flags & (thread::FLAG_WRITER | thread::FLAG_SETUP) == 0 {
+fn note_reentrant(t: Thread) {
+    if !t.has(thread::FLAG_WRITER | thread::FLAG_SETUP) {
         // Relaxed: a statistic.
         REENTRANT_ALLOCS.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-/// Flag in an Alloc event's `alloc_kind`: an allocation a forked child inherited.
-pub const INHERITED: u8 = 0x80;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Kind {
-    Malloc = 0,
-    Calloc = 1,
-    Realloc = 2,
-    Aligned = 3,
-    Mmap = 4,
-}
-
-/// Called by the constructor once the configuration is known.
-pub fn enable(mode: Mode) {
-    let m = match mode {
-        Mode::Sampled(r) => {
-            // Relaxed: published by the Release store of MODE below.
-            RATE.store(r, Ordering::Relaxed);
-            MODE_SAMPLED
-        }
-        Mode::All => MODE_ALL,
-        Mode::Off => MODE_OFF,
-    };
-    // Relaxed: read only by the fork child handler, single-threaded, after the constructor.
-    DECIDED.store(m, Ordering::Relaxed);
-    // Release: a thread that sees the mode sees the rate.
-    MODE.store(m, Ordering::Release);
-}
-
-/// In a fork child: the hooks back to what the constructor decided.
-pub fn restore_decided() {
-    // Relaxed: see DECIDED. Release: as in enable().
-    let m = DECIDED.load(Ordering::Relaxed);
-    if m != MODE_UNINIT {
-        MODE.store(m, Ordering::Release);
-    }
-}
-
-/// Stops recording (the capture could not be written). Region pointers are still freed right.
-pub fn disable() {
-    MODE.store(MODE_OFF, Ordering::Release);
-}
-
-enum Decision {
-    /// Forward to glibc, record nothing.
-    Skip,
-    /// Serve from the region and record (sampled mode).
-    Sample,
-    /// Forward to glibc and record (`all` mode).
-    Record,
-}
-
-/// Updates the thread's sampling state for an allocation of `size` and says what to do with it.
-fn decide(t: &mut ThreadState, size: u64) -> Decision {
-    // Acquire: pairs with enable().
-    match MODE.load(Ordering::Acquire) {
-        MODE_SAMPLED => {
-            t.flags |= FLAG_FREE_FAST;
-            let rate = RATE.load(Ordering::Relaxed);
-            // Relaxed: a stale generation only delays the reseed to the next sample.
-            if t.rng == 0 || t.fork_gen != FORK_GEN.load(Ordering::Relaxed) {
-                let tid = thread::tid(t);
-                sampler::seed(t, config::get().and_then(|c| c.seed), tid);
-                t.countdown = 0;
-            }
-            if t.countdown == 0 {
-                // A new thread (or a reseed): draw its first gap.
-                t.countdown = sampler::next_gap(t, rate);
-            }
-            // The fast paths test this too; callers that come here for other reasons (a region
-            // pointer's realloc, an mmap) must count down like any allocation.
-            if size < t.countdown {
-                t.countdown -= size;
-                return Decision::Skip;
-            }
-            t.countdown = sampler::next_gap(t, rate);
-            Decision::Sample
-        }
-        MODE_ALL => {
-            t.flags &= !FLAG_FREE_FAST;
-            t.countdown = 0;
-            Decision::Record
-        }
-        MODE_OFF => {
-            t.flags |= FLAG_FREE_FAST;
-            t.countdown = u64::MAX;
-            Decision::Skip
-        }
-        _ => Decision::Skip, // before the constructor: countdown stays 0, ask again next time
-    }
-}
-
 /// Sends this thread's name with its first event.
-fn name_thread(t: &mut ThreadState, tid: u32) {
-    if t.flags & FLAG_NAMED != 0 {
+fn name_thread(t: Thread, tid: u32) {
+    if t.has(FLAG_NAMED) {
         return;
     }
-    t.flags |= FLAG_NAMED;
-    let name = crate::sys::procinfo::thread_name();
+    t.raise(FLAG_NAMED);
+    let name = procinfo::thread_name();
     let words: [u64; 2] = [
         u64::from_ne_bytes(name[..8].try_into().unwrap()),
         u64::from_ne_bytes(name[8..].try_into().unwrap()),
     ];
-    let ev = Event {
-        kind: EventKind::ThreadName as u8,
-        alloc_kind: 0,
-        nframes: 0,
-        tid,
-        t: real::now_ns(),
-        addr: 0,
-        size: 0,
-    };
-    recorder::push(ev, &words);
-}
-
-/// An event without frames, stamped now.
-fn event(kind: EventKind, alloc_kind: Kind, tid: u32, addr: *const c_void, size: usize) -> Event {
-    event_at(kind, alloc_kind, tid, addr, size, real::stamp_ns())
-}
-
-fn event_at(
-    kind: EventKind,
-    alloc_kind: Kind,
-    tid: u32,
-    addr: *const c_void,
-    size: usize,
-    t: u64,
-) -> Event {
-    Event {
-        kind: kind as u8,
-        alloc_kind: alloc_kind as u8,
-        nframes: 0,
-        tid,
-        t,
-        addr: addr as u64,
-        size: size as u64,
-    }
-}
-
-const STACK_WORDS: usize = config::MAX_DEPTH + python::MAX_PY_FRAMES * python::WORDS_PER_FRAME;
-
-/// A sampled stack: native return addresses, then Python frames (two words each). Left
-/// uninitialised beyond what the walkers wrote: zeroing 4 KiB per sample is measurable.
-struct StackBuf {
-    words: [MaybeUninit<u64>; STACK_WORDS],
-    native: usize,
-    py: usize,
-}
-
-impl StackBuf {
-    /// Unwinds this thread's native stack and reads its own Python frames (see `python::capture`).
-    /// Inlined so the buffer is built in the caller's frame, not copied out.
-    #[inline(always)]
-    fn capture(s: &mut MaybeUninit<StackBuf>) -> &StackBuf {
-        let depth = config::get().map_or(config::DEFAULT_DEPTH, |c| c.depth);
-        // Built field by field in the caller's buffer: a struct literal mixing `uninit()` words
-        // with zeroed counts let LLVM zero all 3 KiB with one memset (18% of a sample's cost),
-        // and returning it by value copied it.
-        let p = s.as_mut_ptr();
-        // SAFETY: `words` is an array of MaybeUninit, valid in any state; the two counts are
-        // written before assume_init, so every field is initialised.
-        unsafe {
-            let words = &mut *core::ptr::addr_of_mut!((*p).words);
-            let native = unwind::capture(&mut words[..depth]);
-            let py = python::capture(&mut words[native..]);
-            core::ptr::addr_of_mut!((*p).native).write(native);
-            core::ptr::addr_of_mut!((*p).py).write(py);
-            s.assume_init_ref()
-        }
-    }
-
-    fn native(&self) -> &[u64] {
-        // SAFETY: the unwinder initialised the first `native` words.
-        unsafe { core::slice::from_raw_parts(self.words.as_ptr().cast(), self.native) }
-    }
-
-    fn all(&self) -> &[u64] {
-        let n = self.native + self.py * python::WORDS_PER_FRAME;
-        // SAFETY: the unwinder, then the Python walker, initialised the first `n` words.
-        unsafe { core::slice::from_raw_parts(self.words.as_ptr().cast(), n) }
-    }
-
-    /// The Alloc event carrying this stack, stamped `t`.
-    fn event(&self, kind: Kind, tid: u32, addr: *const c_void, size: usize, t: u64) -> Event {
-        Event {
-            nframes: self.native as u16,
-            ..event_at(EventKind::Alloc, kind, tid, addr, size, t)
-        }
-    }
+    recorder::push(
+        Event::new(EventKind::ThreadName, tid, real::now_ns(), 0, 0),
+        &words,
+    );
 }
 
 /// Forwards an allocation request to glibc.
@@ -268,7 +232,7 @@ pub unsafe extern "C" fn alloc_slow(size: usize, align: usize, kind: Kind) -> *m
         // SAFETY: our own allocation (unwinder, writer start): straight to glibc.
         return unsafe { forward(size, align, kind) };
     };
-    match decide(t, size as u64) {
+    match decide::allocation(t, size as u64) {
         // SAFETY: forwarding.
         Decision::Skip => unsafe { forward(size, align, kind) },
         Decision::Sample => {
@@ -280,8 +244,7 @@ pub unsafe extern "C" fn alloc_slow(size: usize, align: usize, kind: Kind) -> *m
             let q = unsafe { forward(size, align, kind) };
             if !q.is_null() {
                 // A sample the region could not serve and glibc did: recorded nowhere, counted.
-                // Relaxed: a statistic.
-                recorder::REGION_FULL.fetch_add(1, Ordering::Relaxed);
+                state::count(&state::REGION_FULL);
             }
             q
         }
@@ -297,54 +260,35 @@ pub unsafe extern "C" fn alloc_slow(size: usize, align: usize, kind: Kind) -> *m
 }
 
 /// Records an allocation glibc (or the kernel) made, with this thread's stack.
-fn record_alloc(t: &mut ThreadState, p: *const c_void, size: usize, kind: Kind) {
+fn record_alloc(t: Thread, p: *const c_void, size: usize, kind: Kind) {
     let mut buf = MaybeUninit::uninit();
-    let stack = StackBuf::capture(&mut buf);
-    let tid = thread::tid(t);
+    let stack = StackBuf::capture(&mut buf, recorder::push);
+    let tid = t.tid();
     name_thread(t, tid);
     recorder::push(
-        stack.event(kind, tid, p, size, real::stamp_ns()),
+        stack.event(kind, tid, p as u64, size as u64, real::stamp_ns()),
         stack.all(),
     );
 }
 
 /// Frees a pointer of the region: records it, then gives the slot back. Invalid or double frees
 /// of region pointers are ignored (the memory stays reserved) rather than crash the host.
-fn free_sampled(t: &mut ThreadState, p: *mut c_void, record: bool) {
+fn free_sampled(t: Thread, p: *mut c_void, record: bool) {
     if let Some(f) = region::begin_free(p) {
-        // Relaxed: the generation changes only in a single-threaded fork child.
-        let gen = FORK_GEN.load(Ordering::Relaxed);
-        if record && f.header.claim_inherited(gen) {
+        if record && f.header.claim_inherited(state::fork_generation()) {
             // Inherited from the parent and freed before this capture's writer listed it.
             let h = f.header;
-            let ev = Event {
-                kind: EventKind::Alloc as u8,
-                alloc_kind: h.kind | INHERITED,
-                nframes: h.nframes,
-                tid: h.tid,
-                t: 0,
-                addr: h.user,
-                size: h.size,
-            };
+            let ev = Event::inherited(h.kind, h.nframes, h.tid, h.user, h.size);
             recorder::push(ev, h.frames());
         }
         if record {
             if python::finalizing_started() {
-                mark_finalizing(thread::tid(t));
+                mark_finalizing(t.tid());
             }
-            let tid = thread::tid(t);
             // The Free must be queued before the slot can be handed out again, so the writer
             // never sees the next owner's Alloc before this Free.
-            recorder::push(
-                event(
-                    EventKind::Free,
-                    Kind::Malloc,
-                    tid,
-                    p,
-                    f.header.size as usize,
-                ),
-                &[],
-            );
+            let ev = Event::free(t.tid(), real::stamp_ns(), p as u64, f.header.size);
+            recorder::push(ev, &[]);
         }
         region::release(f);
     }
@@ -353,13 +297,7 @@ fn free_sampled(t: &mut ThreadState, p: *mut c_void, record: bool) {
 /// Records that the interpreter began finalizing, in order with the frees that follow it.
 fn mark_finalizing(tid: u32) {
     recorder::push(
-        event(
-            EventKind::PyFinalizing,
-            Kind::Malloc,
-            tid,
-            core::ptr::null(),
-            0,
-        ),
+        Event::new(EventKind::PyFinalizing, tid, real::stamp_ns(), 0, 0),
         &[],
     );
 }
@@ -382,27 +320,16 @@ pub unsafe extern "C" fn free_slow(p: *mut c_void) {
     }
     if busy.is_some() {
         // Decide the thread's mode (sets FLAG_FREE_FAST when frees need no recording).
-        if let Decision::Record = decide_free(t) {
-            let tid = thread::tid(t);
+        if let Decision::Record = decide::free(t) {
+            let tid = t.tid();
             if python::finalizing_started() {
                 mark_finalizing(tid);
             }
-            recorder::push(event(EventKind::Free, Kind::Malloc, tid, p, 0), &[]);
+            recorder::push(Event::free(tid, real::stamp_ns(), p as u64, 0), &[]);
         }
     }
     // SAFETY: `p` is glibc's (not in our region).
     unsafe { underlying::free(p) }
-}
-
-fn decide_free(t: &mut ThreadState) -> Decision {
-    match MODE.load(Ordering::Acquire) {
-        MODE_ALL => Decision::Record,
-        MODE_SAMPLED | MODE_OFF => {
-            t.flags |= FLAG_FREE_FAST;
-            Decision::Skip
-        }
-        _ => Decision::Skip,
-    }
 }
 
 /// The slow path of `realloc`.
@@ -441,7 +368,7 @@ pub unsafe extern "C" fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_voi
             None => return unsafe { underlying::realloc(p, size) },
         },
     };
-    match decide(t, size as u64) {
+    match decide::allocation(t, size as u64) {
         // SAFETY: `p` is live with `old_size` bytes, sampled or not as `sampled` says.
         Decision::Skip => unsafe { realloc_unrecorded(t, p, size, old_size, sampled.is_some()) },
         Decision::Sample => {
@@ -450,8 +377,7 @@ pub unsafe extern "C" fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_voi
                 // SAFETY: no region slot: fall back to glibc's realloc semantics.
                 let r = unsafe { realloc_unrecorded(t, p, size, old_size, sampled.is_some()) };
                 if !r.is_null() {
-                    // Relaxed: a statistic.
-                    recorder::REGION_FULL.fetch_add(1, Ordering::Relaxed);
+                    state::count(&state::REGION_FULL);
                 }
                 return r;
             }
@@ -468,9 +394,9 @@ pub unsafe extern "C" fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_voi
             q
         }
         Decision::Record => {
-            let tid = thread::tid(t);
             // Queue the Free first: once glibc releases `p`, another thread may get it back.
-            recorder::push(event(EventKind::Free, Kind::Realloc, tid, p, old_size), &[]);
+            let ev = Event::free(t.tid(), real::stamp_ns(), p as u64, old_size as u64);
+            recorder::push(ev, &[]);
             // SAFETY: forwarding a glibc pointer (no region in `all` mode).
             let q = unsafe { underlying::realloc(p, size) };
             // On failure `p` is still live: record it again.
@@ -487,24 +413,27 @@ pub unsafe extern "C" fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_voi
 
 /// Serves a sampled allocation from the region and records it; null (counted) when the region
 /// cannot serve it.
-fn sample_into_region(t: &mut ThreadState, size: usize, align: usize, kind: Kind) -> *mut c_void {
+fn sample_into_region(t: Thread, size: usize, align: usize, kind: Kind) -> *mut c_void {
     let mut buf = MaybeUninit::uninit();
-    let stack = StackBuf::capture(&mut buf);
-    let tid = thread::tid(t);
+    let stack = StackBuf::capture(&mut buf, recorder::push);
+    let tid = t.tid();
     let now = real::stamp_ns();
     let p = region::alloc(NewSlot {
         size,
         align,
-        kind: kind as u8,
+        kind: kind.index(),
         t: now,
         tid,
-        fork_gen: FORK_GEN.load(Ordering::Relaxed),
+        fork_gen: state::fork_generation(),
         frames: stack.native(),
         zero: kind == Kind::Calloc,
     });
     if !p.is_null() {
         name_thread(t, tid);
-        recorder::push(stack.event(kind, tid, p, size, now), stack.all());
+        recorder::push(
+            stack.event(kind, tid, p as u64, size as u64, now),
+            stack.all(),
+        );
     }
     p
 }
@@ -514,7 +443,7 @@ fn sample_into_region(t: &mut ThreadState, size: usize, align: usize, kind: Kind
 /// # Safety
 /// `p` is live with `old_size` usable bytes; `sampled` says whether it is a region pointer.
 unsafe fn realloc_unrecorded(
-    t: &mut ThreadState,
+    t: Thread,
     p: *mut c_void,
     size: usize,
     old_size: usize,
@@ -538,7 +467,7 @@ unsafe fn realloc_unrecorded(
 ///
 /// # Safety
 /// As for malloc_usable_size.
-pub unsafe fn usable_size(p: *mut c_void) -> usize {
+pub unsafe fn malloc_usable_size(p: *mut c_void) -> usize {
     if region::contains(p) && region::is_reserved() {
         return region::header_of(p).map_or(0, |h| h.size as usize);
     }
@@ -556,7 +485,7 @@ pub fn after_mmap(p: *mut c_void, len: usize, flags: i32) {
     }
     let t = thread::current();
     let Some(_busy) = Busy::enter(t) else { return };
-    match decide(t, len as u64) {
+    match decide::allocation(t, len as u64) {
         Decision::Skip => {}
         Decision::Sample | Decision::Record => record_alloc(t, p, len, Kind::Mmap),
     }
@@ -564,19 +493,25 @@ pub fn after_mmap(p: *mut c_void, len: usize, flags: i32) {
 
 /// Records an unmapped range (the CLI clips the recorded mappings it overlaps).
 pub fn after_munmap(p: *mut c_void, len: usize) {
-    if !recorder::running() {
+    if !state::running() {
         return;
     }
     let t = thread::current();
     let Some(_busy) = Busy::enter(t) else { return };
-    let tid = thread::tid(t);
-    recorder::push(event(EventKind::Munmap, Kind::Mmap, tid, p, len), &[]);
+    let ev = Event::new(
+        EventKind::Munmap,
+        t.tid(),
+        real::stamp_ns(),
+        p as u64,
+        len as u64,
+    );
+    recorder::push(ev, &[]);
 }
 
 /// After a fork, in the child: new thread id, reseed on the next sample.
 pub fn after_fork_child() {
     let t = thread::current();
-    t.tid = 0;
-    t.countdown = 0;
-    t.flags &= !FLAG_NAMED;
+    t.set_cached_tid(0);
+    t.set_countdown(0);
+    t.lower(FLAG_NAMED);
 }

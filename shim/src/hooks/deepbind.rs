@@ -10,32 +10,12 @@
 
 use core::ffi::{c_char, c_void, CStr};
 
+use super::loader::Ours;
 use crate::sys::elf::{
     self, Rela, Sym, DT_JMPREL, DT_PLTRELSZ, DT_RELA, DT_RELASZ, DT_STRTAB, DT_SYMTAB,
     R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT,
 };
 use crate::{sampling::thread, sys::modules, sys::real, sys::underlying};
-
-/// The interposed names whose GOT entries are redirected, with the shim's definitions.
-fn ours() -> [(&'static CStr, usize); 11] {
-    use crate::exports as e;
-    [
-        (c"malloc", e::malloc as *const () as usize),
-        (c"free", e::free as *const () as usize),
-        (c"calloc", e::calloc as *const () as usize),
-        (c"realloc", e::realloc as *const () as usize),
-        (c"reallocarray", e::reallocarray as *const () as usize),
-        (c"posix_memalign", e::posix_memalign as *const () as usize),
-        (c"aligned_alloc", e::aligned_alloc as *const () as usize),
-        (c"memalign", e::memalign as *const () as usize),
-        (c"valloc", e::valloc as *const () as usize),
-        (c"pvalloc", e::pvalloc as *const () as usize),
-        (
-            c"malloc_usable_size",
-            e::malloc_usable_size as *const () as usize,
-        ),
-    ]
-}
 
 /// Objects loaded now: call before the dlopen, to tell the new ones after it.
 pub fn count_objects() -> usize {
@@ -50,16 +30,15 @@ pub fn count_objects() -> usize {
 ///
 /// # Safety
 /// `handle` is the handle that dlopen returned.
-pub unsafe fn after_dlopen(handle: *mut c_void, before: usize) {
+pub unsafe fn after_dlopen(handle: *mut c_void, before: usize, ours: &Ours) {
     let t = thread::current();
     let Some(_busy) = thread::Busy::enter(t) else {
         return;
     };
-    thread::setup_section(|| redirect(handle, before));
+    t.setup_section(|| redirect(handle, before, ours));
 }
 
-fn redirect(handle: *mut c_void, before: usize) {
-    let names = ours();
+fn redirect(handle: *mut c_void, before: usize, names: &Ours) {
     // What each name finds underneath: a GOT entry holding this bypasses the shim.
     let under: [Option<usize>; 11] = core::array::from_fn(|i| underlying::definition(names[i].0));
     let mut objects = Vec::new();

@@ -28,6 +28,8 @@ type StartFn = extern "C" fn(*mut c_void) -> *mut c_void;
 struct Start {
     f: StartFn,
     arg: *mut c_void,
+    release: unsafe extern "C" fn(*mut c_void),
+    ended: extern "C" fn(),
 }
 
 unsafe extern "C" {
@@ -56,7 +58,14 @@ pub unsafe fn create(
         return unsafe { real::pthread_create(out, attr, f, arg) };
     }
     // SAFETY: `start` is a fresh allocation of the right size and alignment (malloc's).
-    unsafe { start.write(Start { f, arg }) };
+    unsafe {
+        start.write(Start {
+            f,
+            arg,
+            release: release_start,
+            ended: program_thread_ended,
+        })
+    };
     // Relaxed: the count is only compared with zero by threads that end, each after its own
     // increment; the thread made below cannot end before this.
     LIVE.fetch_add(1, Ordering::Relaxed);
@@ -74,15 +83,13 @@ pub unsafe fn create(
 ///
 /// # Safety
 /// `p` is the record `create` allocated.
-#[no_mangle]
-pub unsafe extern "C" fn memshim_start_release(p: *mut c_void) {
+unsafe extern "C" fn release_start(p: *mut c_void) {
     // SAFETY: allocated by create() with the same allocator.
     unsafe { underlying::free(p) }
 }
 
 /// Called by memshim_thread_start's cleanup handler as a program thread ends.
-#[no_mangle]
-pub extern "C" fn memshim_program_thread_ended() {
+extern "C" fn program_thread_ended() {
     // AcqRel: the last thread to end sees every other's decrement.
     if LIVE.fetch_sub(1, Ordering::AcqRel) == 1 {
         last_leaving();
@@ -93,8 +100,8 @@ pub extern "C" fn memshim_program_thread_ended() {
 /// through their start routine's cleanup handler).
 pub fn before_pthread_exit() {
     // SAFETY: getpid and gettid have no preconditions.
-    let main = unsafe { libc::syscall(libc::SYS_gettid) } == unsafe { libc::getpid() } as i64;
-    // AcqRel: as in memshim_program_thread_ended.
+    let main = unsafe { libc::syscall(libc::SYS_gettid) } == real::getpid() as i64;
+    // AcqRel: as in program_thread_ended.
     if main && LIVE.fetch_sub(1, Ordering::AcqRel) == 1 {
         last_leaving();
     }
@@ -106,7 +113,7 @@ fn last_leaving() {
     let Some(_busy) = thread::Busy::enter(t) else {
         return;
     };
-    thread::setup_section(|| {
+    t.setup_section(|| {
         // A writer spawned a moment ago may not have said its id yet: then it is the one other
         // thread allowed.
         let (writer, known) = writer_thread::writer();

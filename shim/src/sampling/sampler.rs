@@ -2,12 +2,8 @@
 //! exponential distribution with mean R (as Go's `nextSample` and jemalloc). An allocation of size
 //! s is then sampled with probability 1 - exp(-s/R), the figure the CLI unbiases by.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::sampling::thread::ThreadState;
-
-/// Bumped in the child after every fork, so inherited RNG states are reseeded.
-pub static FORK_GEN: AtomicU32 = AtomicU32::new(0);
 /// Threads seeded so far; with MEMSHIM_SEED it makes each thread's sequence distinct yet fixed.
 static THREADS_SEEDED: AtomicU64 = AtomicU64::new(0);
 
@@ -19,11 +15,11 @@ fn splitmix(mut z: u64) -> u64 {
 }
 
 /// Seeds this thread's generator: from MEMSHIM_SEED and the thread's order when given, otherwise
-/// from the clock, the thread id and a stack address.
-pub fn seed(t: &mut ThreadState, fixed: Option<u64>, tid: u32) {
+/// from the clock, the thread id and a stack address. Returns the generator's state, for the
+/// fork generation `gen`.
+pub fn seed(fixed: Option<u64>, tid: u32, gen: u32) -> u64 {
     // Relaxed: only uniqueness of the ordinal matters.
     let ordinal = THREADS_SEEDED.fetch_add(1, Ordering::Relaxed);
-    let gen = FORK_GEN.load(Ordering::Relaxed);
     let base = match fixed {
         Some(s) => s ^ ordinal.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ ((gen as u64) << 48),
         None => {
@@ -31,18 +27,17 @@ pub fn seed(t: &mut ThreadState, fixed: Option<u64>, tid: u32) {
             crate::sys::real::now_ns() ^ ((tid as u64) << 32) ^ (&local as *const u8 as u64)
         }
     };
-    t.rng = splitmix(base) | 1;
-    t.fork_gen = gen;
+    splitmix(base) | 1
 }
 
 /// Bytes until the next sample: an exponential draw with mean `rate`, at least 1.
-pub fn next_gap(t: &mut ThreadState, rate: u64) -> u64 {
+pub fn next_gap(rng: &mut u64, rate: u64) -> u64 {
     // xorshift64*: fast, no state beyond one word, good enough for gap lengths.
-    let mut x = t.rng;
+    let mut x = *rng;
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
-    t.rng = x;
+    *rng = x;
     let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
     // u in (0, 1]: never 0, so ln is finite.
     let u = ((r >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
@@ -97,18 +92,10 @@ mod tests {
 
     #[test]
     fn gaps_have_the_requested_mean() {
-        let mut t = ThreadState {
-            countdown: 0,
-            rng: 0,
-            busy: 0,
-            tid: 0,
-            fork_gen: 0,
-            flags: 0,
-        };
-        seed(&mut t, Some(7), 1);
+        let mut rng = seed(Some(7), 1, 0);
         let n = 200_000;
         let mean = 512 << 10;
-        let sum: u64 = (0..n).map(|_| next_gap(&mut t, mean)).sum();
+        let sum: u64 = (0..n).map(|_| next_gap(&mut rng, mean)).sum();
         let got = sum as f64 / n as f64;
         assert!((got / mean as f64 - 1.0).abs() < 0.01, "mean gap {got}");
     }

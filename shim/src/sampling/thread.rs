@@ -30,15 +30,6 @@ pub const FLAG_FREE_FAST: u32 = 4;
 /// may allocate for itself; allocations anywhere else inside the shim are counted as bugs.
 pub const FLAG_SETUP: u32 = 8;
 
-/// Runs `f` as a one-time section (see [`FLAG_SETUP`]).
-pub fn setup_section<R>(f: impl FnOnce() -> R) -> R {
-    let was = current().flags & FLAG_SETUP;
-    current().flags |= FLAG_SETUP;
-    let r = f();
-    current().flags = (current().flags & !FLAG_SETUP) | was;
-    r
-}
-
 extern "C" {
     /// The TLS block of tls.c; only its address is taken, through the initial-exec sequence below.
     static mut memshim_tls: ThreadState;
@@ -123,54 +114,108 @@ pub mod fast {
     }
 }
 
+/// This thread's [`ThreadState`], reached through a raw pointer.
+///
+/// **The aliasing rule, stated once:** no `&`/`&mut ThreadState` is ever made. Every access is
+/// one read or write of one field through this pointer, which never spans a call. The shim
+/// re-enters itself (the unwinder or the writer's start call malloc, which runs the hooks on
+/// the same thread) while an outer hook still works with its `Thread`: with references, the
+/// inner one would alias the outer's `&mut`; with single-field raw accesses there is nothing to
+/// alias, and each thread touches only its own block (signal handlers that allocate are outside
+/// what malloc supports anyway).
+#[derive(Debug, Clone, Copy)]
+pub struct Thread(*mut ThreadState);
+
 /// This thread's state. Cost: two instructions (`mov %fs:0`, the GOT offset), no call.
 #[inline(always)]
-pub fn current() -> &'static mut ThreadState {
-    let tp: usize;
-    // SAFETY: %fs:0 holds the thread pointer (the x86-64 TLS ABI); the asm only reads it.
-    unsafe {
-        core::arch::asm!(
-            "mov {tp}, qword ptr fs:[0]",
-            tp = out(reg) tp,
-            options(pure, readonly, nostack, preserves_flags),
-        );
+pub fn current() -> Thread {
+    let tp = crate::sys::real::thread_pointer();
+    // Thread pointer + offset is this thread's copy of the block, valid for the thread's life.
+    Thread((tp + tls_offset()) as *mut ThreadState)
+}
+
+/// A field read or write through the pointer, the only way the block is touched.
+macro_rules! field {
+    ($get:ident, $set:ident, $f:ident, $t:ty) => {
+        #[inline(always)]
+        pub fn $get(self) -> $t {
+            // SAFETY: the pointer is this thread's live block (current()); a single-field read,
+            // no reference made (the aliasing rule above).
+            unsafe { (*self.0).$f }
+        }
+        #[inline(always)]
+        pub fn $set(self, v: $t) {
+            // SAFETY: as for the read; a single-field write by the block's own thread.
+            unsafe { (*self.0).$f = v }
+        }
+    };
+}
+
+impl Thread {
+    field!(countdown, set_countdown, countdown, u64);
+    field!(rng, set_rng, rng, u64);
+    field!(busy, set_busy, busy, u32);
+    field!(fork_gen, set_fork_gen, fork_gen, u32);
+    field!(flags, set_flags, flags, u32);
+    field!(cached_tid, set_cached_tid, tid, u32);
+
+    /// Sets `flag`.
+    #[inline(always)]
+    pub fn raise(self, flag: u32) {
+        self.set_flags(self.flags() | flag);
     }
-    // SAFETY: thread pointer + offset is this thread's copy of the block, valid for the thread's
-    // whole life; each thread only ever touches its own (signal handlers that allocate are
-    // outside what malloc supports anyway), so no other reference to it exists concurrently.
-    unsafe { &mut *((tp + tls_offset()) as *mut ThreadState) }
+
+    /// Clears `flag`.
+    #[inline(always)]
+    pub fn lower(self, flag: u32) {
+        self.set_flags(self.flags() & !flag);
+    }
+
+    #[inline(always)]
+    pub fn has(self, flag: u32) -> bool {
+        self.flags() & flag != 0
+    }
+
+    /// The kernel's id for this thread, cached.
+    pub fn tid(self) -> u32 {
+        if self.cached_tid() == 0 {
+            // SAFETY: gettid has no preconditions.
+            self.set_cached_tid(unsafe { libc::syscall(libc::SYS_gettid) } as u32);
+        }
+        self.cached_tid()
+    }
+
+    /// Runs `f` as a one-time section (see [`FLAG_SETUP`]).
+    pub fn setup_section<R>(self, f: impl FnOnce() -> R) -> R {
+        let was = self.flags() & FLAG_SETUP;
+        self.raise(FLAG_SETUP);
+        let r = f();
+        self.set_flags((self.flags() & !FLAG_SETUP) | was);
+        r
+    }
 }
 
 /// Marks the thread as inside the shim for its lifetime, so that allocations the shim itself
 /// causes (unwinder, writer start) are forwarded untouched instead of recursing.
 pub struct Busy {
-    _private: (),
+    t: Thread,
 }
 
 impl Busy {
     /// Enters the shim; `None` when this thread is already inside it (a recursive call).
     #[inline(always)]
-    pub fn enter(t: &mut ThreadState) -> Option<Busy> {
-        if t.busy != 0 {
+    pub fn enter(t: Thread) -> Option<Busy> {
+        if t.busy() != 0 {
             return None;
         }
-        t.busy = 1;
-        Some(Busy { _private: () })
+        t.set_busy(1);
+        Some(Busy { t })
     }
 }
 
 impl Drop for Busy {
     #[inline(always)]
     fn drop(&mut self) {
-        current().busy = 0;
+        self.t.set_busy(0);
     }
-}
-
-/// The kernel's id for this thread, cached.
-pub fn tid(t: &mut ThreadState) -> u32 {
-    if t.tid == 0 {
-        // SAFETY: gettid has no preconditions.
-        t.tid = unsafe { libc::syscall(libc::SYS_gettid) } as u32;
-    }
-    t.tid
 }

@@ -86,14 +86,14 @@ fn build_id(mut notes: &[u8]) -> Option<Vec<u8>> {
 /// child's first dl_iterate_phdr, ours or the program's, then hung; seen in a multiprocessing
 /// test). With this lock the fork waits for the walk to end.
 ///
-/// It holds the holder's thread-state address (0: free), so a thread can tell its own walk.
+/// It holds the holder's thread pointer (0: free), so a thread can tell its own walk.
 static WALK: AtomicUsize = AtomicUsize::new(0);
 /// The prepare handler got WALK (so the parent and child handlers release it).
 static HELD_FOR_FORK: AtomicBool = AtomicBool::new(false);
 
 /// This thread's mark in WALK.
 fn me() -> usize {
-    crate::sampling::thread::current() as *const crate::sampling::thread::ThreadState as usize
+    super::real::thread_pointer()
 }
 
 /// True when this thread holds WALK: it is inside a walk of ours, or in an atfork prepare

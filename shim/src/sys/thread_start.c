@@ -6,24 +6,24 @@
  * pthread_cleanup_push does with the unwinder's own mechanism. */
 #include <pthread.h>
 
+/* Mirrors `Start` in program_threads.rs. The shim's two callbacks travel in the record, so
+ * they need no exported name. */
 struct memshim_start {
     void *(*fn)(void *);
     void *arg;
+    void (*release)(void *start);
+    void (*ended)(void);
 };
 
-void memshim_program_thread_ended(void);
-void memshim_start_release(struct memshim_start *start);
-
-static void ended(void *unused) {
-    (void)unused;
-    memshim_program_thread_ended();
+static void ended(void *f) {
+    ((void (*)(void))f)();
 }
 
 __attribute__((visibility("hidden"))) void *memshim_thread_start(void *p) {
     struct memshim_start s = *(struct memshim_start *)p;
     void *r;
-    memshim_start_release(p);
-    pthread_cleanup_push(ended, 0);
+    s.release(p);
+    pthread_cleanup_push(ended, (void *)s.ended);
     r = s.fn(s.arg);
     pthread_cleanup_pop(1);
     return r;

@@ -57,7 +57,7 @@ impl Reservation {
     /// may hand these bytes out again, so the event must not be sent.
     pub fn offset(&self) -> Option<u64> {
         // Relaxed: as in drop.
-        (crate::sampling::sampler::FORK_GEN.load(Ordering::Relaxed) == self.fork_gen)
+        (crate::state::fork_generation() == self.fork_gen)
             .then(|| (self.ptr as usize - ARENA.load(Ordering::Acquire)) as u64)
     }
 }
@@ -65,7 +65,7 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         // Relaxed: the generation changes only in a single-threaded fork child.
-        if crate::sampling::sampler::FORK_GEN.load(Ordering::Relaxed) == self.fork_gen {
+        if crate::state::fork_generation() == self.fork_gen {
             // Release: the event was pushed (claimed in the ring) before this, for a writer
             // that sees the count at zero.
             STATE.fetch_sub(1 << count_shift(self.half), Ordering::Release);
@@ -109,7 +109,7 @@ pub fn reserve(len: usize) -> Option<Reservation> {
                     ptr: (base + half as usize * HALF + used) as *mut u8,
                     half,
                     // Relaxed: as in drop.
-                    fork_gen: crate::sampling::sampler::FORK_GEN.load(Ordering::Relaxed),
+                    fork_gen: crate::state::fork_generation(),
                 });
             }
             Err(now) => s = now,

@@ -17,58 +17,8 @@
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use super::event::{Event, MAX_STACK_WORDS};
 use crate::sys::real;
-
-/// What an event reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum EventKind {
-    Alloc = 1,
-    Free = 2,
-    Munmap = 3,
-    /// `frames` holds the thread's name (16 bytes).
-    ThreadName = 4,
-    /// Python finalization began.
-    PyFinalizing = 5,
-    /// A code object's names: `addr`/`size` locate them in the code arena (python.rs).
-    PyCode = 6,
-    /// The module map right after a dlopen: `addr`/`size` locate a postcard `Record::Modules` in
-    /// the arena (arena.rs).
-    Modules = 7,
-}
-
-impl EventKind {
-    /// The kind an event's `kind` byte names.
-    pub fn from_u8(k: u8) -> Option<EventKind> {
-        use EventKind::*;
-        Some(match k {
-            1 => Alloc,
-            2 => Free,
-            3 => Munmap,
-            4 => ThreadName,
-            5 => PyFinalizing,
-            6 => PyCode,
-            7 => Modules,
-            _ => return None,
-        })
-    }
-}
-
-/// The fixed part of a slot; `nframes` frames follow it.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct Event {
-    pub kind: u8,
-    /// `memshim_format::AllocKind` as its index.
-    pub alloc_kind: u8,
-    /// Native frames (return addresses) at the start of the event's words; Python frames, two
-    /// words each (see python.rs), follow them.
-    pub nframes: u16,
-    pub tid: u32,
-    pub t: u64,
-    pub addr: u64,
-    pub size: u64,
-}
 
 /// One cache line of the ring. An event takes a head unit (sequence, the event packed in 32
 /// bytes, three frame words) and as many continuation units as its frames need (seven words
@@ -104,7 +54,7 @@ impl Meta {
     const WORDS_SHIFT: u32 = 9;
     const KIND_SHIFT: u32 = 19;
     const ALLOC_KIND_SHIFT: u32 = 23;
-    /// Most frame words an event can carry (config::MAX_DEPTH + Python words are below it).
+    /// Most frame words an event can carry (MAX_STACK_WORDS is below it).
     const MAX_WORDS: usize = (1 << 10) - 1;
 
     fn pack(ev: &Event, words: usize) -> u32 {
@@ -131,12 +81,7 @@ impl Meta {
     }
 }
 
-const _: () = assert!(
-    crate::config::MAX_DEPTH
-        + crate::stacks::python::MAX_PY_FRAMES * crate::stacks::python::WORDS_PER_FRAME
-        <= Meta::MAX_WORDS
-        && crate::config::MAX_DEPTH < 512
-);
+const _: () = assert!(MAX_STACK_WORDS <= Meta::MAX_WORDS && crate::config::MAX_DEPTH < 512);
 
 /// Units an event of `n` frame words takes.
 fn units_for(n: usize) -> u64 {
@@ -338,9 +283,7 @@ impl Ring {
         }
         // Left uninitialised beyond what is copied in: zeroing 3 KiB per event cost the writer
         // more than the rest of its work on the event.
-        let mut frames = [core::mem::MaybeUninit::<u64>::uninit();
-            crate::config::MAX_DEPTH
-                + crate::stacks::python::MAX_PY_FRAMES * crate::stacks::python::WORDS_PER_FRAME];
+        let mut frames = [core::mem::MaybeUninit::<u64>::uninit(); MAX_STACK_WORDS];
         // SAFETY: a published event, owned by the consumer until it releases its units; the
         // first `n` words of `frames` are written before they are read as initialised.
         let (ev, words, k) = unsafe {
@@ -371,37 +314,40 @@ impl Ring {
     }
 }
 
+/// This process's ring, once its capture started.
+static CURRENT: core::sync::atomic::AtomicPtr<Ring> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// Makes `ring` this process's ring. Release: a thread that loads it sees it initialised.
+pub fn install(ring: *mut Ring) {
+    CURRENT.store(ring, Ordering::Release);
+}
+
+/// This process's ring, if its capture started.
+#[inline]
+pub fn current() -> Option<&'static Ring> {
+    // Acquire: pairs with install().
+    let ring = CURRENT.load(Ordering::Acquire);
+    // SAFETY: a non-null CURRENT points at a live ring: it is only replaced (and the old one
+    // unmapped) in a fork child, which is single-threaded at that moment.
+    (!ring.is_null()).then(|| unsafe { &*ring })
+}
+
+/// In a fork child (single-threaded): unmaps the parent's ring; the child's capture makes its own.
+pub fn forget_in_fork_child() {
+    let ring = CURRENT.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if !ring.is_null() {
+        // SAFETY: the parent's writer thread does not exist in the child; no one else runs.
+        unsafe { Ring::destroy(ring) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ev(addr: u64) -> Event {
-        Event {
-            kind: EventKind::Alloc as u8,
-            alloc_kind: 0,
-            nframes: 0,
-            tid: 1,
-            t: 0,
-            addr,
-            size: 8,
-        }
-    }
-
-    #[test]
-    fn every_event_kind_decodes() {
-        use EventKind::*;
-        for k in [
-            Alloc,
-            Free,
-            Munmap,
-            ThreadName,
-            PyFinalizing,
-            PyCode,
-            Modules,
-        ] {
-            assert_eq!(EventKind::from_u8(k as u8), Some(k));
-        }
-        assert_eq!(EventKind::from_u8(0), None);
+        Event::alloc(memshim_format::AllocKind::Malloc, 0, 1, 0, addr, 8)
     }
 
     #[test]
@@ -514,13 +460,8 @@ mod tests {
         let r = unsafe { &*Ring::create(64, 400) };
         let words: Vec<u64> = (0..300).collect();
         let sent = Event {
-            kind: EventKind::Alloc as u8,
-            alloc_kind: 3 | crate::hooks::alloc::INHERITED,
-            nframes: 256,
-            tid: 4_194_303,
             t: u64::MAX - 1,
-            addr: 0x7fff_ffff_f000,
-            size: 1 << 40,
+            ..Event::inherited(3, 256, 4_194_303, 0x7fff_ffff_f000, 1 << 40)
         };
         assert!(r.push(sent, &words, 0));
         assert!(r.pop(|e, f| {

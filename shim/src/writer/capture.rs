@@ -4,19 +4,22 @@
 //! every [`FLUSH_NS`]. It runs on its own thread, or on the exiting thread for the final flush.
 
 use memshim_format::{
-    encode_header_with, AllocKind, ChunkBuilder, Compressor, EndKind, Header, Module, PyFrame,
-    Record, FLAG_ZSTD,
+    encode_header_with, AllocKind, ChunkBuilder, Compressor, Drops, EndKind, Header, Module,
+    PyFrame, Record, FLAG_ZSTD,
 };
 use rustc_hash::FxHashSet;
 
-use crate::config::{Config, Mode};
+use crate::config::Config;
+use crate::state::{self, Recording};
 use crate::sys::modules;
-use crate::sys::procinfo::{self, Statm};
-use crate::transport::ring::{EventKind, Ring};
+use crate::sys::procinfo;
+use crate::transport::event::{Event, EventKind, WORDS_PER_FRAME};
+use crate::transport::ring::Ring;
 use crate::writer::capture_file::CaptureFile;
 use crate::writer::fdtable::Table;
 use crate::writer::stack_table::StackTable;
-use crate::{recorder, sampling::sampler, stacks::python, sys::real, sys::region};
+use crate::writer::statm::Statm;
+use crate::{stacks::python, sys::real, sys::region};
 
 /// Flush (and tick) period: the issue asks for >= 10 ticks and flushes a second.
 pub const FLUSH_NS: u64 = 80_000_000;
@@ -80,13 +83,14 @@ pub struct Writer {
 // itself is Sync (see ring.rs).
 unsafe impl Send for Writer {}
 
-fn alloc_kind(k: u8) -> AllocKind {
-    match k {
-        1 => AllocKind::Calloc,
-        2 => AllocKind::Realloc,
-        3 => AllocKind::Aligned,
-        4 => AllocKind::Mmap,
-        _ => AllocKind::Malloc,
+/// Drop counters as the capture reports them.
+fn drops() -> Drops {
+    use core::sync::atomic::Ordering::Relaxed;
+    // Relaxed (all three): statistics.
+    let ring_dropped = crate::transport::ring::current().map_or(0, |r| r.dropped.0.load(Relaxed));
+    Drops {
+        ring_full: ring_dropped + state::STARTING_DROPS.load(Relaxed),
+        region_full: state::REGION_FULL.load(Relaxed),
     }
 }
 
@@ -114,11 +118,11 @@ impl Writer {
         table: Table,
     ) -> std::io::Result<Writer> {
         let (exe, argv) = procinfo::exe_and_argv();
-        let start = recorder::START_MONO.load(std::sync::atomic::Ordering::Relaxed);
+        let start = state::capture_start_ns();
         let now_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        let fork_gen = sampler::FORK_GEN.load(std::sync::atomic::Ordering::Relaxed);
+        let fork_gen = state::fork_generation();
         let page = procinfo::page_size();
         let header = Header {
             // SAFETY: getpid/getppid have no preconditions.
@@ -129,8 +133,8 @@ impl Writer {
             argv,
             start_unix_ns: now_unix.saturating_sub(real::now_ns().saturating_sub(start)),
             start_mono_ns: start,
-            rate: match cfg.mode {
-                Mode::Sampled(r) => r,
+            rate: match state::decided() {
+                Recording::Sampled(r) => r,
                 _ => 0,
             },
             page_size: page as u32,
@@ -171,7 +175,7 @@ impl Writer {
             arena: crate::transport::arena::Recycler::default(),
             sampled_allocated: 0,
             sampled_freed: 0,
-            region_serves: matches!(cfg.mode, Mode::Sampled(_)),
+            region_serves: matches!(state::decided(), Recording::Sampled(_)),
             region_live: 0,
         };
         w.refresh_modules();
@@ -257,7 +261,7 @@ impl Writer {
         self.chunk.push(&Record::End {
             t,
             how,
-            dropped: recorder::drops(),
+            dropped: drops(),
         });
         self.flush();
     }
@@ -269,7 +273,7 @@ impl Writer {
     /// Writes the map as it is now, keeping the modules of the previous map that have gone but
     /// whose range nothing new occupies: events still waiting in the ring were recorded before
     /// they went (a dlopen'd library may be closed before the writer looks; dlopen itself sends
-    /// an exact map through the ring, see recorder::after_dlopen).
+    /// an exact map through the ring, see the recorder's after_dlopen).
     fn refresh_modules(&mut self) {
         let (mods, sig) = modules::snapshot();
         self.write_map(mods, sig);
@@ -295,7 +299,7 @@ impl Writer {
             return id;
         }
         let python = words[native.min(words.len())..]
-            .chunks_exact(python::WORDS_PER_FRAME)
+            .chunks_exact(WORDS_PER_FRAME)
             .map(|w| PyFrame {
                 code: w[0],
                 instr: w[1] as u32,
@@ -342,7 +346,7 @@ impl Writer {
         n
     }
 
-    fn on_event(&mut self, ev: &crate::transport::ring::Event, frames: &[u64]) {
+    fn on_event(&mut self, ev: &Event, frames: &[u64]) {
         let t = self.rel(ev.t);
         let Some(kind) = EventKind::from_u8(ev.kind) else {
             return;
@@ -356,17 +360,17 @@ impl Writer {
             EventKind::Alloc => {
                 let stack = self.intern(frames, ev.nframes as usize);
                 self.sampled_allocated += ev.size;
-                if self.region_serves && ev.alloc_kind & !crate::hooks::alloc::INHERITED != 4 {
+                if self.region_serves && ev.alloc_kind() != AllocKind::Mmap {
                     self.region_live += ev.size;
                 }
-                let inherited = ev.alloc_kind & crate::hooks::alloc::INHERITED != 0;
+                let inherited = ev.is_inherited();
                 self.chunk.push(&Record::Alloc {
                     t: if inherited { 0 } else { t },
                     tid: ev.tid,
                     addr: ev.addr,
                     size: ev.size,
                     stack,
-                    kind: alloc_kind(ev.alloc_kind & !crate::hooks::alloc::INHERITED),
+                    kind: ev.alloc_kind(),
                     inherited,
                 });
             }
@@ -390,7 +394,7 @@ impl Writer {
                     len: ev.size,
                 });
             }
-            // Sent once per thread (hooks::name_thread). Not de-duplicated by tid: a set of every
+            // Sent once per thread (the hooks' name_thread). Not de-duplicated by tid: a set of every
             // tid ever seen grew with the process's life and, once tids were reused, dropped the
             // new threads' names.
             EventKind::ThreadName => {
@@ -408,7 +412,7 @@ impl Writer {
             EventKind::PyCode => {
                 // SAFETY: PyCode events point at arena bytes written before the push.
                 let blob = unsafe { crate::transport::arena::get(ev.addr, ev.size) };
-                if let Some(code) = python::decode_code(blob) {
+                if let Some(code) = crate::transport::pycode::decode(blob) {
                     if self.codes.insert(code.id) {
                         self.chunk.push(&Record::PyCode(code));
                     }
@@ -443,7 +447,7 @@ impl Writer {
                 addr,
                 size,
                 stack,
-                kind: alloc_kind(kind),
+                kind: AllocKind::from_index(kind).unwrap_or(AllocKind::Malloc),
                 inherited: true,
             });
             // Many inherited deep stacks must not make one chunk past the format's limit.
@@ -477,7 +481,7 @@ impl Writer {
             heap_in_use: heap_in_use + self.region_live,
             sampled_allocated: self.sampled_allocated,
             sampled_freed: self.sampled_freed,
-            dropped: recorder::drops(),
+            dropped: drops(),
         });
     }
 
@@ -536,7 +540,7 @@ impl Writer {
             };
             if why.is_some() {
                 self.failed = true;
-                recorder::stop_writing();
+                state::stop_writing();
             }
         }
         // Back, emptied, to keep their capacity.

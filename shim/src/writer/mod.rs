@@ -1,5 +1,11 @@
+//! The writer: the thread that drains the ring ([`thread`]), the capture it writes
+//! ([`capture`], into a [`capture_file`] kept in the writer's own descriptor table,
+//! [`fdtable`]), the stack table that writes each stack once ([`stack_table`]), and the
+//! process's one writer shared by its writer threads ([`current`]).
 pub mod capture;
 pub mod capture_file;
+pub mod current;
 pub mod fdtable;
 pub mod stack_table;
+pub mod statm;
 pub mod thread;

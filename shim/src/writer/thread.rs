@@ -28,12 +28,12 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use memshim_format::EndKind;
 
-use crate::{
-    recorder, sampling::thread, sys::procinfo, sys::real, writer::capture_file, writer::fdtable,
-};
-
-/// Set at start when the process is CPython 3.12+ (python::detect).
-pub static QUIET_FORK: AtomicBool = AtomicBool::new(false);
+use super::current::with_writer;
+use super::{capture_file, fdtable};
+use crate::sampling::thread;
+use crate::stacks::python;
+use crate::state;
+use crate::sys::{procinfo, real};
 
 const RUN: u32 = 0;
 /// The forking thread asks the writer to stop.
@@ -129,17 +129,17 @@ pub fn spawn() -> bool {
 
 extern "C" fn run(_: *mut c_void) -> *mut c_void {
     let t = thread::current();
-    t.busy = 1;
-    t.flags |= thread::FLAG_WRITER;
+    t.set_busy(1);
+    t.raise(thread::FLAG_WRITER);
     capture_file::new_writer();
     // Relaxed: read by program threads that end, to leave us out of their count.
-    WRITER_TID.store(thread::tid(t), Ordering::Relaxed);
+    WRITER_TID.store(t.tid(), Ordering::Relaxed);
     let table = fdtable::isolate();
     // SAFETY: PR_SET_NAME reads a NUL-terminated name of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, c"memshim-writer".as_ptr()) };
     // Opened (or, for a writer after a step aside, reopened) before the copies of the program's
     // 0-2 go: a wrong MEMSHIM_OUTPUT is the one warning the program's stderr gets.
-    let open = recorder::with_writer(|_| {});
+    let open = with_writer(|_| {});
     fdtable::seal(table);
     let (mut last_consumed, mut last_round) = (0u64, real::now_ns());
     let mut last_look = last_round;
@@ -152,7 +152,7 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
     loop {
         // Acquire: pairs with finish_and_wait's store, so the exit path's state is ours.
         if let Some(how) = decode(REQUEST.swap(0, Ordering::Acquire)) {
-            recorder::with_writer(|w| w.finish(how));
+            with_writer(|w| w.finish(how));
             // Release: the requester sees the capture finished.
             SERVED.fetch_add(1, Ordering::Release);
             futex_wake_all(&SERVED);
@@ -165,7 +165,7 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
             // zero, and glibc would run exit(0) here, racing the exit under way.
             park_forever();
         }
-        if recorder::finishing() {
+        if state::finishing() {
             let now = real::now_ns();
             if finishing_since == 0 {
                 finishing_since = now;
@@ -175,14 +175,14 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
             sleep_unless_asked(1000);
             continue;
         }
-        if !recorder::running() {
+        if !state::running() {
             break;
         }
         let (mut progress, mut flush_in) = ((0, 0), 0);
         // Checked under the writer's lock: an exec hook sets it before taking the lock to end
-        // the capture, after which nothing more may be written (see recorder::before_exec).
-        if !recorder::with_writer(|w| {
-            if !recorder::exec_pending() {
+        // the capture, after which nothing more may be written (see the recorder's before_exec).
+        if !with_writer(|w| {
+            if !state::exec_pending() {
                 w.step();
             }
             progress = w.ring_progress();
@@ -195,7 +195,7 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
             .compare_exchange(STOP_ASKED, STOPPING, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            recorder::with_writer(|w| w.flush_now());
+            with_writer(|w| w.flush_now());
             // Close our private table's files now, not in the kernel's thread exit: the thread
             // that asked waits until this thread is gone from /proc (step_aside).
             if table == fdtable::Table::Private {
@@ -205,7 +205,7 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
             return core::ptr::null_mut(); // joined by the thread that asked
         }
         let now = real::now_ns();
-        if now - last_look >= crate::writer::capture::FLUSH_NS {
+        if now - last_look >= super::capture::FLUSH_NS {
             last_look = now;
             if procinfo::only_thread_left() {
                 // The program's last thread is gone: end the process as glibc would have.
@@ -310,7 +310,7 @@ fn futex_wake_all(word: &AtomicU32) {
 /// round's own work when the ring is quiet: capped at 20 ms, as it was, an idle writer cost
 /// twice what waking only for the flushes costs (`scripts/bench-malloc --floor`, "without
 /// ring"). A burst in between wakes it early (producers nudge at half a ring).
-const MAX_PAUSE_US: u64 = crate::writer::capture::FLUSH_NS / 1000;
+const MAX_PAUSE_US: u64 = super::capture::FLUSH_NS / 1000;
 /// Shortest pause: `all` mode fills the ring as fast as the writer can drain it.
 const MIN_PAUSE_US: u64 = 100;
 
@@ -373,7 +373,7 @@ pub fn nudge() {
 /// the parent has only its own threads when the interpreter counts them after the fork.
 pub fn before_fork() {
     // Relaxed: set once in the constructor.
-    if QUIET_FORK.load(Ordering::Relaxed) && step_aside() {
+    if python::counts_threads_at_fork() && step_aside() {
         resume_later();
     }
 }
@@ -421,7 +421,7 @@ pub fn setns_needs_one_thread(fd: i32, nstype: i32) -> bool {
 fn step_aside() -> bool {
     // Relaxed: the writer's handle, written by this process's spawner.
     let tid = THREAD.load(Ordering::Relaxed);
-    if tid == 0 || !recorder::running() || thread::current().flags & thread::FLAG_WRITER != 0 {
+    if tid == 0 || !state::running() || thread::current().has(thread::FLAG_WRITER) {
         return false;
     }
     // AcqRel: pairs with the writer's CAS.
@@ -529,7 +529,7 @@ pub fn resume_if_due() {
         .compare_exchange(at, 0, Ordering::Relaxed, Ordering::Relaxed)
         .is_ok()
     {
-        thread::setup_section(spawn);
+        thread::current().setup_section(spawn);
     }
 }
 

@@ -95,18 +95,18 @@
 pub mod layout;
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
+
+mod codes;
+mod walk;
 
 pub use layout::{Chain, Layout};
 
-use crate::transport::ring::{Event, EventKind};
-use crate::{sys::real, transport::arena};
-
-/// Python frames kept per sample.
-pub const MAX_PY_FRAMES: usize = 64;
-/// Words per Python frame in an event: code id, then instruction | entry << 32.
-pub const WORDS_PER_FRAME: usize = 2;
+use crate::stacks::Send;
+use crate::sys::real;
+use crate::transport::event::{MAX_PY_FRAMES, WORDS_PER_FRAME};
+use walk::{walk_cframe, walk_current, walk_frame_objects, Frames};
 
 type ThreadStateFn = unsafe extern "C" fn() -> *mut c_void;
 
@@ -121,6 +121,15 @@ struct Python {
 
 static PYTHON: OnceLock<Python> = OnceLock::new();
 static FINALIZING_SEEN: AtomicBool = AtomicBool::new(false);
+/// The interpreter (3.12+) counts the process's threads in `os.fork()` and warns when there are
+/// several: the writer then steps aside around a fork.
+static COUNTS_THREADS_AT_FORK: AtomicBool = AtomicBool::new(false);
+
+/// True when the interpreter in this process warns about threads alive at `os.fork()`.
+pub fn counts_threads_at_fork() -> bool {
+    // Relaxed: set by the constructor, before any other thread exists.
+    COUNTS_THREADS_AT_FORK.load(Ordering::Relaxed)
+}
 
 fn sym(name: &core::ffi::CStr) -> *mut c_void {
     // SAFETY: dlsym with a NUL-terminated name; RTLD_DEFAULT searches the whole process.
@@ -220,9 +229,9 @@ pub fn detect(enabled: bool) {
         return; // not a Python process (or Python is loaded later with dlopen)
     }
     let (version, hex) = version();
-    // 3.12+ counts the process's threads after os.fork() and warns about ours: see writer_thread.
-    // Relaxed: set before any thread but the main one exists.
-    crate::writer::thread::QUIET_FORK.store(version >= (3, 12), Ordering::Relaxed);
+    // 3.12+ counts the process's threads after os.fork() and warns about ours: see the writer's
+    // thread. Relaxed: set before any thread but the main one exists.
+    COUNTS_THREADS_AT_FORK.store(version >= (3, 12), Ordering::Relaxed);
     if !enabled {
         return;
     }
@@ -268,7 +277,7 @@ unsafe fn word(addr: usize) -> usize {
 /// how many frames. Zero when the thread has no thread state of its own, once the interpreter
 /// is finalizing (but on the finalizing thread while it holds the GIL), or with no Python. See
 /// the module docs for whose frames these are and why reading them is sound.
-pub fn capture(out: &mut [core::mem::MaybeUninit<u64>]) -> usize {
+pub fn capture(out: &mut [core::mem::MaybeUninit<u64>], send: Send) -> usize {
     let Some(py) = PYTHON.get() else { return 0 };
     // SAFETY: both are C API getters that only read thread-state pointers (an atomic load, or a
     // thread-local of the interpreter's static TLS block, and a pthread_getspecific): no
@@ -278,10 +287,11 @@ pub fn capture(out: &mut [core::mem::MaybeUninit<u64>]) -> usize {
         return 0;
     };
     let max = (out.len() / WORDS_PER_FRAME).min(MAX_PY_FRAMES);
-    let mut w = Writer {
+    let mut w = Frames {
         out,
         n: 0,
         max,
+        send,
         in_call: 0,
     };
     // SAFETY: `read.tstate` is this thread's own thread state, alive: the thread holds the GIL
@@ -375,166 +385,6 @@ impl Python {
     }
 }
 
-/// Fills the caller's buffer with frames, innermost first.
-struct Writer<'a> {
-    out: &'a mut [core::mem::MaybeUninit<u64>],
-    n: usize,
-    max: usize,
-    /// Frames written since the last eval-loop call ended (the current call's so far).
-    in_call: usize,
-}
-
-impl Writer<'_> {
-    fn full(&self) -> bool {
-        self.n >= self.max
-    }
-
-    fn push(&mut self, code_id: u64, instr: usize, entry: bool) {
-        self.out[self.n * 2].write(code_id);
-        self.out[self.n * 2 + 1].write(instr as u32 as u64 | (entry as u64) << 32);
-        self.n += 1;
-        self.in_call = if entry { 0 } else { self.in_call + 1 };
-    }
-
-    /// Ends the current eval-loop call: its first frame is the last one written or, when it has
-    /// written none (a call starting, or clearing the frame it returns from), a
-    /// [`PyFrame::NO_FRAME`] stands for it, so the frames outer to it are not taken for its own.
-    ///
-    /// [`PyFrame::NO_FRAME`]: memshim_format::PyFrame::NO_FRAME
-    fn end_call(&mut self) {
-        if self.in_call == 0 {
-            if !self.full() {
-                self.push(memshim_format::PyFrame::NO_FRAME, 0, true);
-            }
-        } else {
-            // SAFETY: slot n * 2 - 1 was written by `push` (in_call > 0 means n > 0).
-            let last = unsafe { self.out[self.n * 2 - 1].assume_init() };
-            self.out[self.n * 2 - 1].write(last | 1 << 32);
-            self.in_call = 0;
-        }
-    }
-}
-
-/// 3.8 to 3.10: `tstate->frame`, then `f_back`. Each frame object has its own eval-loop call.
-///
-/// # Safety
-/// As in [`capture`]: `tstate` is this thread's own live thread state, its frames not changing.
-unsafe fn walk_frame_objects(py: &Python, tstate: usize, w: &mut Writer<'_>) {
-    let l = &py.layout;
-    // SAFETY: per the contract; frames in the chain are live frame objects.
-    unsafe {
-        let mut frame = word(tstate + l.tstate_frame);
-        while plausible(frame) && !w.full() {
-            let code = word(frame + l.frame_code);
-            // f_lasti: the instruction being run (its byte offset up to 3.9, its index in code
-            // units in 3.10), -1 before the first (a profile hook running for the call).
-            let lasti = *((frame + l.frame_instr) as *const i32);
-            let instr = match usize::try_from(lasti) {
-                Err(_) => memshim_format::PyFrame::NOT_STARTED as usize,
-                Ok(i) if l.lasti_in_units => i,
-                Ok(i) => i / 2,
-            };
-            if is_code(py, code) {
-                let id = code_id(py, code);
-                w.push(id, instr, true);
-            }
-            frame = word(frame + l.frame_previous);
-        }
-    }
-}
-
-/// 3.11: `tstate->cframe->current_frame`, then `previous`; `is_entry` marks eval-loop calls.
-///
-/// # Safety
-/// As in [`capture`].
-unsafe fn walk_cframe(py: &Python, tstate: usize, w: &mut Writer<'_>) {
-    let l = &py.layout;
-    // SAFETY: per the contract; frames in the chain are live interpreter frames.
-    unsafe {
-        let cframe = word(tstate + l.tstate_frame);
-        if !plausible(cframe) {
-            return;
-        }
-        let mut frame = word(cframe + l.cframe_current_frame);
-        while plausible(frame) && !w.full() {
-            let code = word(frame + l.frame_code);
-            let is_entry = *((frame + l.frame_is_entry) as *const u8) != 0;
-            let owner = *((frame + l.frame_owner) as *const u8);
-            let at = if !is_code(py, code) {
-                None
-            } else {
-                position(l, code, owner, word(frame + l.frame_instr))
-            };
-            match at {
-                Some(instr) => w.push(code_id(py, code), instr, is_entry),
-                // A frame without a position is skipped, but it still ends its eval-loop call
-                // if it was that call's first.
-                None if is_entry => w.end_call(),
-                None => {}
-            }
-            frame = word(frame + l.frame_previous);
-        }
-    }
-}
-
-/// 3.12 and 3.13: `tstate->cframe->current_frame` (3.12) or `tstate->current_frame` (3.13),
-/// then `previous`. Each eval-loop call pushes a frame owned by the C stack under the first frame
-/// it runs; 3.13's `f_executable` may be something else than a code object (then the frame is
-/// skipped), and `prev_instr` (3.12) or `instr_ptr` (3.13) is the instruction being run.
-///
-/// # Safety
-/// As in [`capture`].
-unsafe fn walk_current(py: &Python, tstate: usize, w: &mut Writer<'_>) {
-    let l = &py.layout;
-    // SAFETY: per the contract; frames in the chain are live interpreter frames, and a code
-    // object's fields are read only once its type is checked to be PyCode_Type.
-    unsafe {
-        let mut frame = word(tstate + l.tstate_frame);
-        if l.cframe_current_frame != layout::NONE {
-            // 3.12: through the thread's _PyCFrame.
-            if !plausible(frame) {
-                return;
-            }
-            frame = word(frame + l.cframe_current_frame);
-        }
-        while plausible(frame) && !w.full() {
-            let owner = *((frame + l.frame_owner) as *const u8);
-            let next = word(frame + l.frame_previous);
-            if owner == l.owned_by_cstack {
-                // The bottom of an eval-loop call: the frame above (already written, innermost
-                // first) was its first.
-                w.end_call();
-                frame = next;
-                continue;
-            }
-            let code = word(frame + l.frame_code);
-            if !is_code(py, code) {
-                frame = next;
-                continue;
-            }
-            if let Some(instr) = position(l, code, owner, word(frame + l.frame_instr)) {
-                w.push(code_id(py, code), instr, false);
-            }
-            frame = next;
-        }
-    }
-}
-
-/// The code unit an interpreter frame (3.11+) is running, from its instruction pointer
-/// (`prev_instr` or `instr_ptr`); None for a frame still in its prologue (or the shim frame of an
-/// `__init__` call), which has no meaningful position: CPython's `_PyFrame_IsIncomplete`.
-///
-/// # Safety
-/// `code` is the frame's code object, alive (held by a frame of this thread, see [`capture`]).
-unsafe fn position(l: &Layout, code: usize, owner: u8, instr_ptr: usize) -> Option<usize> {
-    let start = code + l.code_code_adaptive;
-    // SAFETY: a field of the live code object.
-    let first_traceable = unsafe { *((code + l.code_firsttraceable) as *const i32) } as usize;
-    // A generator's frame is never incomplete; one not started yet points before its code.
-    (owner == l.owned_by_generator || instr_ptr >= start + first_traceable * 2)
-        .then(|| instr_ptr.saturating_sub(start) / 2)
-}
-
 /// True (once) when the interpreter has started finalizing: a field of `_PyRuntime` set by
 /// Py_FinalizeEx before it frees what module globals hold.
 pub fn finalizing_started() -> bool {
@@ -549,242 +399,9 @@ pub fn finalizing_started() -> bool {
     !FINALIZING_SEEN.swap(true, Ordering::Relaxed)
 }
 
-// ---- code objects: identity and a one-time copy of their names ----
-
-/// Slots of the table of code ids already sent (open addressing, emptied when half full).
-const SEEN_SLOTS: usize = 1 << 16;
-static SEEN: [AtomicU64; SEEN_SLOTS] = [const { AtomicU64::new(0) }; SEEN_SLOTS];
-/// Ids in SEEN (a forked child counts its parent's, which it can never match, too).
-static SEEN_FILLED: AtomicUsize = AtomicUsize::new(0);
-
-/// A code object's identity: its address mixed with its name, file and first line, so a new code
-/// object that reuses a freed one's address gets a new id.
-///
-/// # Safety
-/// `code` is a live code object of this interpreter.
-unsafe fn code_id(py: &Python, code: usize) -> u64 {
-    let l = &py.layout;
-    // SAFETY: fields of a live code object.
-    let (file, name, line) = unsafe {
-        (
-            word(code + l.code_filename),
-            word(code + l.code_name),
-            *((code + l.code_firstlineno) as *const i32),
-        )
-    };
-    let mut h = code as u64;
-    h ^= (file as u64).rotate_left(21);
-    h ^= (name as u64).rotate_left(42);
-    h ^= (line as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let id = h | 1; // never 0, the empty slot
-    if mark_seen(id) {
-        // SAFETY: `code` is live (held by a frame of this thread, see `capture`).
-        unsafe { send_code(py, code, id) };
-    }
-    id
-}
-
-/// Records `id` as sent; true when it was not yet. Entries are keyed with the fork generation, so
-/// a forked child (whose new capture needs every name again) finds none of its parent's.
-///
-/// Code built at run time (`exec`, `eval`, namedtuples, templates) keeps bringing new ids, and
-/// a full table used to answer "not sent" for every frame of every sample: each one then cost
-/// 64 failed probes and a copy of its names into the arena, until the arena was full and every
-/// later name was lost. Now the table is emptied when half full (once per 32,768 new code
-/// objects, some 20 us): the names still in use are sent once more, and the writer, which
-/// remembers what it wrote, drops the repeats.
-fn mark_seen(id: u64) -> bool {
-    // Relaxed: the generation changes only in a single-threaded fork child.
-    let gen = crate::sampling::sampler::FORK_GEN.load(Ordering::Relaxed) as u64;
-    let id = (id ^ gen.wrapping_mul(0xD6E8_FEB8_6659_FD93)) | 1;
-    let mut i = (id as usize).wrapping_mul(0x9E37_79B9) % SEEN_SLOTS;
-    for _ in 0..64 {
-        // Relaxed: two threads racing on one id may both send it; the writer keeps one. (Threads
-        // that released the GIL read their frames at the same time as others.)
-        match SEEN[i].compare_exchange(0, id, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => {
-                // Relaxed: a fill count; a racing clear loses at most a few counts.
-                if SEEN_FILLED.fetch_add(1, Ordering::Relaxed) + 1 >= SEEN_SLOTS / 2 {
-                    forget_sent();
-                }
-                return true;
-            }
-            Err(v) if v == id => return false,
-            Err(_) => i = (i + 1) % SEEN_SLOTS,
-        }
-    }
-    // A run of 64 taken slots below half full: empty the table rather than resend forever.
-    forget_sent();
-    true
-}
-
-/// Empties the table of ids sent.
-fn forget_sent() {
-    SEEN_FILLED.store(0, Ordering::Relaxed);
-    for s in &SEEN {
-        // Relaxed: an id cleared while another thread checks it is only sent again.
-        s.store(0, Ordering::Relaxed);
-    }
-}
-
 /// In a forked child: the finalization marker belongs to the child's own capture.
 pub fn after_fork_child() {
     FINALIZING_SEEN.store(false, Ordering::Relaxed);
-}
-
-/// A fixed buffer on the stack that fills up and then ignores the rest (names are truncated
-/// rather than allocated for: this runs inside malloc).
-struct Buf<'a> {
-    bytes: &'a mut [u8],
-    len: usize,
-}
-
-impl Buf<'_> {
-    fn push(&mut self, b: &[u8]) {
-        let n = b.len().min(self.bytes.len() - self.len);
-        self.bytes[self.len..self.len + n].copy_from_slice(&b[..n]);
-        self.len += n;
-    }
-}
-
-/// A Python string object's text as UTF-8 bytes, appended to `out` (truncated to fit).
-///
-/// # Safety
-/// `obj` is a live `str` object (or 0).
-unsafe fn read_str(l: &Layout, obj: usize, out: &mut Buf<'_>) {
-    const MAX: usize = 1024;
-    if obj == 0 {
-        return;
-    }
-    // SAFETY: fields of a live str object, per the layout.
-    unsafe {
-        let len = word(obj + l.unicode_length).min(MAX);
-        let state = *((obj + l.unicode_state) as *const u32);
-        let (kind, compact, ascii) = ((state >> 2) & 7, state >> 5 & 1 == 1, state >> 6 & 1 == 1);
-        if !compact {
-            out.push(b"?");
-            return;
-        }
-        if ascii {
-            let data = (obj + l.unicode_ascii_size) as *const u8;
-            out.push(core::slice::from_raw_parts(data, len));
-            return;
-        }
-        let utf8 = word(obj + l.unicode_utf8);
-        if utf8 != 0 {
-            let n = word(obj + l.unicode_utf8_length).min(MAX * 4);
-            out.push(core::slice::from_raw_parts(utf8 as *const u8, n));
-            return;
-        }
-        let data = obj + l.unicode_compact_size;
-        let mut utf = [0u8; 4];
-        for i in 0..len {
-            let cp = match kind {
-                1 => *((data + i) as *const u8) as u32,
-                2 => *((data + 2 * i) as *const u16) as u32,
-                _ => *((data + 4 * i) as *const u32),
-            };
-            let c = char::from_u32(cp).unwrap_or('\u{fffd}');
-            out.push(c.encode_utf8(&mut utf).as_bytes());
-        }
-    }
-}
-
-/// Copies a code object's names and line table into the arena and tells the writer. Allocates
-/// nothing: the names are gathered in a stack buffer, the line table copied straight across.
-///
-/// # Safety
-/// `code` is a live code object, held by a frame of this thread (see [`capture`]).
-#[cold]
-unsafe fn send_code(py: &Python, code: usize, id: u64) {
-    let l = &py.layout;
-    let mut storage = [0u8; 4096];
-    let mut head = Buf {
-        bytes: &mut storage,
-        len: 0,
-    };
-    head.push(&id.to_le_bytes());
-    // SAFETY: fields of a live code object.
-    let first = unsafe { *((code + l.code_firstlineno) as *const i32) };
-    head.push(&(first as u32).to_le_bytes());
-    head.push(&[l.version.0, l.version.1]);
-    for off in [l.code_name, l.code_qualname, l.code_filename] {
-        let at = head.len;
-        head.push(&[0; 4]);
-        if off != layout::NONE {
-            // SAFETY: the code object's str fields (3.9 has no co_qualname: left empty).
-            unsafe { read_str(l, word(code + off), &mut head) };
-        }
-        let n = (head.len - at - 4) as u32;
-        head.bytes[at..at + 4].copy_from_slice(&n.to_le_bytes());
-    }
-    // SAFETY: co_linetable (co_lnotab in 3.9) is a bytes object of the live code object.
-    let table: &[u8] = unsafe {
-        let t = word(code + l.code_linetable);
-        let n = if t == 0 {
-            0
-        } else {
-            word(t + l.bytes_size).min(1 << 16)
-        };
-        core::slice::from_raw_parts((t + l.bytes_sval) as *const u8, n)
-    };
-    let len = head.len + 4 + table.len();
-    // Held until the event is pushed (the arena is not started over under it).
-    let Some(reserved) = arena::reserve(len) else {
-        return;
-    };
-    let dst = reserved.ptr;
-    // SAFETY: `dst` has `len` bytes reserved for us alone.
-    unsafe {
-        core::ptr::copy_nonoverlapping(head.bytes.as_ptr(), dst, head.len);
-        let n = (table.len() as u32).to_le_bytes();
-        core::ptr::copy_nonoverlapping(n.as_ptr(), dst.add(head.len), 4);
-        core::ptr::copy_nonoverlapping(table.as_ptr(), dst.add(head.len + 4), table.len());
-    }
-    let Some(offset) = reserved.offset() else {
-        return;
-    };
-    let ev = Event {
-        kind: EventKind::PyCode as u8,
-        alloc_kind: 0,
-        nframes: 0,
-        tid: 0,
-        t: 0,
-        addr: offset,
-        size: len as u64,
-    };
-    crate::recorder::push(ev, &[]);
-    drop(reserved);
-}
-
-/// Decodes a blob written by [`send_code`] (writer side).
-pub fn decode_code(b: &[u8]) -> Option<memshim_format::PyCode> {
-    let mut at = 0;
-    let mut take = |n: usize| {
-        let s = b.get(at..at + n)?;
-        at += n;
-        Some(s)
-    };
-    let id = u64::from_le_bytes(take(8)?.try_into().ok()?);
-    let first_line = u32::from_le_bytes(take(4)?.try_into().ok()?);
-    let v = take(2)?;
-    let py_version = (v[0], v[1]);
-    let mut text = || -> Option<String> {
-        let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-        Some(String::from_utf8_lossy(take(n)?).into_owned())
-    };
-    let (name, qualname, filename) = (text()?, text()?, text()?);
-    let n = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-    let linetable = take(n)?.to_vec();
-    Some(memshim_format::PyCode {
-        id,
-        name,
-        qualname,
-        filename,
-        first_line,
-        linetable,
-        py_version,
-    })
 }
 
 #[cfg(test)]
@@ -835,32 +452,5 @@ mod tests {
         // different attached state is one this thread swapped in: as before, not read.
         assert_eq!(decide(b, a, 0, false), detached);
         assert_eq!(decide(b, a, 0, true), None);
-    }
-
-    /// A process that keeps making code objects (`exec` in a loop) while a few hot ones stay in
-    /// every sample: each hot name is sent again once per emptying of the table, never per sample.
-    #[test]
-    fn code_churn_resends_hot_names_once_per_emptying() {
-        let hot = [0x1234_5678_9abc_def1u64, 0x0fed_cba9_8765_4321];
-        let mut hot_sends = 0;
-        let mut new_sends = 0;
-        let churn = 200_000u64;
-        for i in 0..churn {
-            // Distinct ids, spread like real ones (addresses mixed with names).
-            let id = (i + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-            new_sends += mark_seen(id) as u64;
-            for h in hot {
-                hot_sends += mark_seen(h) as u64;
-            }
-        }
-        assert_eq!(new_sends, churn, "every new id is sent");
-        // 200,000 new ids empty a 32,768-id half table about 6 times: the two hot ids go out
-        // once at the start and once after each emptying.
-        let emptyings = churn / (SEEN_SLOTS as u64 / 2);
-        assert!(
-            hot_sends <= 2 * (emptyings + 2),
-            "hot names sent {hot_sends} times"
-        );
-        assert!(SEEN_FILLED.load(Ordering::Relaxed) < SEEN_SLOTS / 2);
     }
 }

@@ -30,14 +30,7 @@ pub static FALLBACKS: AtomicU64 = AtomicU64::new(0);
 /// Samples whose fast and libgcc stacks differed, in check mode (a test reads it).
 pub static MISMATCHES: AtomicU64 = AtomicU64::new(0);
 
-/// Which unwinder walks samples.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Libgcc = 0,
-    Fast = 1,
-    /// Fast, and libgcc too, counting every sample where they disagree.
-    Check = 2,
-}
+pub use crate::config::UnwindMode as Mode;
 
 static MODE: AtomicU8 = AtomicU8::new(Mode::Fast as u8);
 
@@ -46,6 +39,18 @@ static MODE: AtomicU8 = AtomicU8::new(Mode::Fast as u8);
 const MAX_FRAME_BYTES: u64 = 64 << 20;
 
 /// Resolves what the unwinders need and runs each once, so their one-time setup happens in the
+/// How many sampled stacks went to libgcc (`memshim_debug_unwind_fallbacks`).
+pub fn fallbacks() -> u64 {
+    // Relaxed: a statistic.
+    FALLBACKS.load(Ordering::Relaxed)
+}
+
+/// How many samples the two unwinders walked differently (`memshim_debug_unwind_mismatches`).
+pub fn mismatches() -> u64 {
+    // Relaxed: a statistic.
+    MISMATCHES.load(Ordering::Relaxed)
+}
+
 /// constructor and not inside some later malloc.
 pub fn init(mode: Mode) {
     dwarf::resolve();
