@@ -114,10 +114,28 @@ fn the_library_exports_exactly_the_version_scripts_names() {
     );
 }
 
+/// The functions a C file of the shim exports (`visibility("default")`).
+fn c_exported_names(src: &str) -> BTreeSet<String> {
+    src.lines()
+        .filter(|l| l.contains("visibility(\"default\")"))
+        .filter_map(|l| {
+            l.split('(')
+                .rev()
+                .nth(1)?
+                .split_whitespace()
+                .last()
+                .map(String::from)
+        })
+        .collect()
+}
+
 #[test]
 fn the_version_script_lists_exactly_what_exports_rs_defines() {
     let script = version_script_names(&shim_file("shim/exports.map"));
-    let defined = exports_rs_names(&shim_file("shim/src/exports/mod.rs"));
+    let mut defined = exports_rs_names(&shim_file("shim/src/exports/mod.rs"));
+    let in_c = c_exported_names(&shim_file("shim/src/sys/thread_start.c"));
+    assert_eq!(in_c, BTreeSet::from(["pthread_exit".to_string()]));
+    defined.extend(in_c);
     assert!(defined.len() > 30, "parsed only {defined:?}");
     assert_eq!(
         script, defined,

@@ -87,6 +87,7 @@ pub fn push(ev: Event, frames: &[u64]) -> bool {
     }
     let pushed = ring.push(ev, frames, patience);
     if !pushed && patience > 0 {
+        // Relaxed: a give-up flag (see the load above).
         PATIENCE_NS.store(0, Ordering::Relaxed);
     }
     if ring.half_full() {
@@ -156,6 +157,8 @@ pub fn finish(how: EndKind) {
     while state::phase() == Phase::Starting && real::now_ns() < deadline {
         real::sleep_us(50);
     }
+    // Relaxed: stored by the thread that started the capture, which this exit path's thread
+    // has synchronised with through the phase (Acquire above).
     if OWNER_PID.load(Ordering::Relaxed) != pid {
         return; // a vfork child: the capture is its parent's
     }
@@ -264,6 +267,7 @@ fn before_exec() {
         return; // a vfork child about to exec: nothing here is its to change
     }
     state::set_exec_pending(true);
+    // Relaxed: as in finish().
     if OWNER_PID.load(Ordering::Relaxed) != pid {
         return; // no capture of this process yet
     }

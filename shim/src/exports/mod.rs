@@ -103,17 +103,8 @@ pub unsafe extern "C" fn quick_exit(status: c_int) -> ! {
     unsafe { process::quick_exit(status) }
 }
 
-/// `C-unwind`: glibc's pthread_exit unwinds the stack (a forced unwind) through this frame,
-/// which holds nothing to drop.
-///
-/// # Safety
-/// As for C `pthread_exit`.
-#[no_mangle]
-pub unsafe extern "C-unwind" fn pthread_exit(value: *mut c_void) -> ! {
-    program_threads::before_pthread_exit();
-    // SAFETY: forwarding.
-    unsafe { real::pthread_exit(value) }
-}
+// pthread_exit is defined in C (sys/thread_start.c): the forced unwind it starts must not pass
+// a Rust frame (panic = "abort"). It calls program_threads::before_pthread_exit first.
 
 /// The setuid family: glibc's internal signal handler is put back first (hooks/process.rs).
 macro_rules! setxid_call {

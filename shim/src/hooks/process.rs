@@ -21,6 +21,7 @@ pub extern "C" fn init() {
     state::set_capture_start_ns(real::now_ns());
     recorder::note_init_pid();
     real::resolve();
+    program_threads::hook_pthread_exit();
     let cfg = config::init();
     let mut mode = cfg.mode;
     if underlying::warn_if_shadowed() {

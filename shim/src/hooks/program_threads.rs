@@ -96,10 +96,20 @@ extern "C" fn program_thread_ended() {
     }
 }
 
+unsafe extern "C" {
+    // SAFETY (of the declaration): thread_start.c defines it with this signature.
+    safe fn memshim_set_before_pthread_exit(f: extern "C" fn());
+}
+
+/// Has the interposed `pthread_exit` (thread_start.c) call [`before_pthread_exit`] first.
+pub fn hook_pthread_exit() {
+    memshim_set_before_pthread_exit(before_pthread_exit);
+}
+
 /// Called by the interposed `pthread_exit`: the main thread is leaving (other threads end
 /// through their start routine's cleanup handler).
-pub fn before_pthread_exit() {
-    // SAFETY: getpid and gettid have no preconditions.
+extern "C" fn before_pthread_exit() {
+    // SAFETY: gettid has no preconditions.
     let main = unsafe { libc::syscall(libc::SYS_gettid) } == real::getpid() as i64;
     // AcqRel: as in program_thread_ended.
     if main && LIVE.fetch_sub(1, Ordering::AcqRel) == 1 {

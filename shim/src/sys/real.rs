@@ -32,7 +32,6 @@ pub fn resolve() {
     let _ = glibc(&DLOPEN, c"dlopen");
     let _ = glibc(&DLCLOSE, c"dlclose");
     let _ = glibc(&PTHREAD_CREATE, c"pthread_create");
-    let _ = glibc(&PTHREAD_EXIT, c"pthread_exit");
 }
 
 /// glibc's usable size of a pointer it allocated.
@@ -161,7 +160,6 @@ type PthreadCreateFn = unsafe extern "C" fn(
     *mut c_void,
 ) -> i32;
 static PTHREAD_CREATE: AtomicUsize = AtomicUsize::new(0);
-static PTHREAD_EXIT: AtomicUsize = AtomicUsize::new(0);
 
 /// glibc's `pthread_create`.
 ///
@@ -178,25 +176,6 @@ pub unsafe fn pthread_create(
     };
     // SAFETY: glibc's pthread_create has this signature.
     unsafe { core::mem::transmute::<usize, PthreadCreateFn>(p)(out, attr, f, arg) }
-}
-
-/// glibc's `pthread_exit`. `C-unwind`: it unwinds the calling thread's stack (a forced
-/// unwind) through its callers' frames, ours included, which must let it pass.
-///
-/// # Safety
-/// As for pthread_exit; the callers' frames on this stack have nothing to drop.
-pub unsafe fn pthread_exit(value: *mut c_void) -> ! {
-    if let Some(p) = glibc(&PTHREAD_EXIT, c"pthread_exit") {
-        // SAFETY: glibc's pthread_exit has this signature and never returns.
-        unsafe {
-            core::mem::transmute::<usize, unsafe extern "C-unwind" fn(*mut c_void) -> !>(p)(value)
-        }
-    }
-    // No glibc pthread_exit (cannot happen in a process that links libc): end just this thread.
-    loop {
-        // SAFETY: SYS_exit ends the calling thread only.
-        unsafe { libc::syscall(libc::SYS_exit, 0) };
-    }
 }
 
 static QUICK_EXIT: AtomicUsize = AtomicUsize::new(0);

@@ -4,8 +4,7 @@
 //! every [`FLUSH_NS`]. It runs on its own thread, or on the exiting thread for the final flush.
 
 use memshim_format::{
-    encode_header_with, AllocKind, ChunkBuilder, Compressor, Drops, EndKind, Header, Module,
-    PyFrame, Record, FLAG_ZSTD,
+    encode_header_with, ChunkBuilder, Compressor, Drops, EndKind, Header, Module, Record, FLAG_ZSTD,
 };
 use rustc_hash::FxHashSet;
 
@@ -13,13 +12,12 @@ use crate::config::Config;
 use crate::state::{self, Recording};
 use crate::sys::modules;
 use crate::sys::procinfo;
-use crate::transport::event::{Event, EventKind, WORDS_PER_FRAME};
 use crate::transport::ring::Ring;
 use crate::writer::capture_file::CaptureFile;
 use crate::writer::fdtable::Table;
 use crate::writer::stack_table::StackTable;
 use crate::writer::statm::Statm;
-use crate::{stacks::python, sys::real, sys::region};
+use crate::{stacks::python, sys::real};
 
 /// Flush (and tick) period: the issue asks for >= 10 ticks and flushes a second.
 pub const FLUSH_NS: u64 = 80_000_000;
@@ -30,7 +28,7 @@ pub const FLUSH_NS: u64 = 80_000_000;
 pub const EARLY_TICK_NS: u64 = 10_000_000;
 pub const EARLY_NS: u64 = 2_000_000_000;
 /// A payload beyond this is framed at once, keeping chunks far below the format's limit.
-const CHUNK_TARGET: usize = 1 << 20;
+pub(super) const CHUNK_TARGET: usize = 1 << 20;
 /// Bytes of MEMSHIM_MAX_SIZE kept for the block that says the capture stopped there.
 const STOP_NOTE_ROOM: u64 = 1024;
 /// Chunk bytes per compressed block (a block holds whole chunks, so up to a chunk more).
@@ -40,43 +38,43 @@ const BLOCK_TARGET: usize = 1 << 20;
 const _: () = assert!(BLOCK_TARGET + CHUNK_TARGET < memshim_format::MAX_CHUNK);
 
 pub struct Writer {
-    file: CaptureFile,
+    pub(super) file: CaptureFile,
     /// A write failed, or the next would pass `max_size`: the capture ends there (see `flush`).
-    failed: bool,
+    pub(super) failed: bool,
     /// Bytes in the file so far.
-    size: u64,
+    pub(super) size: u64,
     /// `MEMSHIM_MAX_SIZE` (0: no bound).
-    max_size: u64,
-    ring: *mut Ring,
-    chunk: ChunkBuilder,
+    pub(super) max_size: u64,
+    pub(super) ring: *mut Ring,
+    pub(super) chunk: ChunkBuilder,
     /// Framed chunks waiting for the next write.
-    out: Vec<u8>,
+    pub(super) out: Vec<u8>,
     /// Where each chunk in `out` ends: blocks are cut there, so every block holds whole chunks.
-    cuts: Vec<usize>,
+    pub(super) cuts: Vec<usize>,
     /// The capture's zstd stream (None: plain chunks, if zstd could not start).
-    zstd: Option<Compressor>,
-    stacks: StackTable,
-    codes: FxHashSet<u64>,
+    pub(super) zstd: Option<Compressor>,
+    pub(super) stacks: StackTable,
+    pub(super) codes: FxHashSet<u64>,
     /// The map most recently written, and the loader's counters it was taken at
     /// (`modules::packed`).
-    map: Vec<Module>,
-    map_sig: u64,
-    start: u64,
-    last_flush: u64,
-    last_tick: u64,
+    pub(super) map: Vec<Module>,
+    pub(super) map_sig: u64,
+    pub(super) start: u64,
+    pub(super) last_flush: u64,
+    pub(super) last_tick: u64,
     /// glibc's heap in use at the last flush tick (0: not read, or given up).
-    last_heap: u64,
-    page: u64,
-    statm: Statm,
-    heap: procinfo::HeapProbe,
-    arena: crate::transport::arena::Recycler,
-    sampled_allocated: u64,
-    sampled_freed: u64,
+    pub(super) last_heap: u64,
+    pub(super) page: u64,
+    pub(super) statm: Statm,
+    pub(super) heap: procinfo::HeapProbe,
+    pub(super) arena: crate::transport::arena::Recycler,
+    pub(super) sampled_allocated: u64,
+    pub(super) sampled_freed: u64,
     /// At the sampled rates every sampled heap block is served by the region, which glibc's
     /// `mallinfo2` cannot see: its live bytes (sampled heap bytes allocated minus freed) are
     /// added to the tick's heap in use. In `all` mode glibc serves everything (false).
-    region_serves: bool,
-    region_live: u64,
+    pub(super) region_serves: bool,
+    pub(super) region_live: u64,
 }
 
 // SAFETY: the ring pointer is only dereferenced by whoever holds the Mutex<Writer>, and the ring
@@ -84,7 +82,7 @@ pub struct Writer {
 unsafe impl Send for Writer {}
 
 /// Drop counters as the capture reports them.
-fn drops() -> Drops {
+pub(super) fn drops() -> Drops {
     use core::sync::atomic::Ordering::Relaxed;
     // Relaxed (all three): statistics.
     let ring_dropped = crate::transport::ring::current().map_or(0, |r| r.dropped.0.load(Relaxed));
@@ -92,20 +90,6 @@ fn drops() -> Drops {
         ring_full: ring_dropped + state::STARTING_DROPS.load(Relaxed),
         region_full: state::REGION_FULL.load(Relaxed),
     }
-}
-
-/// True when two modules' loaded segments share an address.
-fn overlaps(a: &Module, b: &Module) -> bool {
-    a.segments.iter().any(|&(va, len)| {
-        let (start, end) = (
-            a.base.wrapping_add(va),
-            a.base.wrapping_add(va).wrapping_add(len),
-        );
-        b.segments.iter().any(|&(vb, lb)| {
-            let s = b.base.wrapping_add(vb);
-            s < end && start < s.wrapping_add(lb)
-        })
-    })
 }
 
 impl Writer {
@@ -266,52 +250,8 @@ impl Writer {
         self.flush();
     }
 
-    fn rel(&self, t: u64) -> u64 {
+    pub(super) fn rel(&self, t: u64) -> u64 {
         t.saturating_sub(self.start)
-    }
-
-    /// Writes the map as it is now, keeping the modules of the previous map that have gone but
-    /// whose range nothing new occupies: events still waiting in the ring were recorded before
-    /// they went (a dlopen'd library may be closed before the writer looks; dlopen itself sends
-    /// an exact map through the ring, see the recorder's after_dlopen).
-    fn refresh_modules(&mut self) {
-        let (mods, sig) = modules::snapshot();
-        self.write_map(mods, sig);
-    }
-
-    /// Writes the map `mods` taken at loader state `sig`, with the previous map's modules that
-    /// nothing in it overlaps (see [`Writer::refresh_modules`]).
-    fn write_map(&mut self, mut mods: Vec<Module>, sig: modules::Signature) {
-        for old in &self.map {
-            if !mods.iter().any(|m| overlaps(m, old)) {
-                mods.push(old.clone());
-            }
-        }
-        self.map = mods.clone();
-        self.map_sig = modules::packed(sig);
-        self.chunk.push(&Record::Modules(mods));
-    }
-
-    /// The id of a stack given as `native` return addresses followed by Python frame words.
-    fn intern(&mut self, words: &[u64], native: usize) -> u64 {
-        let (id, new) = self.stacks.intern(words);
-        if !new {
-            return id;
-        }
-        let python = words[native.min(words.len())..]
-            .chunks_exact(WORDS_PER_FRAME)
-            .map(|w| PyFrame {
-                code: w[0],
-                instr: w[1] as u32,
-                entry: w[1] >> 32 & 1 == 1,
-            })
-            .collect();
-        self.chunk.push(&Record::Stack {
-            id,
-            frames: words[..native.min(words.len())].to_vec(),
-            python,
-        });
-        id
     }
 
     fn drain(&mut self, max: usize) -> usize {
@@ -344,145 +284,6 @@ impl Writer {
         // What the events read so far named in the arena is dead: let its halves turn over.
         self.arena.step(|| ring.claimed(), ring.consumed());
         n
-    }
-
-    fn on_event(&mut self, ev: &Event, frames: &[u64]) {
-        let t = self.rel(ev.t);
-        let Some(kind) = EventKind::from_u8(ev.kind) else {
-            return;
-        };
-        if cfg!(feature = "floor-writer-discard")
-            && matches!(kind, EventKind::Alloc | EventKind::Free)
-        {
-            return;
-        }
-        match kind {
-            EventKind::Alloc => {
-                let stack = self.intern(frames, ev.nframes as usize);
-                self.sampled_allocated += ev.size;
-                if self.region_serves && ev.alloc_kind() != AllocKind::Mmap {
-                    self.region_live += ev.size;
-                }
-                let inherited = ev.is_inherited();
-                self.chunk.push(&Record::Alloc {
-                    t: if inherited { 0 } else { t },
-                    tid: ev.tid,
-                    addr: ev.addr,
-                    size: ev.size,
-                    stack,
-                    kind: ev.alloc_kind(),
-                    inherited,
-                });
-            }
-            EventKind::Free => {
-                self.sampled_freed += ev.size;
-                if self.region_serves {
-                    self.region_live = self.region_live.saturating_sub(ev.size);
-                }
-                self.chunk.push(&Record::Free {
-                    t,
-                    tid: ev.tid,
-                    addr: ev.addr,
-                    size: ev.size,
-                });
-            }
-            EventKind::Munmap => {
-                self.chunk.push(&Record::Munmap {
-                    t,
-                    tid: ev.tid,
-                    addr: ev.addr,
-                    len: ev.size,
-                });
-            }
-            // Sent once per thread (the hooks' name_thread). Not de-duplicated by tid: a set of every
-            // tid ever seen grew with the process's life and, once tids were reused, dropped the
-            // new threads' names.
-            EventKind::ThreadName => {
-                let bytes: Vec<u8> = frames.iter().flat_map(|w| w.to_ne_bytes()).collect();
-                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-                let name = String::from_utf8_lossy(&bytes[..end]).into_owned();
-                self.chunk.push(&Record::Thread { tid: ev.tid, name });
-            }
-            EventKind::PyFinalizing => {
-                self.chunk.push(&Record::Marker {
-                    t,
-                    marker: memshim_format::Marker::PythonFinalizing,
-                });
-            }
-            EventKind::PyCode => {
-                // SAFETY: PyCode events point at arena bytes written before the push.
-                let blob = unsafe { crate::transport::arena::get(ev.addr, ev.size) };
-                if let Some(code) = crate::transport::pycode::decode(blob) {
-                    if self.codes.insert(code.id) {
-                        self.chunk.push(&Record::PyCode(code));
-                    }
-                }
-            }
-            // Taken at the same loader state as the map last written (the writer saw the
-            // dlopen's counters move and wrote the map itself): nothing new. Only the last one
-            // written counts: an older event map may have been written after the writer's own.
-            EventKind::Modules if ev.t == self.map_sig => {}
-            EventKind::Modules => {
-                // SAFETY: Modules events point at arena bytes written before the push.
-                let blob = unsafe { crate::transport::arena::get(ev.addr, ev.size) };
-                if let Ok(Record::Modules(map)) = postcard::from_bytes::<Record>(blob) {
-                    self.chunk.push(&Record::Modules(map.clone()));
-                    self.map = map;
-                    self.map_sig = ev.t;
-                }
-            }
-        }
-    }
-
-    fn write_inherited(&mut self, gen: u32) {
-        let mut live = Vec::new();
-        region::for_each_inherited(gen, |h| {
-            live.push((h.user, h.size, h.tid, h.kind, h.frames().to_vec()));
-        });
-        for (addr, size, tid, kind, frames) in live {
-            let stack = self.intern(&frames, frames.len());
-            self.chunk.push(&Record::Alloc {
-                t: 0,
-                tid,
-                addr,
-                size,
-                stack,
-                kind: AllocKind::from_index(kind).unwrap_or(AllocKind::Malloc),
-                inherited: true,
-            });
-            // Many inherited deep stacks must not make one chunk past the format's limit.
-            if self.chunk.len() >= CHUNK_TARGET {
-                self.frame_chunk();
-            }
-        }
-    }
-
-    fn tick(&mut self) {
-        self.last_heap = self.heap.read();
-        self.tick_with_heap(self.last_heap);
-    }
-
-    /// A tick between flushes: RSS and the sampled totals read now, glibc's heap as last read
-    /// (probed only on the flush ticks, so the early ticks add no probe of its cost).
-    fn early_tick(&mut self) {
-        self.tick_with_heap(self.last_heap);
-    }
-
-    fn tick_with_heap(&mut self, heap_in_use: u64) {
-        let now = real::now_ns();
-        self.last_tick = now;
-        let t = self.rel(now);
-        let rss = self.statm.rss(self.page);
-        self.chunk.push(&Record::Tick {
-            t,
-            rss,
-            // glibc's heap (0 once probing gave up; between flushes, as last read) plus the
-            // region's live blocks.
-            heap_in_use: heap_in_use + self.region_live,
-            sampled_allocated: self.sampled_allocated,
-            sampled_freed: self.sampled_freed,
-            dropped: drops(),
-        });
     }
 
     /// Frames what is pending, compresses it into a block (flushing the stream, so everything
@@ -566,7 +367,7 @@ impl Writer {
     }
 
     /// Frames the pending records as a chunk at the end of `out`.
-    fn frame_chunk(&mut self) {
+    pub(super) fn frame_chunk(&mut self) {
         self.chunk.finish_into(&mut self.out);
         if self.cuts.last() != Some(&self.out.len()) && !self.out.is_empty() {
             self.cuts.push(self.out.len());

@@ -1,0 +1,143 @@
+//! Events into records: what the writer makes of each event the ring brings, and of the live
+//! samples a forked child inherited.
+
+use memshim_format::{AllocKind, PyFrame, Record};
+
+use super::capture::{Writer, CHUNK_TARGET};
+use crate::sys::region;
+use crate::transport::event::{Event, EventKind, WORDS_PER_FRAME};
+
+impl Writer {
+    pub(super) fn on_event(&mut self, ev: &Event, frames: &[u64]) {
+        let t = self.rel(ev.t);
+        let Some(kind) = EventKind::from_u8(ev.kind) else {
+            return;
+        };
+        if cfg!(feature = "floor-writer-discard")
+            && matches!(kind, EventKind::Alloc | EventKind::Free)
+        {
+            return;
+        }
+        match kind {
+            EventKind::Alloc => {
+                let stack = self.intern(frames, ev.nframes as usize);
+                self.sampled_allocated += ev.size;
+                if self.region_serves && ev.alloc_kind() != AllocKind::Mmap {
+                    self.region_live += ev.size;
+                }
+                let inherited = ev.is_inherited();
+                self.chunk.push(&Record::Alloc {
+                    t: if inherited { 0 } else { t },
+                    tid: ev.tid,
+                    addr: ev.addr,
+                    size: ev.size,
+                    stack,
+                    kind: ev.alloc_kind(),
+                    inherited,
+                });
+            }
+            EventKind::Free => {
+                self.sampled_freed += ev.size;
+                if self.region_serves {
+                    self.region_live = self.region_live.saturating_sub(ev.size);
+                }
+                self.chunk.push(&Record::Free {
+                    t,
+                    tid: ev.tid,
+                    addr: ev.addr,
+                    size: ev.size,
+                });
+            }
+            EventKind::Munmap => {
+                self.chunk.push(&Record::Munmap {
+                    t,
+                    tid: ev.tid,
+                    addr: ev.addr,
+                    len: ev.size,
+                });
+            }
+            // Sent once per thread (the hooks' name_thread). Not de-duplicated by tid: a set of every
+            // tid ever seen grew with the process's life and, once tids were reused, dropped the
+            // new threads' names.
+            EventKind::ThreadName => {
+                let bytes: Vec<u8> = frames.iter().flat_map(|w| w.to_ne_bytes()).collect();
+                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+                let name = String::from_utf8_lossy(&bytes[..end]).into_owned();
+                self.chunk.push(&Record::Thread { tid: ev.tid, name });
+            }
+            EventKind::PyFinalizing => {
+                self.chunk.push(&Record::Marker {
+                    t,
+                    marker: memshim_format::Marker::PythonFinalizing,
+                });
+            }
+            EventKind::PyCode => {
+                // SAFETY: PyCode events point at arena bytes written before the push.
+                let blob = unsafe { crate::transport::arena::get(ev.addr, ev.size) };
+                if let Some(code) = crate::transport::pycode::decode(blob) {
+                    if self.codes.insert(code.id) {
+                        self.chunk.push(&Record::PyCode(code));
+                    }
+                }
+            }
+            // Taken at the same loader state as the map last written (the writer saw the
+            // dlopen's counters move and wrote the map itself): nothing new. Only the last one
+            // written counts: an older event map may have been written after the writer's own.
+            EventKind::Modules if ev.t == self.map_sig => {}
+            EventKind::Modules => {
+                // SAFETY: Modules events point at arena bytes written before the push.
+                let blob = unsafe { crate::transport::arena::get(ev.addr, ev.size) };
+                if let Ok(Record::Modules(map)) = postcard::from_bytes::<Record>(blob) {
+                    self.chunk.push(&Record::Modules(map.clone()));
+                    self.map = map;
+                    self.map_sig = ev.t;
+                }
+            }
+        }
+    }
+
+    pub(super) fn write_inherited(&mut self, gen: u32) {
+        let mut live = Vec::new();
+        region::for_each_inherited(gen, |h| {
+            live.push((h.user, h.size, h.tid, h.kind, h.frames().to_vec()));
+        });
+        for (addr, size, tid, kind, frames) in live {
+            let stack = self.intern(&frames, frames.len());
+            self.chunk.push(&Record::Alloc {
+                t: 0,
+                tid,
+                addr,
+                size,
+                stack,
+                kind: AllocKind::from_index(kind).unwrap_or(AllocKind::Malloc),
+                inherited: true,
+            });
+            // Many inherited deep stacks must not make one chunk past the format's limit.
+            if self.chunk.len() >= CHUNK_TARGET {
+                self.frame_chunk();
+            }
+        }
+    }
+
+    /// The id of a stack given as `native` return addresses followed by Python frame words.
+    pub(super) fn intern(&mut self, words: &[u64], native: usize) -> u64 {
+        let (id, new) = self.stacks.intern(words);
+        if !new {
+            return id;
+        }
+        let python = words[native.min(words.len())..]
+            .chunks_exact(WORDS_PER_FRAME)
+            .map(|w| PyFrame {
+                code: w[0],
+                instr: w[1] as u32,
+                entry: w[1] >> 32 & 1 == 1,
+            })
+            .collect();
+        self.chunk.push(&Record::Stack {
+            id,
+            frames: words[..native.min(words.len())].to_vec(),
+            python,
+        });
+        id
+    }
+}
