@@ -5,11 +5,11 @@
 //! run has a timeout (a hang fails with gdb backtraces). Only what legitimately varies between
 //! two runs (timings, pids, temporary names) is normalised.
 
-mod shim_support;
+use memshim_test_support::prelude::shim;
 
 use std::path::Path;
 
-use shim_support::*;
+use shim::*;
 
 /// The default rate and every allocation.
 const RATES: [Option<&str>; 2] = [None, Some("all")];

@@ -3,13 +3,13 @@
 //! real program in tests/fixtures/host/, run plainly and under the real libmemshim.so; every run
 //! has a timeout (a hang fails with gdb backtraces of every thread).
 
-mod shim_support;
+use memshim_test_support::prelude::shim;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use memshim_format::EndKind;
-use shim_support::*;
+use shim::*;
 
 /// The default rate and every allocation.
 const RATES: [Option<&str>; 2] = [None, Some("all")];

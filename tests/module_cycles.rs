@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use memshim_test_support::dirs::{fixtures, repo, scratch};
+use memshim_test_support::dirs::{copy_dir, fixtures, repo, scratch};
 use memshim_test_support::import_cycles::{import_cycles, references, Cycle};
 
 fn cycles_of(src: &Path, depth: usize) -> Vec<Cycle> {
@@ -64,19 +64,6 @@ fn synthetic(name: &str) -> PathBuf {
     let dir = scratch(name);
     copy_dir(&fixtures("module_cycles"), &dir);
     dir.join("src")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
 }
 
 /// Appends `code` to the file `rel` of the synthetic crate at `src`.

@@ -3,12 +3,12 @@
 //! the interpreter's frame chain is swapped with them: the native walk and the Python walk of a
 //! sample taken inside a greenlet must read only the greenlet that runs.
 
-mod py_common;
-mod shim_support;
+use memshim_test_support::prelude::py;
+use memshim_test_support::prelude::shim;
 
 use memshim_format::Record;
-use py_common::{first_python, fixture, python_names, report_of, within, MIB};
-use shim_support::{assert_same, captures, only, python, scratch, Program};
+use py::{first_python, fixture, python_names, report_of, within, MIB};
+use shim::{assert_same, captures, only, python, scratch, Program};
 
 /// True when the machine's Python has greenlet (scripts/provision.sh installs it from PyPI);
 /// when not, the test is skipped (failed under CI), saying so in one line.

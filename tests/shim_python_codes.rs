@@ -2,12 +2,12 @@
 //! names already sent is emptied as it fills, and every Python frame of every sample still has
 //! its name in the capture, however many names go through the shim.
 
-mod shim_support;
+use memshim_test_support::prelude::shim;
 
 use std::collections::HashSet;
 
 use memshim_format::Record;
-use shim_support::*;
+use shim::*;
 
 /// Runs many_codes.py with `args` at `rate` under the shim; asserts every code object in every stack
 /// has its name in the capture, and returns how many made_* functions were sampled.
