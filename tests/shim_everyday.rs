@@ -97,7 +97,10 @@ for t in threads: t.join()
 signal.setitimer(signal.ITIMER_REAL, 0, 0)
 print("done", len(hits) > 0)
 "#;
-    check("py-signals", Program::new(python()).arg("-c").arg(script));
+    check(
+        "py-signals",
+        Program::new(python_resolved()).arg("-c").arg(script),
+    );
 }
 
 #[test]

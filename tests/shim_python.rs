@@ -15,7 +15,7 @@ use shim::*;
 /// behaviour, and returns the plain outcome and the captures once every process finished.
 fn run_py(name: &str, script: &str, args: &[&str]) -> (Outcome, Vec<Capture>) {
     let dir = scratch(name);
-    let mut prog = Program::new(python()).arg(fixtures().join(script).to_str().unwrap());
+    let mut prog = Program::new(python_resolved()).arg(fixtures().join(script).to_str().unwrap());
     for a in args {
         prog = prog.arg(*a);
     }

@@ -13,8 +13,8 @@ use shim::*;
 /// has its name in the capture, and returns how many made_* functions were sampled.
 fn every_code_named(name: &str, rate: &str, args: &[&str]) -> usize {
     let dir = scratch(name);
-    let mut prog =
-        Program::new(python()).arg(fixtures().join("../py/many_codes.py").to_str().unwrap());
+    let mut prog = Program::new(python_resolved())
+        .arg(fixtures().join("../py/many_codes.py").to_str().unwrap());
     for a in args {
         prog = prog.arg(*a);
     }

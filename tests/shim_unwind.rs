@@ -122,7 +122,7 @@ fn fast_unwinder_agrees_with_libgcc_on_every_python_sample() {
                   shim = ctypes.CDLL(None)\n\
                   shim.memshim_debug_unwind_mismatches.restype = ctypes.c_uint64\n\
                   print('mismatches', shim.memshim_debug_unwind_mismatches())\n";
-    let (out, caps) = Program::new(python())
+    let (out, caps) = Program::new(python_resolved())
         .arg("-c")
         .arg(script)
         .env("MEMSHIM_UNWIND", "check")

@@ -12,16 +12,22 @@ use crate::seeds::PYTHON_SEED as SEED;
 use crate::shim_lib::shim_lib_or_skip;
 
 /// The real interpreter (not a version manager's wrapper script, which would fork bash many
-/// times and be profiled too), canonical.
+/// times and be profiled too), as `sys.executable` names it: what a user would run.
 pub fn python() -> PathBuf {
     let out = Command::new("python3")
         .args(["-c", "import sys; print(sys.executable)"])
         .output()
         .expect("python3 runs");
-    let exe = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let exe = std::fs::canonicalize(&exe).unwrap_or_else(|_| PathBuf::from(&exe));
+    let exe = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
     assert!(exe.exists(), "python interpreter {exe:?} not found");
     exe
+}
+
+/// [`python`] with its symbolic links resolved: the file the loader maps (the shim's tests
+/// compare it with module maps and `/proc` paths).
+pub fn python_resolved() -> PathBuf {
+    let exe = python();
+    std::fs::canonicalize(&exe).unwrap_or(exe)
 }
 
 /// `print(EXPR)` of the interpreter `py` after `import sysconfig` (its include directory, its

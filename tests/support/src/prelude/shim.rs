@@ -10,7 +10,7 @@ pub use crate::dirs::scratch;
 pub use crate::elf::sym_range;
 pub use crate::process::*;
 pub use crate::program::*;
-pub use crate::python::python;
+pub use crate::python::python_resolved;
 pub use crate::seeds::SHIM_SEED as SEED;
 pub use crate::shim_lib::shim_lib as shim_so;
 pub use crate::tools::{need_lib, need_tool};
