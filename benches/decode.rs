@@ -8,6 +8,8 @@
 //! - `encode/*`: `ChunkBuilder::push` + `finish_into` of the same records: the serialization the
 //!   shim's writer thread does per record (postcard + CRC-32), off the application's threads.
 //! - `weight`: `sample_weight`, applied by the CLI to every sampled allocation.
+//! - `analyze/*`: the CLI's analysis of the same records, decoded (`memshim_cli::analysis`'s
+//!   `Analysis::apply` and `finish`): what `memshim report` pays per record after decoding.
 //!
 //! `cargo bench -p memshim --bench decode` (criterion; `-- --quick` for a short run).
 //! Not a timed test: the numbers go to BENCHMARKS.md.
@@ -15,6 +17,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use memshim_cli::analysis::Analysis;
 use memshim_format::{
     encode_header, sample_weight, AllocKind, ChunkBuilder, Drops, EndKind, Header, Module, PyFrame,
     Reader, Record,
@@ -113,9 +116,9 @@ fn records(n: usize, python_frames: bool) -> Vec<Record> {
     out
 }
 
-/// Header + chunks of about `CHUNK_BYTES` each, as the writer lays them out.
-fn encode(recs: &[Record]) -> Vec<u8> {
-    let h = Header {
+/// The header of the synthetic capture.
+fn header() -> Header {
+    Header {
         pid: 42,
         exe: "/usr/bin/python3.11".into(),
         argv: vec!["python3".into(), "serve.py".into()],
@@ -124,8 +127,12 @@ fn encode(recs: &[Record]) -> Vec<u8> {
         stack_depth: 128,
         shim_version: "bench".into(),
         ..Default::default()
-    };
-    let mut out = encode_header(&h);
+    }
+}
+
+/// Header + chunks of about `CHUNK_BYTES` each, as the writer lays them out.
+fn encode(recs: &[Record]) -> Vec<u8> {
+    let mut out = encode_header(&header());
     let mut chunk = ChunkBuilder::new();
     for r in recs {
         chunk.push(r);
@@ -209,5 +216,34 @@ fn bench_weight(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_decode, bench_encode, bench_weight);
+fn bench_analyze(c: &mut Criterion) {
+    let mut g = c.benchmark_group("analyze");
+    for (name, py) in [("native_stacks", false), ("python_stacks", true)] {
+        let recs = records(RECORDS, py);
+        g.throughput(Throughput::Elements(recs.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || recs.clone(),
+                |recs| {
+                    let mut a = Analysis::new(header());
+                    for r in recs {
+                        a.apply(r);
+                    }
+                    a.finish(false);
+                    black_box(a.live_samples())
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_decode,
+    bench_encode,
+    bench_weight,
+    bench_analyze
+);
 criterion_main!(benches);

@@ -27,7 +27,7 @@
 //! Not a timed test: the numbers go to BENCHMARKS.md.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const CONFIGS: &[(&str, Option<&str>, u64)] = &[
@@ -56,28 +56,12 @@ fn main() {
     let pairs = nums.get(1).copied().unwrap_or(4_000_000).max(1000);
     let callgrind = args.iter().any(|a| a == "--callgrind");
 
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lib = std::env::var_os("MEMSHIM_LIB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/release/libmemshim.so"));
-    if !lib.exists() {
-        eprintln!(
-            "malloc_pair: {} missing: cargo build --release -p memshim-shim (or set MEMSHIM_LIB)",
-            lib.display()
-        );
-        std::process::exit(2);
-    }
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("malloc_pair");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).unwrap();
+    // MEMSHIM_LIB, else the build's own (the test-support crate's one lookup).
+    let lib = memshim_test_support::shim_lib::shim_lib();
+    let tmp = memshim_test_support::dirs::scratch("malloc_pair");
     let exe = tmp.join("malloc_pair");
-    let ok = Command::new("cc")
-        .args(["-O2", "-g", "-pthread", "-o"])
-        .arg(&exe)
-        .arg(root.join("benches/malloc_pair.c"))
-        .status()
-        .expect("cc runs");
-    assert!(ok.success(), "cc failed on benches/malloc_pair.c");
+    let src = memshim_test_support::dirs::repo().join("benches/malloc_pair.c");
+    memshim_test_support::c_build::compile_to(&exe, &src, &["-O2", "-g", "-pthread"], &[]);
 
     println!(
         "malloc/free pairs of 16 B-4 KiB; {rounds} interleaved rounds; {pairs} pairs per thread \

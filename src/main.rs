@@ -1,30 +1,11 @@
-//! `memshim`: turns captures written by libmemshim.so into answers.
+//! `memshim`: the command line. It parses the arguments and calls the library's `cmd` (the CLI's
+//! core is `lib.rs`).
 //!
 //! Each subcommand lives in its own file under `cmd/` and owns its clap arguments; adding one
 //! (e.g. `run`) is a new file, a variant of [`Command`] and a match arm.
 
-mod analysis;
-mod cmd;
-mod error;
-mod export;
-mod frames;
-mod growth;
-mod inputs;
-mod launch;
-mod live;
-mod load;
-mod modules;
-mod output;
-mod present;
-mod pyframes;
-mod report;
-mod resolve;
-mod symbolize;
-mod ticks;
-mod units;
-mod view;
-
 use clap::{Parser, Subcommand};
+use memshim_cli::cmd;
 
 /// Sampling memory profiler for Python services and their native extensions.
 ///

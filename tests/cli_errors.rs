@@ -1,12 +1,11 @@
 //! Bad input gets one `memshim: error:` line and exit code 2, never a panic; a truncated capture
 //! loads with one warning line.
 
-mod cli_common;
-use cli_common::*;
 use memshim_format::Record;
+use memshim_test_support::prelude::cli::*;
 
-fn good_capture() -> Capture {
-    let mut c = Capture::new(&header(0));
+fn good_capture() -> SyntheticCapture {
+    let mut c = SyntheticCapture::new(&header(0));
     c.per_chunk = 2;
     c.push(Record::Modules(vec![fake_module(
         "/opt/libx.so",
@@ -139,7 +138,7 @@ fn truncated_capture_loads_with_one_warning() {
 fn capture_cut_between_chunks_warns_too() {
     let d = scratch("err-noend");
     let p = d.join("noend.msh");
-    let mut c = Capture::new(&header(0));
+    let mut c = SyntheticCapture::new(&header(0));
     c.push(stack(1, &[0x10]));
     c.push(alloc(1, 0x1000, 64, 1));
     c.write(&p);

@@ -2,11 +2,9 @@
 //! the timeline, pprof read back by `go tool pprof`, and the HTML page looked at in headless
 //! Chromium (a screenshot whose pixels must show the timeline and the flamegraphs).
 
-mod cli_common;
+use memshim_test_support::prelude::cli::*;
 use std::path::Path;
 use std::process::Command;
-
-use cli_common::*;
 
 fn setup(name: &str) -> (Fixture, std::path::PathBuf) {
     let f = fixture(name);

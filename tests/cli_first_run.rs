@@ -2,19 +2,17 @@
 //! commands say, usage errors, truncated captures, reports of a run with wrapper processes, and
 //! how scripts/test.sh counts and names what it could not test.
 
-mod cli_common;
+use memshim_test_support::c_build::python_extension;
+use memshim_test_support::dirs::repo;
+use memshim_test_support::prelude::cli::*;
+use memshim_test_support::python::python;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cli_common::*;
 use memshim_format::Record;
 use memshim_test_pythons::{or_skip, Missing, SKIP_MARKER};
 
 /// The repository's root.
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// libmemshim.so next to the memshim binary (`cargo build --release --workspace` builds both),
 /// or `None` with the test skipped (failed under CI), saying so.
 fn shim_beside_memshim() -> Option<PathBuf> {
@@ -30,30 +28,11 @@ fn shim_beside_memshim() -> Option<PathBuf> {
     None
 }
 
-/// The machine's real interpreter (`python3` may be a wrapper script).
-fn real_python() -> PathBuf {
-    let o = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 runs");
-    assert!(o.status.success(), "{o:?}");
-    PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
-}
-
-fn python_value(py: &Path, expr: &str) -> String {
-    let o = Command::new(py)
-        .args(["-c", &format!("import sysconfig; print({expr})")])
-        .output()
-        .expect("python runs");
-    assert!(o.status.success(), "{o:?}");
-    String::from_utf8(o.stdout).unwrap().trim().to_string()
-}
-
 // --- 3. The README's sample output ---------------------------------------------------------
 
 /// The lines of the README's first `text` block.
 fn readme_sample() -> Vec<String> {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let start = readme.find("```text\n").expect("a text block in README.md") + 8;
     let len = readme[start..].find("```").expect("the block ends");
     readme[start..start + len]
@@ -157,26 +136,15 @@ fn readme_sample_lines_match_by_shape_and_path_tail() {
 fn readme_sample_output_is_what_the_demo_prints() {
     or_skip!(shim_beside_memshim());
     let out = scratch("demo");
-    let py = real_python();
-    let include = python_value(&py, "sysconfig.get_paths()['include']");
-    let suffix = python_value(&py, "sysconfig.get_config_var('EXT_SUFFIX')");
-    let st = Command::new("cc")
-        .current_dir(root())
-        .args(["-shared", "-fPIC", "-O1", "-g"])
-        .arg(format!("-I{include}"))
-        .arg("demo/leakyext.c")
-        .arg("-o")
-        .arg(out.join(format!("leakyext{suffix}")))
-        .status()
-        .expect("cc runs");
-    assert!(st.success(), "building demo/leakyext.c");
+    let py = python();
+    python_extension(&out, &py, &repo().join("demo/leakyext.c"), "-O1", &[]);
     let ran = memshim()
         .current_dir(&out)
         .env("PYTHONPATH", &out)
         .env_remove("MEMSHIM_OUTPUT")
         .args(["run", "--seed", "1", "--"])
         .arg(&py)
-        .arg(root().join("demo/serve.py"))
+        .arg(repo().join("demo/serve.py"))
         .output()
         .expect("memshim run runs");
     assert!(ran.status.success(), "{}", stderr(&ran));
@@ -208,7 +176,7 @@ fn readme_sample_output_is_what_the_demo_prints() {
 #[test]
 fn installed_memshim_finds_the_shim_in_lib_memshim_as_the_readme_says() {
     let so = or_skip!(shim_beside_memshim());
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     assert!(
         readme.contains("cargo install --path ."),
         "README says how to install"
@@ -229,7 +197,7 @@ fn installed_memshim_finds_the_shim_in_lib_memshim_as_the_readme_says() {
         .env_remove("MEMSHIM_LIB")
         .env_remove("MEMSHIM_OUTPUT")
         .args(["run", "--rate", "all", "--"])
-        .arg(real_python())
+        .arg(python())
         .args(["-c", "x = [bytes(10000) for _ in range(100)]"])
         .output()
         .unwrap();
@@ -253,7 +221,7 @@ fn installed_memshim_finds_the_shim_in_lib_memshim_as_the_readme_says() {
 
 fn small_capture(dir: &Path) -> PathBuf {
     let p = dir.join("small.msh");
-    let mut c = Capture::new(&header(0));
+    let mut c = SyntheticCapture::new(&header(0));
     c.push(Record::Modules(vec![fake_module(
         "/opt/libx.so",
         0x7000_0000,
@@ -345,8 +313,8 @@ fn a_missing_argument_is_named_in_the_one_line_error() {
 
 // --- 7. Truncated captures say how much was readable ----------------------------------------
 
-fn chunked_capture() -> Capture {
-    let mut c = Capture::new(&header(0));
+fn chunked_capture() -> SyntheticCapture {
+    let mut c = SyntheticCapture::new(&header(0));
     c.per_chunk = 4;
     c.push(stack(1, &[0x10]));
     for i in 0..12 {
@@ -359,7 +327,7 @@ fn chunked_capture() -> Capture {
 #[test]
 fn a_capture_cut_inside_its_first_chunk_is_an_error_saying_nothing_is_readable() {
     let d = scratch("cut-first");
-    let header_len = Capture::new(&header(0)).bytes.len();
+    let header_len = SyntheticCapture::new(&header(0)).bytes.len();
     let c = chunked_capture();
     let p = d.join("cut.msh");
     std::fs::write(&p, &c.bytes[..header_len + 10]).unwrap();
@@ -421,7 +389,7 @@ fn report_of_a_template_hides_processes_with_no_sampled_allocation_and_says_how_
     let mut h = header(0);
     h.pid = 100;
     h.exe = "/usr/bin/python3.11".into();
-    let mut c = Capture::new(&h);
+    let mut c = SyntheticCapture::new(&h);
     c.push(stack(1, &[0x10]));
     for i in 0..8 {
         c.push(alloc(i * 10, 0x1000 + i * 64, 1 << 20, 1));
@@ -432,14 +400,14 @@ fn report_of_a_template_hides_processes_with_no_sampled_allocation_and_says_how_
         let mut h = header(0);
         h.pid = pid;
         h.exe = "/usr/bin/bash".into();
-        let mut c = Capture::new(&h);
+        let mut c = SyntheticCapture::new(&h);
         c.push(tick(10, 4 << 20, 1 << 20));
         c.end(100);
         c.write(&d.join(format!("memshim.{pid}.msh")));
     }
     // A process killed before its first complete chunk: skipped, with one warning.
     let c = chunked_capture();
-    let header_len = Capture::new(&header(0)).bytes.len();
+    let header_len = SyntheticCapture::new(&header(0)).bytes.len();
     std::fs::write(d.join("memshim.103.msh"), &c.bytes[..header_len + 10]).unwrap();
     let tmpl = d.join("memshim.%p.msh");
     let o = run(&["report", tmpl.to_str().unwrap()]);
@@ -481,7 +449,7 @@ fn report_of_a_template_hides_processes_with_no_sampled_allocation_and_says_how_
 fn a_run_through_a_shell_wrapper_leaves_no_capture_for_shells_that_never_sampled() {
     or_skip!(shim_beside_memshim());
     let d = scratch("wrapper");
-    let py = real_python();
+    let py = python();
     let o = memshim()
         .current_dir(&d)
         .env_remove("MEMSHIM_OUTPUT")
@@ -524,7 +492,7 @@ fn summary(log: &str, skips: &str, cargo_rc: i32) -> (i32, String) {
     std::fs::write(d.join("log"), log).unwrap();
     std::fs::write(d.join("skips"), skips).unwrap();
     let o = Command::new("python3")
-        .arg(root().join("scripts/test-summary.py"))
+        .arg(repo().join("scripts/test-summary.py"))
         .arg(d.join("log"))
         .arg(d.join("skips"))
         .arg(cargo_rc.to_string())
@@ -588,7 +556,7 @@ fn test_summary_counts_skips_as_skipped_and_ends_with_the_line_ci_reads() {
 /// (which provisions).
 #[test]
 fn ci_runs_the_readme_test_command_and_provisioning_lives_there() {
-    let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
+    let ci = std::fs::read_to_string(repo().join(".ci/run")).unwrap();
     let commands: Vec<&str> = ci
         .lines()
         .map(str::trim)
@@ -608,10 +576,10 @@ fn ci_runs_the_readme_test_command_and_provisioning_lives_there() {
             "scripts/test.sh"
         ]
     );
-    let test_sh = std::fs::read_to_string(root().join("scripts/test.sh")).unwrap();
+    let test_sh = std::fs::read_to_string(repo().join("scripts/test.sh")).unwrap();
     assert!(test_sh.contains("scripts/provision.sh"));
     assert!(test_sh.contains("--no-fail-fast"));
-    let packages = std::fs::read_to_string(root().join("scripts/test-packages.txt")).unwrap();
+    let packages = std::fs::read_to_string(repo().join("scripts/test-packages.txt")).unwrap();
     for pkg in ["golang-go", "chromium", "build-essential"] {
         assert!(packages.contains(pkg), "{pkg} in scripts/test-packages.txt");
     }

@@ -4,27 +4,17 @@
 //! at `<module>`, a pprof profile `go tool pprof` names right, a timeline with enough points.
 //! Every capture is a real program run under the real shim.
 
-mod py_common;
+use memshim_test_support::c_build::python_extension;
+use memshim_test_support::dirs::repo;
+use memshim_test_support::prelude::py;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use py_common::*;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use py::*;
 
 fn ok(o: Output) -> String {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap()
-}
-
-fn python_value(py: &Path, expr: &str) -> String {
-    let o = Command::new(py)
-        .args(["-c", &format!("import sysconfig; print({expr})")])
-        .output()
-        .expect("python runs");
-    ok(o).trim().to_string()
 }
 
 /// scripts/demo.sh's steps in a scratch directory: demo/leakyext.c built for the real
@@ -33,27 +23,17 @@ fn demo(name: &str) -> Option<(PathBuf, String)> {
     shim()?;
     let dir = scratch(name);
     let py = python();
-    let include = python_value(&py, "sysconfig.get_paths()['include']");
-    let suffix = python_value(&py, "sysconfig.get_config_var('EXT_SUFFIX')");
-    let st = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O1", "-g"])
-        .arg(format!("-I{include}"))
-        .arg(root().join("demo/leakyext.c"))
-        .arg("-o")
-        .arg(dir.join(format!("leakyext{suffix}")))
-        .status()
-        .expect("cc runs");
-    assert!(st.success(), "building demo/leakyext.c");
+    python_extension(&dir, &py, &repo().join("demo/leakyext.c"), "-O1", &[]);
     ok(memshim()
         .current_dir(&dir)
         .env("PYTHONPATH", &dir)
         .env_remove("MEMSHIM_OUTPUT")
         .args(["run", "--seed", "1", "--"])
         .arg(&py)
-        .arg(root().join("demo/serve.py"))
+        .arg(repo().join("demo/serve.py"))
         .output()
         .expect("memshim run runs"));
-    let caps = captures(&dir);
+    let caps = capture_paths(&dir);
     assert_eq!(caps.len(), 1, "{caps:?}");
     let cap = caps[0].file_name().unwrap().to_str().unwrap().to_string();
     Some((dir, cap))
@@ -75,7 +55,7 @@ fn masked(text: &str) -> String {
     let text = text
         .replace(exe.to_str().unwrap(), "<python-exe>")
         .replace(py.to_str().unwrap(), "<python>")
-        .replace(root().to_str().unwrap(), "<root>")
+        .replace(repo().to_str().unwrap(), "<root>")
         // A size near a unit's edge may print in either unit from run to run.
         .replace(" KiB", " <unit>")
         .replace(" MiB", " <unit>")
@@ -116,7 +96,7 @@ fn the_demo_report_is_the_golden_one_and_fits_a_screen() {
         .map(|l| format!("{l}\n"))
         .collect();
     let got = masked(&stable);
-    let golden = root().join("tests/golden/demo-report.txt");
+    let golden = repo().join("tests/golden/demo-report.txt");
     if std::env::var_os("MEMSHIM_UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &got).unwrap();
     }
@@ -191,7 +171,7 @@ fn ctypes_and_cpp_leaks_name_the_native_function_then_the_python_line() {
         &fixture("native_names.py"),
         &[lib.to_str().unwrap()],
     );
-    let cap = captures(&dir)[0].to_str().unwrap().to_string();
+    let cap = capture_paths(&dir)[0].to_str().unwrap().to_string();
     let text = memshim_in(&dir, &["report", &cap]);
     let leaks = text.split("== Leaks").nth(1).unwrap();
     let leaks = leaks.split("\n== ").next().unwrap();
@@ -247,11 +227,11 @@ fn one_python_line_is_one_site_whatever_call_path_the_interpreter_took() {
          print('done')\n",
     )
     .unwrap();
-    for c in captures(&dir) {
+    for c in capture_paths(&dir) {
         std::fs::remove_file(c).unwrap();
     }
     run_python(&dir, &[], &script, &[]);
-    let cap = captures(&dir)[0].to_str().unwrap().to_string();
+    let cap = capture_paths(&dir)[0].to_str().unwrap().to_string();
     let v: serde_json::Value =
         serde_json::from_str(&memshim_in(&dir, &["report", &cap, "--format", "json"])).unwrap();
     let rows: Vec<&serde_json::Value> = v["leaks"]
@@ -309,7 +289,7 @@ fn rust_names_are_short_and_who_allocated_comes_first() {
         .arg(dir.join("names"))
         .output()
         .expect("memshim run runs"));
-    let cap = captures(&dir)[0].to_str().unwrap().to_string();
+    let cap = capture_paths(&dir)[0].to_str().unwrap().to_string();
     let text = memshim_in(&dir, &["report", &cap, "--top", "1"]);
     let leak: Vec<&str> = text
         .split("== Leaks")

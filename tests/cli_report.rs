@@ -1,8 +1,7 @@
 //! `memshim report` on synthetic captures whose stacks point into a real compiled C program:
 //! ranks, exact numbers in `all` mode, symbolization by build-id, the JSON shape.
 
-mod cli_common;
-use cli_common::*;
+use memshim_test_support::prelude::cli::*;
 use serde_json::Value;
 
 fn report_json(path: &std::path::Path) -> Value {
@@ -183,8 +182,8 @@ fn several_captures_get_a_combined_summary() {
     );
 }
 
-fn base_capture(f: &Fixture) -> Capture {
-    let mut c = Capture::new(&header(0));
+fn base_capture(f: &Fixture) -> SyntheticCapture {
+    let mut c = SyntheticCapture::new(&header(0));
     c.push(memshim_format::Record::Modules(vec![
         memshim_format::Module {
             path: f.bin.display().to_string(),
@@ -287,7 +286,7 @@ fn inherited_allocations_are_live_but_not_allocated_by_the_child() {
     let f = fixture("report-fork");
     let mut h = header(0);
     h.forked_from = Some(4000);
-    let mut c = Capture::new(&h);
+    let mut c = SyntheticCapture::new(&h);
     c.push(Record::Modules(vec![memshim_format::Module {
         path: f.bin.display().to_string(),
         base: BASE,

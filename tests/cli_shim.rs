@@ -5,40 +5,25 @@
 //! 48 MiB from `leaky_alloc`, frees everything from `clean_alloc` and peaks in `peak_alloc`.
 //! At the default rate with a fixed seed the estimates must be within 25%; `all` is exact.
 
-mod cli_common;
+use memshim_test_support::capture::capture_paths;
+use memshim_test_support::dirs::fixtures;
+use memshim_test_support::prelude::cli::*;
+use memshim_test_support::python::python;
+use memshim_test_support::report_json::within;
+use memshim_test_support::seeds::SHIM_SEED;
+use memshim_test_support::shim_lib::shim_lib_or_skip as shim;
+use memshim_test_support::units::MIB_F64 as MIB;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cli_common::*;
 use serde_json::Value;
-
-const MIB: f64 = 1048576.0;
-
-/// libmemshim.so: `MEMSHIM_LIB` if set, else next to the memshim binary (`cargo build --release
-/// --workspace` builds both).
-fn shim() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MEMSHIM_LIB").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let so = Path::new(env!("CARGO_BIN_EXE_memshim")).with_file_name("libmemshim.so");
-    if so.exists() {
-        return Some(so);
-    }
-    // Fails under CI, skipped elsewhere, in one line (tests/pythons).
-    memshim_test_pythons::Missing::new(
-        so.display().to_string(),
-        "run `cargo build --release --workspace` first",
-    )
-    .skip();
-    None
-}
 
 /// Runs `cmd` under the shim into `dir`; returns the one capture of its process.
 fn capture_of(mut cmd: Command, so: &Path, dir: &Path, rate: &str) -> PathBuf {
     let o = cmd
         .env("LD_PRELOAD", so)
         .env("MEMSHIM_RATE", rate)
-        .env("MEMSHIM_SEED", "12345")
+        .env("MEMSHIM_SEED", SHIM_SEED)
         .env("MEMSHIM_OUTPUT", dir.join("memshim.%p.msh"))
         .output()
         .expect("fixture runs");
@@ -48,11 +33,7 @@ fn capture_of(mut cmd: Command, so: &Path, dir: &Path, rate: &str) -> PathBuf {
         String::from_utf8_lossy(&o.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "done");
-    let caps: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "msh"))
-        .collect();
+    let caps = capture_paths(dir);
     assert_eq!(caps.len(), 1, "one process, one capture: {caps:?}");
     caps.into_iter().next().unwrap()
 }
@@ -80,10 +61,6 @@ fn func(site: &Value) -> String {
 
 fn site_of<'a>(sites: &'a Value, f: &str) -> Option<&'a Value> {
     sites.as_array().unwrap().iter().find(|s| func(s) == f)
-}
-
-fn within(est: f64, truth: f64, tol: f64) -> bool {
-    (est / truth - 1.0).abs() <= tol
 }
 
 fn c_program(name: &str, rate: &str) -> Option<(Value, PathBuf)> {
@@ -171,18 +148,11 @@ fn c_program_all_mode_is_exact() {
 fn python_ctypes_library_leak_is_found_and_clean_calls_are_not() {
     let Some(so) = shim() else { return };
     let dir = scratch("shim-py");
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cli");
-    let lib = dir.join("libleaky.so");
-    let st = Command::new("cc")
-        .args(["-shared", "-fPIC", "-g", "-O0", "-o"])
-        .arg(&lib)
-        .arg(fixtures.join("leaky.c"))
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let fixtures = fixtures("cli");
+    let lib = build_c(&dir, "leaky.c", &["-shared", "-fPIC"]);
     let caps = dir.join("caps");
     std::fs::create_dir_all(&caps).unwrap();
-    let mut cmd = Command::new(real_python());
+    let mut cmd = Command::new(python());
     cmd.arg(fixtures.join("drive_leaky.py")).arg(&lib);
     let cap = capture_of(cmd, &so, &caps, "512K");
     let v = report(&cap);
@@ -223,14 +193,4 @@ fn python_ctypes_library_leak_is_found_and_clean_calls_are_not() {
         ),
         "{churn}"
     );
-}
-
-/// The interpreter itself, not a launcher script (pyenv's shims exec through bash and pyenv,
-/// which would make several processes with one pid under the shim).
-fn real_python() -> PathBuf {
-    let o = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .expect("python3 runs");
-    PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
 }

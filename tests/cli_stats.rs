@@ -1,11 +1,10 @@
 //! `memshim stats` on synthetic captures: counts, drops, duration, clean end or truncation.
 
-mod cli_common;
-use cli_common::*;
 use memshim_format::{Drops, EndKind, Record};
+use memshim_test_support::prelude::cli::*;
 
-fn sample_capture() -> Capture {
-    let mut c = Capture::new(&header(0));
+fn sample_capture() -> SyntheticCapture {
+    let mut c = SyntheticCapture::new(&header(0));
     c.push(Record::Modules(vec![fake_module(
         "/opt/app/libfoo.so",
         0x7000_0000,
@@ -68,7 +67,7 @@ fn stats_text_names_the_process_and_the_end() {
 fn stats_on_a_capture_without_end_warns_once_and_says_truncated() {
     let dir = scratch("stats-trunc");
     let p = dir.join("a.msh");
-    let mut c = Capture::new(&header(0));
+    let mut c = SyntheticCapture::new(&header(0));
     c.per_chunk = 3;
     c.push(stack(1, &[0x7000_1000]));
     for i in 0..6 {
@@ -98,7 +97,7 @@ fn stats_on_a_capture_without_end_warns_once_and_says_truncated() {
 fn a_capture_stopped_by_the_shim_says_why_instead_of_truncated() {
     let dir = scratch("stats-stopped");
     let p = dir.join("a.msh");
-    let mut c = Capture::new(&header(0));
+    let mut c = SyntheticCapture::new(&header(0));
     c.push(stack(1, &[0x7000_1000]));
     c.push(alloc(1_000, 0x1000, 100, 1));
     c.push(Record::Extension {

@@ -5,11 +5,11 @@
 //! run has a timeout (a hang fails with gdb backtraces). Only what legitimately varies between
 //! two runs (timings, pids, temporary names) is normalised.
 
-mod shim_support;
+use memshim_test_support::prelude::shim;
 
 use std::path::Path;
 
-use shim_support::*;
+use shim::*;
 
 /// The default rate and every allocation.
 const RATES: [Option<&str>; 2] = [None, Some("all")];
@@ -287,7 +287,7 @@ sqlite3 db.sqlite 'SELECT * FROM nosuchtable;' || echo "sqlite status $?"
 #[test]
 fn pip_installs_a_local_wheel() {
     let dir = scratch("host-pip");
-    let py = python();
+    let py = python_resolved();
     let wheels = dir.join("wheels");
     std::fs::create_dir_all(&wheels).unwrap();
     let o = std::process::Command::new(&py)
@@ -378,16 +378,16 @@ fn mask_regrtest(text: &str) -> String {
 /// that matches nothing is noticed.
 fn cpython_slice(name: &str, module: &str, patterns: &[&str], min_run: usize) {
     let dir = scratch(&format!("host-cpython-{name}"));
-    let has = std::process::Command::new(python())
+    let has = std::process::Command::new(python_resolved())
         .args(["-c", "import test.support, test.regrtest"])
         .status()
         .unwrap();
     assert!(
         has.success(),
         "{} has no regression tests (package `test`): Debian's python3 needs libpython3-testsuite",
-        python().display()
+        python_resolved().display()
     );
-    let mut prog = Program::new(python())
+    let mut prog = Program::new(python_resolved())
         .args_of(&["-m", "test", "-v", "--randseed", "1", module])
         .env("TMPDIR", dir.join("work").to_str().unwrap());
     for p in patterns {
@@ -502,7 +502,7 @@ fn cpython_test_os_slice() {
 
 fn multiprocessing(method: &str) {
     let dir = scratch(&format!("host-mp-{method}"));
-    let prog = Program::new(python())
+    let prog = Program::new(python_resolved())
         .arg(host_fixtures().join("mp_methods.py").to_str().unwrap())
         .arg(method);
     let runs = compare_in_workdir(&prog, &dir, &RATES, &nothing, &same, &[]);
@@ -617,7 +617,7 @@ p = subprocess.run(["sh", "-c", "kill -TERM $$"])
 print("child signal", p.returncode)
 "#;
     let dir = scratch("host-py-service");
-    let prog = Program::new(python()).arg("-c").arg(text);
+    let prog = Program::new(python_resolved()).arg("-c").arg(text);
     let runs = compare_in_workdir(&prog, &dir, &RATES, &nothing, &same, &[]);
     assert!(
         runs.plain.stdout.contains("child signal -15"),

@@ -3,13 +3,13 @@
 //! real program in tests/fixtures/host/, run plainly and under the real libmemshim.so; every run
 //! has a timeout (a hang fails with gdb backtraces of every thread).
 
-mod shim_support;
+use memshim_test_support::prelude::shim;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use memshim_format::EndKind;
-use shim_support::*;
+use shim::*;
 
 /// The default rate and every allocation.
 const RATES: [Option<&str>; 2] = [None, Some("all")];
@@ -171,7 +171,8 @@ fn signal_dispositions_and_masks_are_the_programs_own() {
 #[test]
 fn python_sees_its_own_signal_dispositions() {
     let dir = scratch("host-sigdisp-py");
-    let prog = Program::new(python()).arg(host_fixtures().join("sigdisp.py").to_str().unwrap());
+    let prog =
+        Program::new(python_resolved()).arg(host_fixtures().join("sigdisp.py").to_str().unwrap());
     let (plain, _) = compare(&prog, &dir, &RATES);
     assert!(plain.stdout.contains("\n11 SIG_DFL\n"), "{}", plain.stdout);
 }
@@ -216,7 +217,7 @@ fn deepbind_lazy_library_frees_program_blocks() {
 fn deepbind_from_python_ctypes_frees_program_blocks() {
     let dir = scratch("host-deepbind-py");
     let lib = host_c(&dir, "deeplib.c", &["-shared", "-fPIC"]);
-    let prog = Program::new(python())
+    let prog = Program::new(python_resolved())
         .arg(host_fixtures().join("deepbind.py").to_str().unwrap())
         .arg(lib.to_str().unwrap());
     let (plain, _) = compare(&prog, &dir, &DEEP_RATES);

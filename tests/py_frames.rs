@@ -1,8 +1,7 @@
 //! Python frames under the real shim: a peak inside a generator, and threads whose samples each
 //! carry their own thread's Python frames.
 
-mod py_common;
-use py_common::*;
+use memshim_test_support::prelude::py::*;
 
 /// 3.11 marks eval-loop calls on their first frame (`is_entry`): a call whose first frame is
 /// still in its prologue, or gone, must not take the outer call's frames.

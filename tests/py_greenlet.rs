@@ -3,23 +3,23 @@
 //! the interpreter's frame chain is swapped with them: the native walk and the Python walk of a
 //! sample taken inside a greenlet must read only the greenlet that runs.
 
-mod py_common;
-mod shim_support;
+use memshim_test_support::prelude::py;
+use memshim_test_support::prelude::shim;
 
 use memshim_format::Record;
-use py_common::{first_python, fixture, python_names, report_of, within, MIB};
-use shim_support::{assert_same, captures, only, python, scratch, Program};
+use py::{first_python, fixture, python_names, report_of, within, MIB};
+use shim::{assert_same, captures, only, python_resolved, scratch, Program};
 
 /// True when the machine's Python has greenlet (scripts/provision.sh installs it from PyPI);
 /// when not, the test is skipped (failed under CI), saying so in one line.
 fn have_greenlet() -> bool {
-    let ok = std::process::Command::new(python())
+    let ok = std::process::Command::new(python_resolved())
         .args(["-c", "import greenlet"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
         memshim_test_pythons::Missing::new(
-            format!("the greenlet package for {}", python().display()),
+            format!("the greenlet package for {}", python_resolved().display()),
             "scripts/provision.sh installs it, or pip install greenlet",
         )
         .skip();
@@ -36,11 +36,11 @@ fn greenlet_stacks_unwind_alike_both_ways_and_run_as_without_the_shim() {
     }
     let dir = scratch("greenlet-check");
     let script = fixture("greenlets.py");
-    let plain = Program::new(python())
+    let plain = Program::new(python_resolved())
         .arg(script.to_str().unwrap())
         .run_plain(&dir);
     assert_eq!(plain.stdout, "done\n", "{plain:?}");
-    let prog = Program::new(python()).arg(script.to_str().unwrap());
+    let prog = Program::new(python_resolved()).arg(script.to_str().unwrap());
     let (o, _) = prog.run_shim(&dir, "all", Some("all"));
     assert_same(&plain, &o, "greenlets at rate all");
     let (o, caps) =

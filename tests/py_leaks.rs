@@ -3,10 +3,10 @@
 //! end; held at exit: freed by finalization; growing), and leak-free programs that report
 //! under 2 MiB leaked.
 
-mod py_common;
+use memshim_test_support::prelude::py;
 use std::process::Command;
 
-use py_common::*;
+use py::*;
 
 /// Sections: growing (in the headline `leaks`, marked growing, not leaked) and held at exit.
 #[test]
@@ -62,7 +62,7 @@ fn flamegraph_kinds_show_held_and_growing_sections() {
     let Some(_) = shim() else { return };
     let dir = scratch("kinds");
     run_python(&dir, &[], &fixture("cache_leak.py"), &[]);
-    let cap = captures(&dir).remove(0);
+    let cap = capture_paths(&dir).remove(0);
     let export = |args: &[&str], out: &str| {
         let out = dir.join(out);
         let o = memshim()
@@ -200,7 +200,7 @@ fn heap_in_use_of_a_numpy_run_matches_the_live_estimate_at_its_peak() {
     }
     let dir = scratch("numpy-peak");
     run_python(&dir, &[], &fixture("leak_free_numpy.py"), &["--peak"]);
-    let v = report(&captures(&dir)[0], &[]);
+    let v = report(&capture_paths(&dir)[0], &[]);
     let p = &v["totals"]["timeline_at_live_peak"];
     let heap = p["heap_in_use_bytes"].as_f64().unwrap();
     let live = p["live_heap_bytes_est"].as_f64().unwrap();
@@ -244,7 +244,7 @@ fn small_objects_are_per_object_with_python_allocators_and_arenas_without() {
         &fixture("cache_leak.py"),
         &["--small"],
     );
-    let v = report(&captures(&dir)[0], &[]);
+    let v = report(&capture_paths(&dir)[0], &[]);
     let small = bytes_in(&v["held_at_exit"], "remember_small");
     assert!(small > 16.0 * MIB, "remember_small held at exit {small}");
     assert!(v["held_at_exit"]
@@ -262,36 +262,15 @@ fn build_extension(dir: &std::path::Path) {
 /// Builds tests/fixtures/py/`name`.c as the Python extension module `name` in `dir`, with
 /// `extra` arguments to cc after the source (libraries to link).
 fn build_module(dir: &std::path::Path, name: &str, extra: &[&str]) {
-    let py = python();
-    let q = |code: &str| {
-        let o = Command::new(&py).args(["-c", code]).output().unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
-    let include = q("import sysconfig; print(sysconfig.get_paths()['include'])");
-    let suffix = q("import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))");
-    let st = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O0", "-g"])
-        .arg(format!("-I{include}"))
-        .arg(fixture(&format!("{name}.c")))
-        .args(extra)
-        .arg("-o")
-        .arg(dir.join(format!("{name}{suffix}")))
-        .status()
-        .expect("cc runs");
-    assert!(st.success(), "building {name}.c failed");
+    let src = fixture(&format!("{name}.c"));
+    memshim_test_support::c_build::python_extension(dir, &python(), &src, "-O0", extra);
 }
 
 /// Builds tests/fixtures/py/ctorlib.c as `lib{name}.so` in `dir`, with `defines`.
 fn build_ctor_library(dir: &std::path::Path, name: &str, defines: &[&str]) {
-    let st = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O0", "-g"])
-        .args(defines)
-        .arg(fixture("ctorlib.c"))
-        .arg("-o")
-        .arg(dir.join(format!("lib{name}.so")))
-        .status()
-        .expect("cc runs");
-    assert!(st.success(), "building lib{name}.so failed");
+    let flags = [&["-shared", "-fPIC", "-O0", "-g"][..], defines].concat();
+    let out = dir.join(format!("lib{name}.so"));
+    memshim_test_support::c_build::compile_to(&out, &fixture("ctorlib.c"), &flags, &[]);
 }
 
 /// Section: leaked. Every frame of an allocation made by a library's constructor is named:
@@ -313,7 +292,7 @@ fn allocations_in_library_constructors_have_their_frames_named() {
         &["-Wl,--no-as-needed", &libdir, "-lctordep", &rpath],
     );
     run_python(&dir, &[], &fixture("ctor_libs.py"), &[]);
-    let v = report(&captures(&dir)[0], &[]);
+    let v = report(&capture_paths(&dir)[0], &[]);
     let leaks = v["leaks"].as_array().unwrap();
     for tag in ["outer", "inner", "dep"] {
         let fill = format!("fill_{tag}");
@@ -355,7 +334,7 @@ fn ext_capture(name: &str) -> Option<std::path::PathBuf> {
     let dir = scratch(name);
     build_extension(&dir);
     run_python(&dir, &[], &fixture("ext_leak.py"), &[]);
-    Some(captures(&dir).remove(0))
+    Some(capture_paths(&dir).remove(0))
 }
 
 fn ext_report(view: &[&str]) -> Option<serde_json::Value> {

@@ -13,8 +13,10 @@
 //! scripts/provision.sh installs) into the target dir (`target/pyo3leak`, a no-op build when up
 //! to date) from tests/fixtures/py/pyo3leak, whose Cargo.lock pins PyO3 from crates.io.
 
-mod py_common;
-mod shim_support;
+use memshim_test_support::c_build::compile_to;
+use memshim_test_support::dirs::{copy_dir, scratch};
+use memshim_test_support::prelude::py;
+use memshim_test_support::prelude::shim;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -22,9 +24,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use memshim_format::{Marker, Record};
-use py_common::{bytes_in, first_python, frames, names, python_names, within, worker_of, MIB};
+use py::{bytes_in, first_python, frames, names, python_names, within, worker_of, MIB};
 use serde_json::Value;
-use shim_support::{decode, run, shim_so, warnings, Capture, Outcome, TIMEOUT};
+use shim::{decode, run, shim_so, warnings, Capture, Outcome, TIMEOUT};
 
 /// The sampler's seed for these runs (estimates are checked within 25% of the truth; 1 MiB
 /// blocks are sampled with probability 0.86 at the default rate, so the draw matters little).
@@ -169,25 +171,10 @@ impl Version {
     }
 }
 
-/// A fresh directory for one test (not under /tmp, which a chroot could not see).
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pynogil-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Compiles `cc -shared -fPIC -O0 -g FLAGS tests/fixtures/py/SRC -o DIR/OUT`.
 fn cc(src: &str, flags: &[String], out: &Path) {
-    let st = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O0", "-g", "-pthread"])
-        .args(flags)
-        .arg(py_common::fixture(src))
-        .arg("-o")
-        .arg(out)
-        .status()
-        .expect("cc runs");
-    assert!(st.success(), "building {src} failed");
+    let base = ["-shared", "-fPIC", "-O0", "-g", "-pthread"].map(String::from);
+    compile_to(out, &py::fixture(src), &[&base[..], flags].concat(), &[]);
 }
 
 /// tests/fixtures/py/nogil.c built against `v`'s headers as `nogil.so` in `dir`.
@@ -203,7 +190,7 @@ fn pyo3_extension() -> Option<&'static Path> {
     static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let py = py_common::python();
+            let py = py::python();
             let has_maturin = Command::new(&py)
                 .args(["-m", "maturin", "--version"])
                 .output()
@@ -224,7 +211,7 @@ fn pyo3_extension() -> Option<&'static Path> {
             let _ = std::fs::remove_dir_all(&wheels);
             let o = Command::new(&py)
                 .args(["-m", "maturin", "build", "--release", "--locked", "-m"])
-                .arg(py_common::fixture("pyo3leak/Cargo.toml"))
+                .arg(py::fixture("pyo3leak/Cargo.toml"))
                 .arg("-i")
                 .arg(&py)
                 .arg("--out")
@@ -259,19 +246,6 @@ fn pyo3_extension() -> Option<&'static Path> {
         .as_deref()
 }
 
-/// Copies directory `from` into `to` (the unpacked wheel into a run's directory).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 /// Runs fixture `name` (copied into a fresh directory, after `prepare`) with `v` at `rate`;
 /// returns its one capture.
 fn capture_of(
@@ -284,17 +258,17 @@ fn capture_of(
 ) -> PathBuf {
     let dir = scratch(&format!("{v:?}-{tag}"));
     let script = dir.join(name);
-    std::fs::copy(py_common::fixture(name), &script).unwrap();
+    std::fs::copy(py::fixture(name), &script).unwrap();
     prepare(&dir);
     v.run(&dir, &script, args, rate);
-    let caps = py_common::captures(&dir);
+    let caps = py::capture_paths(&dir);
     assert_eq!(caps.len(), 1, "one process, one capture: {caps:?}");
     caps.into_iter().next().unwrap()
 }
 
 /// The JSON report of a capture, with every site.
 fn report(cap: &Path) -> Value {
-    let o = py_common::memshim()
+    let o = py::memshim()
         .args(["report", "--format", "json", "--top", "1000"])
         .arg(cap)
         .output()

@@ -1,12 +1,12 @@
 //! `memshim run`: exit codes and signals pass through, signals are forwarded, and the captures
 //! of the run (forked children included) and the command to report on them are printed.
 
-mod py_common;
+use memshim_test_support::prelude::py;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
-use py_common::*;
+use py::*;
 
 fn run_in(dir: &std::path::Path, code: &str) -> std::process::Output {
     memshim()
@@ -28,7 +28,7 @@ fn exit_code_passes_through_and_captures_are_listed_with_the_report_command() {
     );
     assert_eq!(o.status.code(), Some(7));
     let err = String::from_utf8_lossy(&o.stderr);
-    let caps = captures(&dir);
+    let caps = capture_paths(&dir);
     assert_eq!(caps.len(), 2, "parent and forked child: {caps:?}\n{err}");
     assert!(err.contains("2 captures written"), "{err}");
     for c in &caps {
@@ -112,7 +112,7 @@ fn settings_reach_the_child() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "malloc True");
-    let caps = captures(&dir);
+    let caps = capture_paths(&dir);
     assert_eq!(caps.len(), 1);
     assert!(caps[0]
         .file_name()

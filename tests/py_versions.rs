@@ -16,22 +16,24 @@
 //! (tests/pythons). Versions without a layout (3.7 and older, 3.14)
 //! are checked to be refused with one warning by a program that poses as them.
 
-mod py_common;
-mod shim_support;
+use memshim_test_support::c_build::compile_to;
+use memshim_test_support::dirs::scratch;
+use memshim_test_support::prelude::py;
+use memshim_test_support::prelude::shim;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use memshim_format::Record;
-use py_common::{
+use py::{
     assert_worker_truth, bytes_in, check_clear_frame, check_ext_leak, check_profile_hook,
     first_python, frames, names, python_names, within, worker_bytes, MIB, WORKERS,
 };
 use serde_json::Value;
-use shim_support::{build_c, decode, run, shim_so, warnings, Outcome, TIMEOUT};
+use shim::{build_c, decode, run, shim_so, warnings, Outcome, TIMEOUT};
 
 /// The sampler's seed for these runs. Estimates are checked within 25% of the truth; with seed 7
-/// (tests/py_common's) 3.13's allocation sequence puts the C extension's 48 MiB leak at +26%
+/// (seeds::PYTHON_SEED) 3.13's allocation sequence puts the C extension's 48 MiB leak at +26%
 /// (seeds 1-9 gave -14%..+26%, mean -1%): an unlucky draw, not a bias.
 const SEED: &str = "2";
 
@@ -199,23 +201,15 @@ impl Version {
     }
 }
 
-/// A fresh directory for one test (not under /tmp, whose files a chroot could not see anyway).
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pyv-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Runs fixture `name` (copied into a fresh directory, after `prepare`) with version `v`; returns
 /// the JSON report of its one capture, whose Python code records all carry that version.
 fn report_of(v: Version, name: &str, args: &[&str], prepare: impl FnOnce(&Path)) -> Value {
     let dir = scratch(&format!("{v:?}-{name}"));
     let script = dir.join(name);
-    std::fs::copy(py_common::fixture(name), &script).unwrap();
+    std::fs::copy(py::fixture(name), &script).unwrap();
     prepare(&dir);
     v.run(&dir, &script, args);
-    let caps = py_common::captures(&dir);
+    let caps = py::capture_paths(&dir);
     assert_eq!(caps.len(), 1, "one process, one capture: {caps:?}");
     let cap = decode(&caps[0]);
     cap.assert_complete();
@@ -229,7 +223,7 @@ fn report_of(v: Version, name: &str, args: &[&str], prepare: impl FnOnce(&Path))
         .collect();
     assert!(!versions.is_empty(), "no Python code recorded");
     assert!(versions.iter().all(|&x| x == v.tuple()), "{versions:?}");
-    py_common::report(&caps[0], &[])
+    py::report(&caps[0], &[])
 }
 
 fn cache_leak(v: Version) {
@@ -302,7 +296,7 @@ fn threads(v: Version) {
     assert_worker_truth(&seen);
 }
 
-/// See py_common::check_clear_frame (`main` was shown as called by `map_next` in 3.12 and 3.13).
+/// See py::check_clear_frame (`main` was shown as called by `map_next` in 3.12 and 3.13).
 fn eval_call_without_frames(v: Version) {
     if !v.available() {
         return;
@@ -311,7 +305,7 @@ fn eval_call_without_frames(v: Version) {
     check_clear_frame(&r, v.name());
 }
 
-/// See py_common::check_profile_hook (before 3.11 target's f_lasti is -1 there: it was shown at
+/// See py::check_profile_hook (before 3.11 target's f_lasti is -1 there: it was shown at
 /// its first instruction's line).
 fn profile_hook(v: Version) {
     if !v.available() {
@@ -324,15 +318,17 @@ fn profile_hook(v: Version) {
 /// Builds tests/fixtures/py/extleak.c against version `v`'s headers as `extleak.so` in `dir`
 /// (Python imports a plain `.so` too).
 fn build_extension(v: Version, dir: &Path) {
-    let st = Command::new("cc")
-        .args(["-shared", "-fPIC", "-O0", "-g"])
-        .args(v.includes())
-        .arg(py_common::fixture("extleak.c"))
-        .arg("-o")
-        .arg(dir.join("extleak.so"))
-        .status()
-        .expect("cc runs");
-    assert!(st.success(), "building extleak.c for {} failed", v.name());
+    let flags = [
+        vec!["-shared".into(), "-fPIC".into(), "-O0".into(), "-g".into()],
+        v.includes(),
+    ]
+    .concat();
+    compile_to(
+        &dir.join("extleak.so"),
+        &py::fixture("extleak.c"),
+        &flags,
+        &[],
+    );
 }
 
 fn c_extension(v: Version) {
@@ -536,10 +532,10 @@ fn versions_without_a_verified_layout_get_native_frames_and_one_warning() {
         // build_c takes sources from tests/fixtures/shim: point it at ours.
         let src = Path::new("../py/fake_python.c");
         let exe = build_c(&sub, src.to_str().unwrap(), &flags);
-        let prog = shim_support::Program::new(&exe);
+        let prog = shim::Program::new(&exe);
         let plain = prog.run_plain(&sub);
         let (o, caps) = prog.run_shim(&sub, "shim", Some("64K"));
-        shim_support::assert_same(
+        shim::assert_same(
             &plain,
             &Outcome {
                 stderr: o
@@ -559,8 +555,8 @@ fn versions_without_a_verified_layout_get_native_frames_and_one_warning() {
             "{tag}: {}",
             w[0]
         );
-        let caps = shim_support::captures(&caps);
-        let cap = shim_support::only(&caps);
+        let caps = shim::captures(&caps);
+        let cap = shim::only(&caps);
         assert!(cap.allocs().count() > 0, "{tag}: sampled");
         assert!(
             !cap.records.iter().any(|r| matches!(r, Record::PyCode(_))),
@@ -575,7 +571,7 @@ fn versions_without_a_verified_layout_get_native_frames_and_one_warning() {
 fn py37_is_refused_with_one_warning_and_runs_as_without_the_shim() {
     let dir = scratch("3.7-refused");
     let py37 = memshim_test_pythons::or_skip!(memshim_test_pythons::pyenv_or_skip("3.7"));
-    let prog = shim_support::Program::new(py37)
+    let prog = shim::Program::new(py37)
         .arg("-c")
         .arg("print('done', sum(len(bytes(4096)) for _ in range(20000)))");
     let plain = prog.run_plain(&dir);
@@ -587,8 +583,8 @@ fn py37_is_refused_with_one_warning_and_runs_as_without_the_shim() {
         warnings(&o.stderr),
         ["memshim: Python 3.7 or older has no verified frame layout; stacks have native frames only"]
     );
-    let caps = shim_support::captures(&caps);
-    let cap = shim_support::only(&caps);
+    let caps = shim::captures(&caps);
+    let cap = shim::only(&caps);
     cap.assert_complete();
     assert!(cap.allocs().count() > 100, "sampled");
     assert!(!cap.records.iter().any(|r| matches!(r, Record::PyCode(_))));
@@ -614,7 +610,7 @@ fn fork_leaves_no_thread_to_warn_about(v: Version) {
     }
     let dir = scratch(&format!("{}-fork", v.name()));
     let script = dir.join("fork_quiet.py");
-    std::fs::copy(py_common::fixture("fork_quiet.py"), &script).unwrap();
+    std::fs::copy(py::fixture("fork_quiet.py"), &script).unwrap();
     let o = v.run(&dir, &script, &[]);
     // `memshim run` (3.12) ends with where the captures are; nothing else may be there.
     let launcher = |l: &&str| {
@@ -628,10 +624,7 @@ fn fork_leaves_no_thread_to_warn_about(v: Version) {
         Vec::<&str>::new(),
         "the program printed nothing to stderr without the shim"
     );
-    let caps: Vec<_> = py_common::captures(&dir)
-        .iter()
-        .map(|p| decode(p))
-        .collect();
+    let caps: Vec<_> = py::capture_paths(&dir).iter().map(|p| decode(p)).collect();
     assert_eq!(caps.len(), 4, "the parent and three children");
     let parent = caps
         .iter()

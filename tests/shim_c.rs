@@ -3,13 +3,13 @@
 //! Rates: `all` (every allocation and free, so counts are exact), 4K (many samples, so sampled
 //! pointers go through every path) and the default 512K, always with a fixed seed.
 
-mod shim_support;
+use memshim_test_support::prelude::shim;
 
 use std::collections::HashSet;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 
 use memshim_format::{AllocKind, EndKind, Record};
-use shim_support::*;
+use shim::*;
 
 const RATES: [Option<&str>; 3] = [Some("all"), Some("4K"), None];
 

@@ -2,9 +2,7 @@
 //! runs exactly as without the shim otherwise. A capture that stops mid-run (the size bound, a
 //! failed write) says nothing on the program's stderr: the capture itself says why.
 
-mod shim_support;
-
-use shim_support::*;
+use memshim_test_support::prelude::shim::*;
 
 /// Runs big_alloc.c (allocates 80 MiB: always sampled) plain and under the shim with `env`;
 /// asserts one warning line mentioning `needle`, and identical stdout, exit and other stderr.

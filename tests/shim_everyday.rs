@@ -6,9 +6,7 @@
 //! ends leaves no capture; one killed by SIGPIPE or SIGTERM, which the shim leaves alone, ends
 //! without an End record but decodes up to its last write.)
 
-mod shim_support;
-
-use shim_support::*;
+use memshim_test_support::prelude::shim::*;
 
 const RATES: [Option<&str>; 3] = [Some("4K"), Some("all"), None];
 
@@ -99,7 +97,10 @@ for t in threads: t.join()
 signal.setitimer(signal.ITIMER_REAL, 0, 0)
 print("done", len(hits) > 0)
 "#;
-    check("py-signals", Program::new(python()).arg("-c").arg(script));
+    check(
+        "py-signals",
+        Program::new(python_resolved()).arg("-c").arg(script),
+    );
 }
 
 #[test]

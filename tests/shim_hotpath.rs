@@ -2,10 +2,10 @@
 //! application thread is inside malloc/calloc/realloc/memalign/free is the forwarding of that
 //! very request, at every rate (see tests/fixtures/shim/hotpath.c for how the calls are seen).
 
-mod shim_support;
+use memshim_test_support::prelude::shim;
 
 use memshim_format::EndKind;
-use shim_support::*;
+use shim::*;
 
 fn forwarded(path: &std::path::Path) -> u64 {
     let text = read(path);

@@ -2,20 +2,20 @@
 //! os.fork, multiprocessing with fork and with spawn, subprocess. Each behaves exactly as
 //! without the shim and leaves one complete capture per process.
 
-mod shim_support;
+use memshim_test_support::prelude::shim;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use memshim_format::EndKind;
-use shim_support::*;
+use shim::*;
 
 /// Runs a Python fixture plain and under the shim (default rate, fixed seed), asserts identical
 /// behaviour, and returns the plain outcome and the captures once every process finished.
 fn run_py(name: &str, script: &str, args: &[&str]) -> (Outcome, Vec<Capture>) {
     let dir = scratch(name);
-    let mut prog = Program::new(python()).arg(fixtures().join(script).to_str().unwrap());
+    let mut prog = Program::new(python_resolved()).arg(fixtures().join(script).to_str().unwrap());
     for a in args {
         prog = prog.arg(*a);
     }

@@ -2,19 +2,19 @@
 //! names already sent is emptied as it fills, and every Python frame of every sample still has
 //! its name in the capture, however many names go through the shim.
 
-mod shim_support;
+use memshim_test_support::prelude::shim;
 
 use std::collections::HashSet;
 
 use memshim_format::Record;
-use shim_support::*;
+use shim::*;
 
 /// Runs many_codes.py with `args` at `rate` under the shim; asserts every code object in every stack
 /// has its name in the capture, and returns how many made_* functions were sampled.
 fn every_code_named(name: &str, rate: &str, args: &[&str]) -> usize {
     let dir = scratch(name);
-    let mut prog =
-        Program::new(python()).arg(fixtures().join("../py/many_codes.py").to_str().unwrap());
+    let mut prog = Program::new(python_resolved())
+        .arg(fixtures().join("../py/many_codes.py").to_str().unwrap());
     for a in args {
         prog = prog.arg(*a);
     }

@@ -1,9 +1,7 @@
 //! The region that serves sampled allocations, under the real shim: memory kept resident for
 //! reuse follows the sizes the program uses now.
 
-mod shim_support;
-
-use shim_support::*;
+use memshim_test_support::prelude::shim::*;
 
 /// size_shift.c fills the 64 MiB budget of resident free slots with 3 MiB blocks, idles, then
 /// allocates and frees a 6 MiB block 100 times. With the budget stuck on the idle size, each of

@@ -4,14 +4,14 @@
 //! of the truth (from the raw capture and from `memshim report --format json`); in `all` mode
 //! the counts and bytes are exact.
 
-mod shim_support;
+use memshim_test_support::prelude::shim;
 
 use std::process::Command;
 
 use memshim_format::EndKind;
-use shim_support::*;
+use shim::*;
 
-const MIB: f64 = 1048576.0;
+use memshim_test_support::units::MIB_F64 as MIB;
 
 /// At rate R an estimate of B bytes of small allocations rests on about B/R samples: its
 /// relative standard deviation is about sqrt(R/B): 9% for 64 MiB, 18% for 16 MiB at 512 KiB.

@@ -2,13 +2,13 @@
 //! is emptied and stacks met again are written again under new ids. Checked on a real process
 //! under the real shim, then through `memshim report`, which must merge the rewritten stacks.
 
-mod shim_support;
+use memshim_test_support::prelude::shim;
 
 use std::process::Command;
 
 use memshim_format::Record;
 use serde_json::Value;
-use shim_support::*;
+use shim::*;
 
 /// 4,096 distinct leaf stacks, each met twice (many_stacks.c).
 const STACKS: usize = 4096;

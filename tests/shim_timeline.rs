@@ -1,10 +1,10 @@
 //! The timeline's ticks under the real shim: RSS and the sampled totals on every tick, glibc's
 //! heap in use as often as reading it stays cheap for the process.
 
-mod shim_support;
+use memshim_test_support::prelude::shim;
 
 use memshim_format::Record;
-use shim_support::*;
+use shim::*;
 
 /// How many times a tick's value differs from the tick before it.
 fn changes(values: &[u64]) -> usize {

@@ -2,12 +2,12 @@
 //! program, run twice with address randomisation off and every allocation recorded, must give
 //! exactly the same native stack for every allocation with either unwinder.
 
-mod shim_support;
+use memshim_test_support::prelude::shim;
 
 use std::path::Path;
 
 use memshim_format::Record;
-use shim_support::*;
+use shim::*;
 
 /// The size and native stack of each allocation, in the order they happened.
 fn alloc_stacks(cap: &Capture) -> Vec<(u64, Vec<u64>)> {
@@ -122,7 +122,7 @@ fn fast_unwinder_agrees_with_libgcc_on_every_python_sample() {
                   shim = ctypes.CDLL(None)\n\
                   shim.memshim_debug_unwind_mismatches.restype = ctypes.c_uint64\n\
                   print('mismatches', shim.memshim_debug_unwind_mismatches())\n";
-    let (out, caps) = Program::new(python())
+    let (out, caps) = Program::new(python_resolved())
         .arg("-c")
         .arg(script)
         .env("MEMSHIM_UNWIND", "check")
@@ -164,7 +164,7 @@ fn fast_unwinder_agrees_with_libgcc_through_cxx_exceptions() {
     .env("MEMSHIM_RATE", "all")
     .env("MEMSHIM_UNWIND", "check")
     .env("MEMSHIM_OUTPUT", dir.join("memshim.%p.msh"));
-    let out = shim_support::run(cmd, &dir, "cxx-check", TIMEOUT);
+    let out = shim::run(cmd, &dir, "cxx-check", TIMEOUT);
     assert!(out.success(), "{out:?}");
     assert_eq!(out.stdout, "caught 5442800 5442800\n");
     let line = out

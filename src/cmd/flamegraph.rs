@@ -2,11 +2,13 @@
 
 use std::path::PathBuf;
 
+use crate::analysis;
+use crate::cmd::output;
 use crate::error::Result;
 use crate::export::{flamegraph, Kind};
-use crate::symbolize::Symbolizer;
-use crate::view::ViewArgs;
-use crate::{load, output, units};
+use crate::present::view::ViewArgs;
+use crate::symbols::symbolize::Symbolizer;
+use crate::units;
 
 /// Write an interactive flamegraph SVG (click to zoom, search) of a capture, in bytes.
 ///
@@ -40,7 +42,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let a = load::analyze(&args.capture)?;
+    let a = analysis::analyze(&args.capture)?;
     let style = flamegraph::Style {
         all_frames: args.all_frames,
         full_names: args.full_names,

@@ -2,11 +2,13 @@
 
 use std::path::PathBuf;
 
+use crate::analysis;
+use crate::cmd::output;
 use crate::error::Result;
 use crate::export::html;
-use crate::symbolize::Symbolizer;
-use crate::view::ViewArgs;
-use crate::{load, output, units};
+use crate::present::view::ViewArgs;
+use crate::symbols::symbolize::Symbolizer;
+use crate::units;
 
 /// Write one self-contained HTML page: summary, timeline and flamegraphs (leaks, peak, allocations).
 #[derive(clap::Args)]
@@ -20,7 +22,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let a = load::analyze(&args.capture)?;
+    let a = analysis::analyze(&args.capture)?;
     let page = html::page(
         &a,
         &mut Symbolizer::new(),

@@ -1,7 +1,9 @@
-//! One file per subcommand: its clap arguments and its entry point.
+//! One file per subcommand: its clap arguments and its entry point; [`output`] is how they
+//! print and write what they made.
 
 pub mod flamegraph;
 pub mod html;
+pub mod output;
 pub mod pprof;
 pub mod report;
 pub mod run;

@@ -2,11 +2,13 @@
 
 use std::path::PathBuf;
 
+use crate::analysis;
+use crate::cmd::output;
 use crate::error::Result;
 use crate::export::pprof;
-use crate::symbolize::Symbolizer;
-use crate::view::ViewArgs;
-use crate::{load, output, units};
+use crate::present::view::ViewArgs;
+use crate::symbols::symbolize::Symbolizer;
+use crate::units;
 
 /// Write a gzipped pprof heap profile (alloc_objects, alloc_space, inuse_objects, inuse_space,
 /// held_objects, held_space),
@@ -23,7 +25,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let a = load::analyze(&args.capture)?;
+    let a = analysis::analyze(&args.capture)?;
     let p = pprof::profile(&a, &mut Symbolizer::new(), args.view.view());
     // Sample values: alloc_objects, alloc_space, inuse_objects, inuse_space.
     let sum = |i: usize| -> f64 { p.sample.iter().map(|s| s.value[i] as f64).sum() };

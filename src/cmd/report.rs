@@ -5,13 +5,16 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
+use crate::analysis;
+use crate::capture::inputs;
+use crate::cmd::output;
 use crate::error::{CliError, Result};
-use crate::present::{Frames, Style};
+use crate::present::fold::{Frames, Style};
+use crate::present::view::ViewArgs;
 use crate::report;
 use crate::report::json::int;
-use crate::symbolize::Symbolizer;
-use crate::view::ViewArgs;
-use crate::{inputs, load, output, units};
+use crate::symbols::symbolize::Symbolizer;
+use crate::units;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Format {
@@ -82,7 +85,7 @@ pub fn run(args: Args) -> Result<()> {
             continue;
         }
         let a = if several {
-            match load::analyze_any(p)? {
+            match analysis::analyze_any(p)? {
                 Ok(a) => a,
                 Err(why) => {
                     eprintln!("memshim: warning: {why}; skipped");
@@ -90,7 +93,7 @@ pub fn run(args: Args) -> Result<()> {
                 }
             }
         } else {
-            load::analyze(p)?
+            analysis::analyze(p)?
         };
         let r = report::build(&a, &mut sym, top, args.view.view());
         // Forked children with only what they inherited (a shell's `$(...)`) say nothing of their
@@ -157,7 +160,7 @@ pub fn run(args: Args) -> Result<()> {
                     &Style {
                         frames: args.frames,
                         full_names: args.full_names,
-                        fold: args.view.view() != crate::view::View::NativeOnly,
+                        fold: args.view.view() != crate::present::view::View::NativeOnly,
                     },
                 ));
                 out.push('\n');

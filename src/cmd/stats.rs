@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use memshim_format::{Drops, EndKind, Record};
 use serde_json::json;
 
+use crate::capture::load;
 use crate::error::Result;
-use crate::load;
 use crate::units;
 
 /// Print a capture's header, its records counted by kind, drops, duration and how it ended.

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
+use crate::analysis;
+use crate::cmd::output;
 use crate::error::Result;
 use crate::export::timeline;
-use crate::{load, output, units};
+use crate::units;
 
 /// Plot memory over time (RSS, heap in use, estimated live bytes) with the peak marked, as SVG.
 #[derive(clap::Args)]
@@ -16,7 +18,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let a = load::analyze(&args.capture)?;
+    let a = analysis::analyze(&args.capture)?;
     let what = format!(
         "timeline of pid {}, {} points over {:.2} s, peak RSS {}, peak live {}",
         a.header.pid,

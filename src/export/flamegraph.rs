@@ -11,12 +11,12 @@ use inferno::flamegraph::{
 use super::Kind;
 use crate::analysis::Analysis;
 use crate::error::{CliError, Result};
-use crate::frames::Kind as FrameKind;
-use crate::present;
+use crate::present::fold;
+use crate::present::resolve;
+use crate::present::view::View;
 use crate::report::sections::Sections;
-use crate::resolve;
-use crate::symbolize::Symbolizer;
-use crate::view::View;
+use crate::symbols::frames::Kind as FrameKind;
+use crate::symbols::symbolize::Symbolizer;
 
 /// The leaf frame added under pymalloc arena sites.
 pub const ARENA_LEAF: &str = "[pymalloc arena: Python objects]";
@@ -102,13 +102,13 @@ pub fn folded(a: &Analysis, sym: &mut Symbolizer, kind: Kind, view: View, style:
         let mut frames = resolve::site_frames(a, sym, i, view);
         // The native-only view asks for the interpreter's own frames: nothing folds there.
         if !style.all_frames && view != View::NativeOnly {
-            frames = present::shown(&frames);
+            frames = fold::shown(&frames);
         }
         let mut names: Vec<String> = frames
             .iter()
             .rev()
             .map(|f| {
-                let n = present::graph_name(f, style.full_names).replace(';', ":");
+                let n = fold::graph_name(f, style.full_names).replace(';', ":");
                 if colors.get(&n).is_none() {
                     colors.insert(&n, color(f.kind, &n));
                 }

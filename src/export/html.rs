@@ -6,16 +6,16 @@
 use crate::analysis::Analysis;
 use crate::error::Result;
 use crate::export::{flamegraph, timeline, Kind};
+use crate::present::view::View;
 use crate::report;
-use crate::symbolize::Symbolizer;
-use crate::view::View;
+use crate::symbols::symbolize::Symbolizer;
 
 pub fn page(a: &Analysis, sym: &mut Symbolizer, path: &str, view: View) -> Result<String> {
     let r = report::build(a, sym, 10, view);
     let text = report::text::render(
         &r,
         path,
-        &crate::present::Style {
+        &crate::present::fold::Style {
             fold: view != View::NativeOnly,
             ..Default::default()
         },

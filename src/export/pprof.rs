@@ -14,10 +14,10 @@ use flate2::{write::GzEncoder, Compression};
 use prost::Message;
 
 use crate::analysis::Analysis;
-use crate::frames::{Frame, Kind, Unit};
-use crate::modules::Addr;
-use crate::symbolize::Symbolizer;
-use crate::view::View;
+use crate::capture::modules::Addr;
+use crate::present::view::View;
+use crate::symbols::frames::{Frame, Kind, Unit};
+use crate::symbols::symbolize::Symbolizer;
 
 #[derive(Clone, PartialEq, Message)]
 pub struct Profile {
@@ -255,7 +255,7 @@ fn pprof_names(f: &Frame) -> (String, String) {
     let shown = match f.kind {
         Kind::Python if full == "<module>" && !base.is_empty() => format!("<module> ({base})"),
         Kind::Python => full.clone(),
-        Kind::Native => crate::present::display_name(f),
+        Kind::Native => crate::present::fold::display_name(f),
     };
     let system = if base.is_empty() {
         format!("{full} ")
@@ -266,12 +266,12 @@ fn pprof_names(f: &Frame) -> (String, String) {
 }
 
 /// A stack without the allocator's internals at its leaf (malloc, obmalloc, `PyMem_*`, Rust's
-/// and C++'s allocation glue: [`crate::present::Fold::Allocator`]), so that `-top` puts the
+/// and C++'s allocation glue: [`crate::present::fold::Fold::Allocator`]), so that `-top` puts the
 /// bytes on who allocated, as Go's heap profiles do (no `runtime.mallocgc`). A unit goes only
 /// when every frame of it is the allocator's; one unit always stays.
 fn without_allocator_leaf(units: Vec<Unit>) -> Vec<Unit> {
     let frames: Vec<Frame> = units.iter().flat_map(|u| u.frames.clone()).collect();
-    let folds = crate::present::folds(&frames);
+    let folds = crate::present::fold::folds(&frames);
     let mut at = 0;
     let mut drop = 0;
     for u in &units[..units.len().saturating_sub(1)] {
@@ -279,7 +279,7 @@ fn without_allocator_leaf(units: Vec<Unit>) -> Vec<Unit> {
         let all_alloc = n > 0
             && folds[at..at + n]
                 .iter()
-                .all(|k| *k == Some(crate::present::Fold::Allocator));
+                .all(|k| *k == Some(crate::present::fold::Fold::Allocator));
         if !all_alloc {
             break;
         }
@@ -336,10 +336,10 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
         })
         .collect();
     let sec = crate::report::sections::Sections::of(a, sym);
-    crate::resolve::prefetch(a, sym, sites.iter().copied());
+    crate::present::resolve::prefetch(a, sym, sites.iter().copied());
     for i in sites {
         let site = &a.sites[i as usize];
-        let units = without_allocator_leaf(crate::resolve::site_units(a, sym, i, view));
+        let units = without_allocator_leaf(crate::present::resolve::site_units(a, sym, i, view));
         let ids: Vec<u64> = units
             .into_iter()
             .map(|u| match u.addr {

@@ -42,7 +42,7 @@ fn live_points(a: &Analysis) -> Vec<(f64, f64)> {
 /// The chart as a standalone SVG document.
 pub fn svg(a: &Analysis) -> String {
     let pts = &a.ticks.points;
-    let xs = |p: &crate::ticks::Point| units::secs(p.t);
+    let xs = |p: &crate::analysis::ticks::Point| units::secs(p.t);
     let mut series = vec![
         Series {
             name: "RSS",

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::inputs::pid_and_seq;
+use crate::capture::inputs::pid_and_seq;
 
 /// Files matching the template now, with their modification time and size.
 pub fn scan(template: &Path) -> HashMap<PathBuf, (Option<SystemTime>, u64)> {

@@ -1,11 +1,11 @@
 //! pymalloc arenas: the mappings CPython's object allocator makes for small objects (<= 512 B).
 //! A malloc hook never sees those objects, only the arenas; they are Python objects, not leaks
 //! from nowhere. Reports rank arena sites by their bytes like other sites, with a note
-//! ([`crate::resolve::ARENA_NOTE`]), and the summary gives their total.
+//! ([`crate::present::resolve::ARENA_NOTE`]), and the summary gives their total.
 
 use crate::analysis::Analysis;
-use crate::resolve;
-use crate::symbolize::Symbolizer;
+use crate::present::resolve;
+use crate::symbols::symbolize::Symbolizer;
 
 /// Estimated bytes in pymalloc arenas at the end (kept by the interpreter), held at exit, and at
 /// the peak.

@@ -3,8 +3,8 @@
 
 use super::{rank, Row};
 use crate::analysis::Analysis;
-use crate::symbolize::Symbolizer;
-use crate::view::View;
+use crate::present::view::View;
+use crate::symbols::symbolize::Symbolizer;
 
 pub fn ranking(a: &Analysis, sym: &mut Symbolizer, top: usize, view: View) -> Vec<Row> {
     rank(a, sym, top, view, |_, s| {

@@ -5,10 +5,10 @@
 use serde_json::{json, Value};
 
 use super::{Report, Row};
+use crate::analysis::growth;
 use crate::analysis::SHORT_LIVED_NS;
-use crate::growth;
-use crate::resolve::ARENA_NOTE;
-use crate::view::View;
+use crate::present::resolve::ARENA_NOTE;
+use crate::present::view::View;
 
 pub fn render(r: &Report, path: &str) -> Value {
     let s = &r.summary;
@@ -88,7 +88,7 @@ pub fn render(r: &Report, path: &str) -> Value {
         "held_at_exit": r.held.iter().map(site).collect::<Vec<_>>(),
         "kept_at_exit": r.kept.iter().map(|row| {
             let mut v = site(row);
-            v["owner"] = json!(if row.note == Some(crate::resolve::LOADER_NOTE) { "loader" } else { "interpreter" });
+            v["owner"] = json!(if row.note == Some(crate::present::resolve::LOADER_NOTE) { "loader" } else { "interpreter" });
             v
         }).collect::<Vec<_>>(),
         "growing": r.growing.iter().map(|g| {
@@ -116,7 +116,8 @@ fn site(r: &Row) -> Value {
     });
     if let Some(note) = r.note {
         v["note"] = json!(note);
-        v["pymalloc_arena"] = json!(note == ARENA_NOTE || note == crate::resolve::INTERPRETER_NOTE);
+        v["pymalloc_arena"] =
+            json!(note == ARENA_NOTE || note == crate::present::resolve::INTERPRETER_NOTE);
     }
     v
 }

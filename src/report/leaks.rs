@@ -4,8 +4,8 @@
 use super::sections::Sections;
 use super::{rank, rank_tagged, Row};
 use crate::analysis::Analysis;
-use crate::symbolize::Symbolizer;
-use crate::view::View;
+use crate::present::view::View;
+use crate::symbols::symbolize::Symbolizer;
 
 #[derive(Debug, Clone)]
 pub struct GrowingRow {
@@ -77,9 +77,9 @@ pub fn growing(
         .take(top)
         .map(|g| {
             let ((bytes, count), why) = sec.headline(a, g.stack);
-            let frames = crate::resolve::site_frames(a, sym, g.stack, view);
-            let note = crate::resolve::is_pymalloc_arena(a, sym, g.stack)
-                .then_some(crate::resolve::ARENA_NOTE);
+            let frames = crate::present::resolve::site_frames(a, sym, g.stack, view);
+            let note = crate::present::resolve::is_pymalloc_arena(a, sym, g.stack)
+                .then_some(crate::present::resolve::ARENA_NOTE);
             GrowingRow {
                 row: Row {
                     bytes,

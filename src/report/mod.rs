@@ -13,11 +13,11 @@ pub mod text;
 use std::collections::HashMap;
 
 use crate::analysis::Analysis;
-use crate::frames::Frame;
-use crate::present;
-use crate::resolve;
-use crate::symbolize::Symbolizer;
-use crate::view::View;
+use crate::present::fold;
+use crate::present::resolve;
+use crate::present::view::View;
+use crate::symbols::frames::Frame;
+use crate::symbols::symbolize::Symbolizer;
 
 /// One ranked site: estimates and frames, innermost first.
 #[derive(Debug, Clone)]
@@ -66,7 +66,7 @@ pub fn build(a: &Analysis, sym: &mut Symbolizer, top: usize, view: View) -> Repo
 }
 
 /// Ranks sites by `value(index, site) -> (bytes, count, short_lived)`, merging sites whose
-/// frames as shown by default are identical ([`present::shown`]: distinct return addresses on
+/// frames as shown by default are identical ([`fold::shown`]: distinct return addresses on
 /// the same lines, or stacks that differ only in folded frames such as the call path CPython
 /// took), largest bytes first; a merged row keeps the frames of its largest site. pymalloc
 /// arenas are one row, with a note saying what they are: the stacks that happened to need a
@@ -123,7 +123,7 @@ pub fn rank_tagged(
                 .any(|f| f.function.as_deref() == Some(resolve::ARENA_FUNCTION));
         let arena_row = own_note.is_none() && for_arena;
         let note = own_note.or_else(|| arena_row.then_some(resolve::ARENA_NOTE));
-        let key = present::shown(&frames);
+        let key = fold::shown(&frames);
         let at = if arena_row {
             arenas
         } else {

@@ -9,7 +9,7 @@
 //! - **Held at exit**: live when Python began finalizing and freed after that (by finalization,
 //!   or by a library's destructor): memory held by live objects, such as module globals, caches
 //!   and loaded models. Not leaked, but whoever allocated it still held it.
-//! - **Growing**: the growth rule ([`crate::growth::RULE`]) over the run (up to when Python
+//! - **Growing**: the growth rule ([`crate::analysis::growth::RULE`]) over the run (up to when Python
 //!   began finalizing): the signal for a process that never exits and for a cache that grows
 //!   without bound.
 //!
@@ -18,10 +18,10 @@
 
 use std::collections::HashMap;
 
+use crate::analysis::growth::Grower;
 use crate::analysis::Analysis;
-use crate::growth::Grower;
-use crate::resolve::{self, Owner};
-use crate::symbolize::Symbolizer;
+use crate::present::resolve::{self, Owner};
+use crate::symbols::symbolize::Symbolizer;
 
 /// Per site (by dense index): its part in each section.
 #[derive(Debug, Default)]

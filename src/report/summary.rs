@@ -23,7 +23,7 @@ pub struct Summary {
     pub peak_rss_time_s: f64,
     pub peak_heap_in_use: u64,
     /// The timeline tick where the estimated live bytes were highest.
-    pub tick_at_live_peak: Option<crate::ticks::Point>,
+    pub tick_at_live_peak: Option<crate::analysis::ticks::Point>,
     pub live_samples: usize,
     pub distinct_stacks: usize,
     pub records: u64,

@@ -4,12 +4,12 @@ use std::cell::RefCell;
 use std::fmt::Write;
 
 use super::{Report, Row};
+use crate::analysis::growth;
 use crate::analysis::SHORT_LIVED_NS;
-use crate::frames::Frame;
-use crate::growth;
-use crate::present::{self, stack_text, Style};
+use crate::present::fold::{self, stack_text, Style};
+use crate::present::view::View;
+use crate::symbols::frames::Frame;
 use crate::units::{bytes, count};
-use crate::view::View;
 
 pub fn render(r: &Report, path: &str, style: &Style) -> String {
     let frames = &Ctx {
@@ -200,7 +200,7 @@ struct Ctx<'a> {
 
 fn row(o: &mut String, i: usize, r: &Row, frames: &Ctx, extra: &str) {
     let n = r.count.round();
-    let arena = r.note == Some(crate::resolve::ARENA_NOTE);
+    let arena = r.note == Some(crate::present::resolve::ARENA_NOTE);
     let what = match (arena, n == 1.0) {
         (false, true) => "allocation",
         (false, false) => "allocations",
@@ -211,7 +211,7 @@ fn row(o: &mut String, i: usize, r: &Row, frames: &Ctx, extra: &str) {
             "pymalloc arenas (Python objects; --python-allocators for per-object detail)"
         }
     };
-    let key = (r.note.is_some(), present::shown(&r.frames));
+    let key = (r.note.is_some(), fold::shown(&r.frames));
     let before = frames
         .seen
         .borrow()
@@ -230,10 +230,10 @@ fn row(o: &mut String, i: usize, r: &Row, frames: &Ctx, extra: &str) {
     }
     let _ = writeln!(o, "{head}");
     match r.note {
-        Some(crate::resolve::INTERPRETER_NOTE) => {
+        Some(crate::present::resolve::INTERPRETER_NOTE) => {
             let _ = writeln!(o, "       [the interpreter's: pymalloc arena kept at exit]");
         }
-        Some(crate::resolve::LOADER_NOTE) => {
+        Some(crate::present::resolve::LOADER_NOTE) => {
             let _ = writeln!(o, "       [the loader's: ld.so data for a loaded library]");
         }
         _ => {}

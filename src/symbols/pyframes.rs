@@ -6,7 +6,7 @@
 
 use memshim_format::{PyCode, PyFrame};
 
-use crate::frames::{Frame, Kind};
+use crate::symbols::frames::{Frame, Kind};
 
 /// The frame a Python sample shows; an unknown code object keeps its id.
 pub fn frame(code: Option<&PyCode>, f: &PyFrame) -> Frame {

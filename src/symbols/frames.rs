@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::modules::Addr;
+use crate::capture::modules::Addr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,31 +1,16 @@
-//! Shared helpers of the CLI tests: synthetic captures and running the built `memshim` binary.
-#![allow(dead_code)]
+//! Synthetic captures for the CLI's tests: a capture built record by record with the format
+//! crate, and one whose stacks point into tests/fixtures/cli/sym_target.c, compiled.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use memshim_format::{
     encode_header, AllocKind, ChunkBuilder, Drops, EndKind, Header, Module, Record,
 };
 
-/// The `memshim` binary cargo built for these tests.
-pub fn memshim() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_memshim"))
-}
-
-/// Runs memshim with `args`; returns its output.
-pub fn run(args: &[&str]) -> Output {
-    memshim().args(args).output().expect("memshim runs")
-}
-
-/// A fresh scratch directory under the target dir, unique per test.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use crate::c_build::cli_fixture as build_c;
+use crate::dirs::scratch;
+use crate::elf::symbol_addr;
+use crate::units::MIB;
 
 pub fn header(interval: u64) -> Header {
     Header {
@@ -46,16 +31,16 @@ pub fn header(interval: u64) -> Header {
 }
 
 /// Builds a capture: header, then records in chunks of `per_chunk`.
-pub struct Capture {
+pub struct SyntheticCapture {
     pub bytes: Vec<u8>,
     chunk: ChunkBuilder,
     in_chunk: usize,
     pub per_chunk: usize,
 }
 
-impl Capture {
+impl SyntheticCapture {
     pub fn new(h: &Header) -> Self {
-        Capture {
+        SyntheticCapture {
             bytes: encode_header(h),
             chunk: ChunkBuilder::new(),
             in_chunk: 0,
@@ -143,69 +128,8 @@ pub fn tick(t: u64, rss: u64, heap: u64) -> Record {
     }
 }
 
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// Compiles a C fixture from tests/fixtures/cli into `dir`; returns the binary's path.
-pub fn build_c(dir: &Path, src: &str, extra: &[&str]) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/cli")
-        .join(src);
-    let out = dir.join(src.file_stem().unwrap());
-    let st = Command::new("cc")
-        .args(["-g", "-O0", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .args(extra)
-        .status()
-        .expect("cc runs (install a C compiler)");
-    assert!(st.success(), "cc failed on {}", src.display());
-    out
-}
-
-/// Address of `sym` in the ELF file (file virtual address), from `nm`.
-pub fn symbol_addr(bin: &Path, sym: &str) -> u64 {
-    let out = Command::new("nm")
-        .arg(bin)
-        .output()
-        .expect("nm runs (binutils)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    for line in text.lines() {
-        let parts: Vec<_> = line.split_whitespace().collect();
-        if parts.len() == 3 && parts[2] == sym {
-            return u64::from_str_radix(parts[0], 16).unwrap();
-        }
-    }
-    panic!("{sym} not found in {}", bin.display());
-}
-
-/// GNU build-id of an ELF file, from `readelf -n`.
-pub fn build_id(bin: &Path) -> Vec<u8> {
-    let out = Command::new("readelf")
-        .arg("-n")
-        .arg(bin)
-        .output()
-        .expect("readelf runs (binutils)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let hex = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Build ID: "))
-        .expect("the fixture has a build-id");
-    (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
-}
-
-// A synthetic capture whose stacks point into tests/fixtures/cli/sym_target.c, compiled.
-
 pub const BASE: u64 = 0x5555_0000_0000;
 pub const SHIM: u64 = 0x7f00_0000_0000;
-pub const MIB: u64 = 1 << 20;
 
 pub struct Fixture {
     pub bin: std::path::PathBuf,
@@ -223,8 +147,8 @@ pub fn ret(f: &Fixture, func: &str) -> u64 {
     BASE + symbol_addr(&f.bin, func) + 9
 }
 
-pub fn capture(f: &Fixture, interval: u64, build_id: Vec<u8>) -> Capture {
-    let mut c = Capture::new(&header(interval));
+pub fn capture(f: &Fixture, interval: u64, build_id: Vec<u8>) -> SyntheticCapture {
+    let mut c = SyntheticCapture::new(&header(interval));
     c.push(Record::Modules(vec![
         Module {
             path: "/opt/memshim/libmemshim.so".into(),
@@ -267,22 +191,4 @@ pub fn capture(f: &Fixture, interval: u64, build_id: Vec<u8>) -> Capture {
     }
     c.end(t + 10);
     c
-}
-
-/// True when `tool` runs. When it does not: under CI the test fails with what to install;
-/// elsewhere the skip is recorded (tests/pythons) and the caller returns.
-pub fn have_tool(tool: &str, args: &[&str], package: &str) -> bool {
-    let ok = Command::new(tool)
-        .args(args)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        memshim_test_pythons::Missing::new(
-            tool,
-            format!("not found: scripts/provision.sh installs it, or apt-get install {package}"),
-        )
-        .skip();
-    }
-    ok
 }

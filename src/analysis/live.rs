@@ -85,6 +85,10 @@ impl Live {
         self.heap.len() + self.maps.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = &LiveAlloc> {
         self.heap.values().chain(self.maps.values())

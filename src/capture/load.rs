@@ -69,13 +69,15 @@ pub fn stream<S>(
 }
 
 /// What [`stream_any`] made of a capture.
-enum Readable<S> {
+pub enum Readable<S> {
     Some(S, Ending),
     /// Truncated before its first record: the one line that says so.
     Nothing(String),
 }
 
-fn stream_any<S>(
+/// [`stream`], telling a capture with nothing readable apart (for a caller that reads several
+/// and goes on without it) rather than failing on it.
+pub fn stream_any<S>(
     path: &Path,
     init: impl FnOnce(&Header) -> S,
     mut on_record: impl FnMut(&mut S, Record),
@@ -183,25 +185,4 @@ fn progress_bar(path: &Path, len: u64) -> Option<ProgressBar> {
     bar.set_style(style.progress_chars("=> "));
     bar.set_message(format!("loading {}", path.display()));
     Some(bar)
-}
-
-/// Loads one capture into an [`Analysis`](crate::analysis::Analysis).
-pub fn analyze(path: &Path) -> Result<crate::analysis::Analysis> {
-    analyze_any(path)?.map_err(CliError::new)
-}
-
-/// Loads one capture, or gives the one line saying it has nothing readable (for a caller that
-/// reads several and goes on without it).
-pub fn analyze_any(path: &Path) -> Result<std::result::Result<crate::analysis::Analysis, String>> {
-    match stream_any(
-        path,
-        |h| crate::analysis::Analysis::new(h.clone()),
-        |a, r| a.apply(r),
-    )? {
-        Readable::Some(mut a, ending) => {
-            a.finish(ending.truncated());
-            Ok(Ok(a))
-        }
-        Readable::Nothing(why) => Ok(Err(why)),
-    }
 }

@@ -3,7 +3,7 @@
 //! Rust and C++ functions (generic and template arguments elided, as samply and inferno do), and
 //! short paths for build directories. JSON keeps every frame with its full name and path.
 
-use crate::frames::{Frame, Kind};
+use crate::symbols::frames::{Frame, Kind};
 
 /// Why a frame is folded by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -9,16 +9,23 @@
 //! was live then is kept without snapshots: `since_peak` holds, per site, the change since the
 //! last peak (cleared at each new peak), so at the end `at_peak = live - since_peak`.
 
+mod from_file;
+pub mod growth;
+pub mod live;
+pub mod ticks;
+
+pub use from_file::{analyze, analyze_any};
+
 use std::collections::HashMap;
 
 use memshim_format::{
     sample_weight, AllocKind, Drops, EndKind, Header, Marker, PyCode, PyFrame, Record,
 };
 
-use crate::growth::Growth;
-use crate::live::{Live, LiveAlloc};
-use crate::modules::{Addr, ModuleTable};
-use crate::ticks::{Point, Ticks};
+use crate::analysis::growth::Growth;
+use crate::analysis::live::{Live, LiveAlloc};
+use crate::analysis::ticks::{Point, Ticks};
+use crate::capture::modules::{Addr, ModuleTable};
 
 /// An allocation freed within this long of its allocation counts as short-lived.
 pub const SHORT_LIVED_NS: u64 = 100_000_000;
@@ -249,8 +256,8 @@ impl Analysis {
                 };
             }
             Record::Extension { .. } => {
-                if let Some(why) = crate::load::stop_reason(&r) {
-                    self.end = crate::load::stopped_early(&why);
+                if let Some(why) = crate::capture::load::stop_reason(&r) {
+                    self.end = crate::capture::load::stopped_early(&why);
                 }
             }
         }

@@ -9,8 +9,8 @@ use std::path::Path;
 use blazesym::symbolize::source::{Elf, Source};
 use blazesym::symbolize::{Input, Symbolized, Symbolizer as Blaze};
 
-use crate::frames::{Frame, Kind};
-use crate::modules::{Addr, ModuleTable};
+use crate::capture::modules::{Addr, ModuleTable};
+use crate::symbols::frames::{Frame, Kind};
 
 /// Whether a module's file on disk may be used.
 #[derive(Debug, Clone)]

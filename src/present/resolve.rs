@@ -3,10 +3,10 @@
 //! in the chosen [`View`].
 
 use crate::analysis::Analysis;
-use crate::frames::{flatten, is_eval, merge_python, python_only, Frame, Unit};
-use crate::pyframes;
-use crate::symbolize::Symbolizer;
-use crate::view::View;
+use crate::present::view::View;
+use crate::symbols::frames::{flatten, is_eval, merge_python, python_only, Frame, Unit};
+use crate::symbols::pyframes;
+use crate::symbols::symbolize::Symbolizer;
 use memshim_format::PyFrame;
 
 /// The function of CPython's object allocator that maps a new pymalloc arena (Objects/obmalloc.c).
