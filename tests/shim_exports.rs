@@ -2,13 +2,13 @@
 //! documented `memshim_*` entry points (shim/exports.map, enforced at link time), and the
 //! build's `panic = "abort"` really reaches the shim.
 
-mod shim_support;
+use memshim_test_support::prelude::shim;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use shim_support::*;
+use shim::*;
 
 /// The global names of shim/exports.map.
 fn version_script_names(text: &str) -> BTreeSet<String> {

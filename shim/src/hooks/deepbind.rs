@@ -10,12 +10,15 @@
 
 use core::ffi::{c_char, c_void, CStr};
 
-use super::loader::Ours;
 use crate::sys::elf::{
     self, Rela, Sym, DT_JMPREL, DT_PLTRELSZ, DT_RELA, DT_RELASZ, DT_STRTAB, DT_SYMTAB,
     R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT,
 };
 use crate::{sampling::thread, sys::modules, sys::real, sys::underlying};
+
+/// The interposed names a deep-bound library's GOT entries are redirected to, with the shim's
+/// definitions (the exports, which know their own addresses).
+pub type Ours = [(&'static CStr, usize); 11];
 
 /// Objects loaded now: call before the dlopen, to tell the new ones after it.
 pub fn count_objects() -> usize {

@@ -2,15 +2,17 @@
 //! library's allocation entries are pointed at the shim); after a dlclose that unloaded
 //! something, the unwinder forgets what it derived from the old code.
 
-use core::ffi::{c_char, c_int, c_void, CStr};
+use core::ffi::{c_char, c_int, c_void};
 
 use crate::recorder;
 use crate::stacks::unwind;
 use crate::sys::{modules, real};
 
-/// The interposed names a deep-bound library's GOT entries are redirected to, with the shim's
-/// definitions (the exports, which know their own addresses).
-pub type Ours = [(&'static CStr, usize); 11];
+#[cfg(not(test))]
+pub use super::deepbind::Ours;
+/// (Unit-test builds have no exports to redirect to.)
+#[cfg(test)]
+pub type Ours = [(&'static core::ffi::CStr, usize); 11];
 
 /// # Safety
 /// As for C `dlopen`.
