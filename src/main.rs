@@ -4,7 +4,9 @@
 //! (e.g. `run`) is a new file, a variant of [`Command`] and a match arm.
 
 mod analysis;
+mod cgroup_limit;
 mod cmd;
+mod diff;
 mod error;
 mod export;
 mod frames;
@@ -12,6 +14,7 @@ mod growth;
 mod inputs;
 mod launch;
 mod live;
+mod live_at;
 mod load;
 mod modules;
 mod output;
@@ -46,6 +49,7 @@ enum Command {
     Pprof(cmd::pprof::Args),
     Html(cmd::html::Args),
     Run(cmd::run::Args),
+    Diff(cmd::diff::Args),
 }
 
 fn main() {
@@ -66,6 +70,7 @@ fn main() {
         Command::Pprof(a) => cmd::pprof::run(a),
         Command::Html(a) => cmd::html::run(a),
         Command::Run(a) => cmd::run::run(a),
+        Command::Diff(a) => cmd::diff::run(a),
     };
     match result {
         Ok(()) => {}

@@ -28,6 +28,7 @@
 
 pub mod arena;
 pub mod capture_file;
+pub mod cgroup;
 pub mod config;
 #[cfg(not(test))]
 mod deepbind;

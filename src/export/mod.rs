@@ -4,6 +4,7 @@ pub mod flamegraph;
 pub mod html;
 pub mod pprof;
 pub mod timeline;
+mod timeline_limit;
 
 /// Which quantity a flamegraph or profile shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
