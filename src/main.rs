@@ -23,6 +23,7 @@ mod pyframes;
 mod report;
 mod resolve;
 mod symbolize;
+mod symbols;
 mod ticks;
 mod units;
 mod view;
@@ -38,6 +39,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// A directory of symbols by build-id (`memshim bundle`'s output, a debuginfod cache, or a
+    /// tree like /usr/lib/debug), searched before the modules' own paths; may be repeated.
+    #[arg(long, global = true, value_name = "DIR")]
+    symbols: Vec<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -50,6 +55,7 @@ enum Command {
     Html(cmd::html::Args),
     Run(cmd::run::Args),
     Diff(cmd::diff::Args),
+    Bundle(cmd::bundle::Args),
 }
 
 fn main() {
@@ -62,6 +68,7 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => exit_on_clap_error(e),
     };
+    symbols::configure(cli.symbols);
     let result = match cli.command {
         Command::Stats(a) => cmd::stats::run(a),
         Command::Report(a) => cmd::report::run(a),
@@ -71,6 +78,7 @@ fn main() {
         Command::Html(a) => cmd::html::run(a),
         Command::Run(a) => cmd::run::run(a),
         Command::Diff(a) => cmd::diff::run(a),
+        Command::Bundle(a) => cmd::bundle::run(a),
     };
     match result {
         Ok(()) => {}
