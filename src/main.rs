@@ -22,6 +22,7 @@ mod present;
 mod pyframes;
 mod report;
 mod resolve;
+mod serve;
 mod symbolize;
 mod symbols;
 mod ticks;
@@ -56,6 +57,7 @@ enum Command {
     Run(cmd::run::Args),
     Diff(cmd::diff::Args),
     Bundle(cmd::bundle::Args),
+    Serve(cmd::serve::Args),
 }
 
 fn main() {
@@ -79,6 +81,7 @@ fn main() {
         Command::Run(a) => cmd::run::run(a),
         Command::Diff(a) => cmd::diff::run(a),
         Command::Bundle(a) => cmd::bundle::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
     };
     match result {
         Ok(()) => {}

@@ -7,5 +7,6 @@ pub mod html;
 pub mod pprof;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod stats;
 pub mod timeline;

@@ -3,6 +3,7 @@
 pub mod flamegraph;
 pub mod html;
 pub mod pprof;
+pub mod pprof_merge;
 pub mod timeline;
 mod timeline_limit;
 
