@@ -22,10 +22,13 @@ pub struct Loaded {
     pub profile: Profile,
 }
 
+/// A file's length and modification time: it changed when either did.
+type Stamp = (u64, Option<SystemTime>);
+
 #[derive(Default)]
 pub struct Cache {
-    /// By path: the file's length and modification time when it was read.
-    entries: HashMap<PathBuf, ((u64, Option<SystemTime>), Result<Loaded, String>)>,
+    /// By path: the file's stamp when it was read, and what was read.
+    entries: HashMap<PathBuf, (Stamp, Result<Loaded, String>)>,
 }
 
 impl Cache {

@@ -68,7 +68,7 @@ impl Locator {
         if let Some(f) = debuglink::find(own, build_id) {
             return Some(f);
         }
-        self.from_debuginfod(build_id)
+        self.ask_debuginfod(build_id)
     }
 
     /// A file of the `--symbols` directories with this build-id, debug files first.
@@ -88,7 +88,7 @@ impl Locator {
     }
 
     /// From a debuginfod server (`DEBUGINFOD_URLS`): its debug file, else its executable.
-    pub fn from_debuginfod(&mut self, build_id: &[u8]) -> Option<PathBuf> {
+    pub fn ask_debuginfod(&mut self, build_id: &[u8]) -> Option<PathBuf> {
         let client = self
             .debuginfod
             .get_or_insert_with(debuginfod::Client::from_env)
