@@ -221,6 +221,31 @@ fn debuginfod_symbolizes_a_module_no_longer_at_its_path() {
     let cached = cache.join("memshim/debuginfod").join(&h).join("debuginfo");
     assert!(cached.is_file(), "kept in the cache: {}", cached.display());
 
+    // Back at its path but stripped of its DWARF (a distribution's library without its debug
+    // package): the server's debug file gives file:line.
+    std::fs::rename(dir.join("lib.gone"), f.lib.parent().unwrap()).unwrap();
+    objcopy(&["--strip-debug".as_ref(), f.lib.as_os_str()]);
+    let fresh = dir.join("cache2");
+    let (v, _) = report(&cap, &[], &[]);
+    assert!(
+        first_leak(&v)["file"].is_null(),
+        "stripped, no server: no file: {v:#}"
+    );
+    let (v, err) = report(
+        &cap,
+        &[],
+        &[("DEBUGINFOD_URLS", &url), ("XDG_CACHE_HOME", &fresh)],
+    );
+    assert_eq!(err, "");
+    assert!(
+        first_leak(&v)["file"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("fleet_lib.c"),
+        "{v:#}"
+    );
+    std::fs::rename(f.lib.parent().unwrap(), dir.join("lib.gone")).unwrap();
+
     // The server gone, the cache answers.
     drop(d);
     let (v, err) = report(

@@ -62,11 +62,19 @@ impl Locator {
         if let Some(f) = self.in_dirs(build_id) {
             return Some(f);
         }
-        if !path.is_empty() && has_build_id(own, build_id) {
+        let own_ok = !path.is_empty() && has_build_id(own, build_id);
+        if own_ok && debuglink::has_dwarf(own) {
             return Some(own.to_path_buf());
         }
         if let Some(f) = debuglink::find(own, build_id) {
             return Some(f);
+        }
+        // Gone, or stripped with its debug file elsewhere: a server may have the debug file.
+        // A stripped file of our own still names functions (its dynamic symbols).
+        if own_ok {
+            return self
+                .ask_debuginfod_for(build_id, "debuginfo")
+                .or(Some(own.to_path_buf()));
         }
         self.ask_debuginfod(build_id)
     }
@@ -89,12 +97,15 @@ impl Locator {
 
     /// From a debuginfod server (`DEBUGINFOD_URLS`): its debug file, else its executable.
     pub fn ask_debuginfod(&mut self, build_id: &[u8]) -> Option<PathBuf> {
-        let client = self
-            .debuginfod
-            .get_or_insert_with(debuginfod::Client::from_env)
-            .as_mut()?;
         debuginfod::KINDS
             .iter()
-            .find_map(|kind| client.fetch(build_id, kind))
+            .find_map(|kind| self.ask_debuginfod_for(build_id, kind))
+    }
+
+    fn ask_debuginfod_for(&mut self, build_id: &[u8], kind: &str) -> Option<PathBuf> {
+        self.debuginfod
+            .get_or_insert_with(debuginfod::Client::from_env)
+            .as_mut()?
+            .fetch(build_id, kind)
     }
 }
