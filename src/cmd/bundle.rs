@@ -8,9 +8,10 @@ use crate::error::Result;
 use crate::symbols::{bundle, Locator};
 use crate::{inputs, load, output, units};
 
-/// Copy what symbolizing the captures needs (each module of their module maps, or its
-/// separate debug file) into DIR, keyed by build-id, so they read elsewhere with
-/// `--symbols DIR`. Layout: debuginfod's cache, `DIR/HEX/executable` and `DIR/HEX/debuginfo`,
+/// Copy the captures' modules and debug files into DIR, by build-id, for `--symbols DIR`.
+///
+/// Each module of their module maps, and its separate debug file, so the captures read
+/// elsewhere with `--symbols DIR`. Layout: debuginfod's cache, `DIR/HEX/executable` and `DIR/HEX/debuginfo`,
 /// plus `DIR/modules.txt` naming each module.
 #[derive(clap::Args)]
 pub struct Args {

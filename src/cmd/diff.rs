@@ -21,7 +21,9 @@ pub enum Format {
     Json,
 }
 
-/// Compare what was live at two moments: two captures (each at its end, or at `--at` times),
+/// Compare what was live at two moments: what grew and what shrank, by site.
+///
+/// Two captures (each at its end, or at `--at` times),
 /// or two moments of one capture (`--at T1 --at T2`; one `--at T` compares T with the end).
 /// Sites are matched by their frames; each is listed with its live bytes at A and at B.
 #[derive(clap::Args)]

@@ -4,7 +4,9 @@ use crate::error::Result;
 use crate::serve::{self, template::Template, Service};
 use crate::view::ViewArgs;
 
-/// Serve the newest state of the captures matching TEMPLATE over HTTP as pprof, where Parca and
+/// Serve the captures matching TEMPLATE over HTTP as pprof, for Parca and Pyroscope.
+///
+/// The newest state of each capture, where Parca and
 /// Pyroscope (Grafana Alloy's pyroscope.scrape) scrape Go programs: /debug/pprof/heap and
 /// /debug/pprof/allocs (all processes merged, or `?pid=N`), and an index page at /. Read-only,
 /// GET only; only files matching the template are read.
