@@ -24,5 +24,6 @@ pub mod export;
 pub mod launch;
 pub mod present;
 pub mod report;
+pub mod serve;
 pub mod symbols;
 pub mod units;

@@ -16,6 +16,10 @@ use memshim_cli::cmd;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// A directory of symbols by build-id (`memshim bundle`'s output, a debuginfod cache, or a
+    /// tree like /usr/lib/debug), searched before the modules' own paths; may be repeated.
+    #[arg(long, global = true, value_name = "DIR")]
+    symbols: Vec<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -27,6 +31,9 @@ enum Command {
     Pprof(cmd::pprof::Args),
     Html(cmd::html::Args),
     Run(cmd::run::Args),
+    Diff(cmd::diff::Args),
+    Bundle(cmd::bundle::Args),
+    Serve(cmd::serve::Args),
 }
 
 fn main() {
@@ -39,6 +46,7 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => exit_on_clap_error(e),
     };
+    memshim_cli::symbols::configure(cli.symbols);
     let result = match cli.command {
         Command::Stats(a) => cmd::stats::run(a),
         Command::Report(a) => cmd::report::run(a),
@@ -47,6 +55,9 @@ fn main() {
         Command::Pprof(a) => cmd::pprof::run(a),
         Command::Html(a) => cmd::html::run(a),
         Command::Run(a) => cmd::run::run(a),
+        Command::Diff(a) => cmd::diff::run(a),
+        Command::Bundle(a) => cmd::bundle::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
     };
     match result {
         Ok(()) => {}

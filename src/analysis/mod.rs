@@ -9,9 +9,11 @@
 //! was live then is kept without snapshots: `since_peak` holds, per site, the change since the
 //! last peak (cleared at each new peak), so at the end `at_peak = live - since_peak`.
 
+pub mod cgroup_limit;
 mod from_file;
 pub mod growth;
 pub mod live;
+pub mod live_at;
 pub mod ticks;
 
 pub use from_file::{analyze, analyze_any};

@@ -149,7 +149,7 @@ pub fn stream_any<S>(
             ending.file_len
         )));
     }
-    if ending.truncated() {
+    if ending.truncated() && !QUIET_TRUNCATION.load(std::sync::atomic::Ordering::Relaxed) {
         eprintln!("memshim: warning: {}", truncation_note(path, &ending));
     } else if let Some(why) = &ending.stopped {
         eprintln!(
@@ -158,6 +158,15 @@ pub fn stream_any<S>(
         );
     }
     Ok(Readable::Some(state, ending))
+}
+
+/// Set by `memshim serve`, whose captures are mostly still being written: reading them up to
+/// their last complete chunk is the normal case there, not worth a line per request.
+static QUIET_TRUNCATION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops the truncation warning for the rest of the run.
+pub fn quiet_truncation() {
+    QUIET_TRUNCATION.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The one line said about a capture that stops early.

@@ -1,11 +1,14 @@
 //! One file per subcommand: its clap arguments and its entry point; [`output`] is how they
 //! print and write what they made.
 
+pub mod bundle;
+pub mod diff;
 pub mod flamegraph;
 pub mod html;
 pub mod output;
 pub mod pprof;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod stats;
 pub mod timeline;

@@ -72,7 +72,6 @@ pub fn run(args: Args) -> Result<()> {
         Format::Text => 3,
         Format::Json => 10,
     });
-    let mut sym = Symbolizer::new();
     let mut reports = vec![];
     let several = paths.len() > 1;
     // With several captures, the processes with nothing to say (no sampled allocation: a shell
@@ -95,7 +94,8 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             analysis::analyze(p)?
         };
-        let r = report::build(&a, &mut sym, top, args.view.view());
+        // One symbolizer per capture: its caches are keyed by the capture's own module indices.
+        let r = report::build(&a, &mut Symbolizer::new(), top, args.view.view());
         // Forked children with only what they inherited (a shell's `$(...)`) say nothing of their
         // own either: the parent's report has it.
         if several && a.allocations == 0.0 {

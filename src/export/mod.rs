@@ -3,7 +3,9 @@
 pub mod flamegraph;
 pub mod html;
 pub mod pprof;
+pub mod pprof_merge;
 pub mod timeline;
+mod timeline_limit;
 
 /// Which quantity a flamegraph or profile shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

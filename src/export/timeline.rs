@@ -79,6 +79,8 @@ pub fn svg(a: &Analysis) -> String {
         .fold(a.peak_bytes, f64::max)
         .max(1.0)
         * 1.05;
+    let limit = crate::analysis::cgroup_limit::of(&a.header);
+    let y_max = super::timeline_limit::scale(y_max, limit);
     let x = |t: f64| LEFT + (W - LEFT - RIGHT) * t / t_max;
     let y = |b: f64| H - BOTTOM - (H - TOP - BOTTOM) * b / y_max;
 
@@ -178,6 +180,9 @@ pub fn svg(a: &Analysis) -> String {
             s.means,
             s.points.len()
         );
+    }
+    if let Some(l) = limit {
+        super::timeline_limit::draw(&mut o, l, y_max, (LEFT, W - RIGHT, TOP), y);
     }
     // The peak.
     let px = x(peak_t);

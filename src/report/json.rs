@@ -40,6 +40,7 @@ pub fn render(r: &Report, path: &str) -> Value {
             "peak_rss_bytes": s.peak_rss,
             "peak_rss_time_s": s.peak_rss_time_s,
             "peak_heap_in_use_bytes": s.peak_heap_in_use,
+            "cgroup_memory_max_bytes": s.cgroup_memory_max,
             // The timeline's lines at the tick where the estimated live bytes were highest.
             "timeline_at_live_peak": s.tick_at_live_peak.map(|p| json!({
                 "t_s": crate::units::secs(p.t),

@@ -3,6 +3,7 @@
 
 pub mod arenas;
 pub mod churn;
+pub mod diff;
 pub mod json;
 pub mod leaks;
 pub mod peak;

@@ -22,6 +22,8 @@ pub struct Summary {
     pub peak_rss: u64,
     pub peak_rss_time_s: f64,
     pub peak_heap_in_use: u64,
+    /// The cgroup's memory limit at capture start, when one was set.
+    pub cgroup_memory_max: Option<u64>,
     /// The timeline tick where the estimated live bytes were highest.
     pub tick_at_live_peak: Option<crate::analysis::ticks::Point>,
     pub live_samples: usize,
@@ -63,6 +65,7 @@ pub fn build(a: &Analysis, sec: &super::sections::Sections) -> Summary {
         peak_rss: a.ticks.peak_rss,
         peak_rss_time_s: units::secs(a.ticks.peak_rss_t),
         peak_heap_in_use: a.ticks.peak_heap_in_use,
+        cgroup_memory_max: crate::analysis::cgroup_limit::of(h),
         tick_at_live_peak: a
             .ticks
             .points

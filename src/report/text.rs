@@ -64,6 +64,14 @@ pub fn render(r: &Report, path: &str, style: &Style) -> String {
             s.peak_rss_time_s
         );
     }
+    if let Some(max) = s.cgroup_memory_max {
+        let _ = writeln!(
+            o,
+            "mem limit  {} (cgroup memory limit: the OOM line); peak rss at {} of it",
+            bytes(max as f64),
+            crate::analysis::cgroup_limit::share(s.peak_rss, max)
+        );
+    }
     let _ = writeln!(o, "at end     {}{est} live", bytes(s.live_at_end_bytes));
     let _ = writeln!(
         o,

@@ -1,10 +1,11 @@
 //! Offline symbolization of native frames with blazesym: demangled function, file and line,
 //! inlined frames. A module's file is used only when its GNU build-id matches the one recorded
 //! in the capture (a rebuilt binary at the same path is not silently used); otherwise, or when
-//! the file is gone, frames print as `module+0xoffset`.
+//! the file is gone, the file with that build-id is looked for elsewhere (`--symbols`, debug
+//! files, debuginfod: `crate::symbols`), and frames print as `module+0xoffset` when none is.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::PathBuf;
 
 use blazesym::symbolize::source::{Elf, Source};
 use blazesym::symbolize::{Input, Symbolized, Symbolizer as Blaze};
@@ -12,18 +13,12 @@ use blazesym::symbolize::{Input, Symbolized, Symbolizer as Blaze};
 use crate::capture::modules::{Addr, ModuleTable};
 use crate::symbols::frames::{Frame, Kind};
 
-/// Whether a module's file on disk may be used.
-#[derive(Debug, Clone)]
-enum FileState {
-    Usable,
-    /// Missing, unreadable, or a different build.
-    Unusable,
-}
-
 /// Caches the frames each (module, address) expands to (one or more, with inlining).
 pub struct Symbolizer {
     blaze: Blaze,
-    files: HashMap<u32, FileState>,
+    /// The file each module is read from, once looked for (None: nowhere).
+    files: HashMap<u32, Option<PathBuf>>,
+    locator: crate::symbols::Locator,
     cache: HashMap<Addr, Vec<Frame>>,
 }
 
@@ -43,6 +38,7 @@ impl Symbolizer {
         Symbolizer {
             blaze,
             files: HashMap::new(),
+            locator: crate::symbols::Locator::configured(),
             cache: HashMap::new(),
         }
     }
@@ -79,19 +75,20 @@ impl Symbolizer {
     fn symbolize_module(&mut self, modules: &ModuleTable, m: u32, offs: &[u64]) {
         let Some(module) = modules.get(m) else { return };
         let path = module.path.clone();
-        let state = self
+        let locator = &mut self.locator;
+        let file = self
             .files
             .entry(m)
-            .or_insert_with(|| check_file(&path, &module.build_id))
+            .or_insert_with(|| locator.locate(&path, &module.build_id))
             .clone();
-        let results = match state {
-            FileState::Usable => {
+        let results = match file {
+            Some(file) => {
                 // Return addresses point after the call: look up the call instruction itself.
                 let lookups: Vec<u64> = offs.iter().map(|o| o.saturating_sub(1)).collect();
-                let src = Source::Elf(Elf::new(&path));
+                let src = Source::Elf(Elf::new(&file));
                 self.blaze.symbolize(&src, Input::VirtOffset(&lookups)).ok()
             }
-            FileState::Unusable => None,
+            None => None,
         };
         for (i, &off) in offs.iter().enumerate() {
             let a = Addr {
@@ -121,20 +118,6 @@ impl Symbolizer {
             };
             self.cache.insert(a, frames);
         }
-    }
-}
-
-fn check_file(path: &str, recorded: &[u8]) -> FileState {
-    if path.is_empty() || !Path::new(path).is_file() {
-        return FileState::Unusable;
-    }
-    if recorded.is_empty() {
-        // The shim could not read a build-id: nothing to compare, trust the path.
-        return FileState::Usable;
-    }
-    match blazesym::helper::read_elf_build_id(Path::new(path)) {
-        Ok(Some(id)) if id.as_ref() == recorded => FileState::Usable,
-        _ => FileState::Unusable,
     }
 }
 

@@ -1,3 +1,4 @@
+pub mod cgroup;
 pub mod elf;
 pub mod modules;
 pub mod procinfo;

@@ -127,7 +127,7 @@ impl Writer {
             // SAFETY: getppid has no preconditions.
             forked_from: (fork_gen > 0).then(|| unsafe { libc::getppid() } as u32),
             shim_version: env!("CARGO_PKG_VERSION").to_string(),
-            extra: Vec::new(),
+            extra: crate::sys::cgroup::header_extra(),
         };
         let zstd = Compressor::new().ok();
         let flags = if zstd.is_some() { FLAG_ZSTD } else { 0 };

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod compare;
 pub mod dirs;
 pub mod elf;
+pub mod fleet;
 pub mod import_cycles;
 pub mod prelude;
 pub mod process;
