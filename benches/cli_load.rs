@@ -2,7 +2,7 @@
 //! CLI's peak RSS (which must follow distinct stacks and live samples, not the file size).
 //!
 //! `cargo bench -p memshim --bench cli_load [-- RECORDS]` (default 5,000,000 records). Not a
-//! timed test: it prints numbers for NOTES-cli.md.
+//! timed test: it prints numbers for BENCHMARKS.md.
 
 use std::io::Write;
 use std::time::Instant;

@@ -472,7 +472,10 @@ def main():
     ap.add_argument("--tools", default=",".join(ALL_TOOLS + ["massif"]), help="comma-separated (default: all)")
     ap.add_argument("--workloads", default="c-1t,c-2t,py-alloc,serve,serve-2t,serve-big", help="comma-separated (default: all)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds before a run is killed (default 300)")
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench-results"), help="directory of the results files")
+    ap.add_argument("--out", default=os.environ.get("BENCH_RESULTS", os.path.join(ROOT, "bench-results")),
+                    help="directory of the results files (default bench-results/, or $BENCH_RESULTS)")
+    ap.add_argument("--name", default="peers",
+                    help="results file name, NAME.{json,md}, replaced by each run (default peers)")
     a = ap.parse_args()
 
     tools = [t for t in a.tools.split(",") if t]
@@ -558,9 +561,10 @@ def main():
     print()
     print(table)
     os.makedirs(a.out, exist_ok=True)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     doc = {
         "command": "scripts/bench-peers " + " ".join(sys.argv[1:]),
+        "date": stamp,
         "machine": info,
         "settings": vars(a),
         "workloads": {w: {"argv": [os.path.relpath(x, ROOT) if x.startswith(ROOT) else x for x in wl_all[w][0]],
@@ -568,12 +572,13 @@ def main():
         "summary": rows,
         "runs": results,
     }
-    jpath = os.path.join(a.out, f"peers-{stamp}.json")
+    # One file per benchmark under a stable name, the latest run: git keeps the earlier ones.
+    jpath = os.path.join(a.out, f"{a.name}.json")
     with open(jpath, "w") as f:
         json.dump(doc, f, indent=1, default=str)
-    mpath = os.path.join(a.out, f"peers-{stamp}.md")
+    mpath = os.path.join(a.out, f"{a.name}.md")
     with open(mpath, "w") as f:
-        f.write(f"# bench-peers {stamp}\n\n`{doc['command']}`\n\n")
+        f.write(f"# {a.name}\n\n`{doc['command']}`, {stamp}\n\n")
         f.write("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()) + "\n\n")
         f.write(table + "\n")
     print(f"\nresults: {os.path.relpath(jpath, ROOT)}, {os.path.relpath(mpath, ROOT)}  ({info['duration_s']} s)")

@@ -3,7 +3,9 @@
 //! # Layout
 //!
 //! ```text
-//! file   := preamble header_body header_crc chunk*
+//! file   := preamble header_body header_crc body
+//! body   := chunk*        (plain)
+//!         | block*        (FLAG_ZSTD: each block a checksummed zstd frame of whole chunks)
 //! preamble (16 bytes, little endian):
 //!   0..8   magic   b"MEMSHIM\0"
 //!   8..10  u16     format version (FORMAT_VERSION)
@@ -18,15 +20,17 @@
 //!                  relative to the previous hot record of the same chunk (module `fast`)
 //! ```
 //!
-//! With `FLAG_ZSTD` the bytes after the header are one zstd stream whose content is `chunk*`,
-//! flushed at every write and never ended ([`stream`]): the checksums and the truncation rule
-//! below apply to the decompressed chunks. Version 1 files (never compressed) and version 2
-//! files (hot records in plain postcard) still decode.
+//! With `FLAG_ZSTD` the bytes after the header are checksummed blocks, each one zstd frame whose
+//! content is whole chunks ([`stream`]; version 2 wrote the blocks as one zstd stream): the chunk
+//! checksums and the truncation rule below apply to the decompressed chunks. Version 1 files
+//! (never compressed) and version 2 files (hot records in plain postcard) still decode.
 //!
-//! The writer (one thread per process) appends a whole chunk with one `write(2)` at least every
-//! 100 ms and on every exit path, so a process killed with SIGKILL leaves a file whose complete
-//! chunks all decode: a reader stops at the first short or failing chunk and reports the file as
-//! truncated. A chunk never exceeds [`MAX_CHUNK`] bytes.
+//! The writer (one thread per process) flushes every 80 ms (the shim's `FLUSH_NS`) and on every
+//! exit path (`exit`, `_exit`, `exec`): it frames what it has into chunks and appends each block
+//! of them (about 1 MiB of chunks) with one `write(2)`. So a process killed by SIGKILL or any
+//! signal (the shim installs no handler) leaves a file whose complete blocks and chunks all
+//! decode: a reader stops at the first short or failing one and reports the file as truncated.
+//! A chunk never exceeds [`MAX_CHUNK`] bytes.
 //!
 //! # Compatibility
 //!
@@ -38,13 +42,15 @@
 //! # Meaning
 //!
 //! Addresses are the process's own. Sizes are in bytes, times in nanoseconds since
-//! [`Header::start_mono_ns`]; the shim stamps allocations and frees with the kernel's coarse
-//! monotonic clock (its resolution is a timer tick, 1-4 ms), ticks and markers with the fine one. In sampled mode (`Header::rate > 0`) an [`Record::Alloc`]
-//! is written only for sampled allocations, and a [`Record::Free`] only when a sampled allocation
-//! is freed; the unbiased weight of a sample of size `s` is `1 / (1 - exp(-s / interval))`
-//! allocations and `s` times that in bytes. In `all` mode every allocation and free is written and
-//! each weighs 1. Memory mappings are recorded as allocations of kind [`AllocKind::Mmap`]; every
-//! `munmap` is recorded (the CLI clips the live mappings it overlaps).
+//! [`Header::start_mono_ns`]; the shim stamps allocations, frees, unmaps and the Python
+//! finalization marker that goes in order with them with the kernel's coarse monotonic clock (its
+//! resolution is a timer tick, 1-4 ms), ticks and the end with the fine one. In sampled mode
+//! (`Header::rate > 0`) an [`Record::Alloc`] is written only for sampled allocations, and a
+//! [`Record::Free`] only when a sampled allocation is freed; the unbiased weight of a sample of
+//! size `s` is `1 / (1 - exp(-s / rate))` allocations and `s` times that in bytes
+//! ([`sample_weight`]). In `all` mode every allocation and free is written and each weighs 1.
+//! Memory mappings are recorded as allocations of kind [`AllocKind::Mmap`]; every `munmap` is
+//! recorded (the CLI clips the live mappings it overlaps).
 
 mod chunk;
 mod fast;

@@ -1,4 +1,5 @@
-//! Streaming decoder: memory use is one chunk, whatever the file size.
+//! Streaming decoder: memory use is one chunk (and, compressed, the block holding it), whatever
+//! the file size.
 
 use std::fmt;
 use std::io::{self, Read};

@@ -120,7 +120,8 @@ impl Drops {
 pub enum Marker {
     /// The Python interpreter started finalizing (module globals are freed after this).
     PythonFinalizing,
-    /// The process forked a child with this pid.
+    /// The process forked a child with this pid. Readers take it; today's shim does not write
+    /// it (a child's [`Header::forked_from`](crate::Header::forked_from) names its parent).
     Forked { child: u32 },
 }
 
@@ -131,7 +132,9 @@ pub enum EndKind {
     Exit,
     /// `_exit` / `_Exit`.
     QuickExit,
-    /// A fatal signal with this number.
+    /// A fatal signal with this number. Written by earlier shims, which caught crash signals;
+    /// today's shim installs no signal handler, so a signal death leaves a capture without an
+    /// `End`, readable up to its last flush.
     Signal(i32),
     /// The process replaced its image with `execve`; the new program (same pid) writes its own
     /// capture if it runs under the shim.
@@ -183,14 +186,17 @@ pub enum Record {
         tid: u32,
         name: String,
     },
-    /// Written by the writer at least ten times a second.
+    /// Written at every flush (every 80 ms), when the writer starts, and every 10 ms between
+    /// flushes in a run's first 2 s (the shim's `FLUSH_NS`, `EARLY_TICK_NS` and `EARLY_NS`).
     Tick {
         t: u64,
         /// Resident set size.
         rss: u64,
-        /// Bytes in use in the malloc heap, as the allocator last reported them (0 when unknown:
-        /// the shim reads it at most 0.1% of the time, and not at all once two readings in a row
-        /// stalled the process 10 ms).
+        /// Bytes in use in the heap: glibc's (`mallinfo2`) as last read, plus, at the sampled
+        /// rates, the live bytes of the sampled blocks the shim's region serves (which glibc
+        /// cannot see). glibc's part is probed on flush ticks, at most 0.1% of the time (other
+        /// ticks repeat the last reading), and is 0 (not read) for good once two readings in a
+        /// row stalled the process 10 ms.
         heap_in_use: u64,
         /// Raw sums of sampled sizes so far (not weighted).
         sampled_allocated: u64,
@@ -220,7 +226,8 @@ pub enum Record {
 /// which has no `End`.
 pub const EXTENSION_STOPPED: u32 = 1;
 
-/// Probability that the Poisson byte sampler with mean `interval` samples an allocation of `size`.
+/// Probability that the Poisson byte sampler with mean `interval` bytes (the header's
+/// [`rate`](crate::Header::rate); 0 for `all`) samples an allocation of `size`.
 pub fn sample_probability(size: u64, interval: u64) -> f64 {
     if interval == 0 {
         return 1.0;
