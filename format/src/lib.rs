@@ -36,8 +36,8 @@
 //!
 //! The version is bumped on any change a reader of the previous version could not decode. A reader
 //! refuses a newer version with [`Error::NewerVersion`]. Within a version, new kinds of data are
-//! carried by [`Record::Extension`], which every reader skips: this is the room to grow (aggregated
-//! snapshot records of a bounded production mode will use extension kind [`EXT_SNAPSHOT`]).
+//! carried by [`Record::Extension`], which every reader skips: this is the room to grow. Snapshot
+//! captures (the bounded production mode) carry their aggregates that way ([`snapshot`]).
 //!
 //! # Meaning
 //!
@@ -57,6 +57,7 @@ mod fast;
 mod header;
 mod reader;
 mod record;
+pub mod snapshot;
 pub mod stream;
 
 pub use chunk::{encode_chunk, ChunkBuilder, MAX_CHUNK};
@@ -64,6 +65,3 @@ pub use header::{decode_header, encode_header, encode_header_with, Header, FORMA
 pub use reader::{Error, Reader};
 pub use record::*;
 pub use stream::{Compressor, FLAG_ZSTD};
-
-/// Extension kind reserved for aggregated live-heap snapshots (bounded-size production mode).
-pub const EXT_SNAPSHOT: u32 = 1;
