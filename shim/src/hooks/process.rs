@@ -38,7 +38,6 @@ pub extern "C" fn init() {
     // SAFETY: both handlers are plain functions: the prepare one may wait (bounded) for our own
     // writer thread, the child one runs single-threaded.
     unsafe { libc::pthread_atfork(Some(before_fork), Some(fork_parent), Some(fork_child)) };
-    crate::sys::control::init();
     state::decide(mode, cfg.paused);
     t.set_countdown(0);
     t.lower(thread::FLAG_SETUP);
@@ -96,7 +95,6 @@ extern "C" fn fork_child() {
     modules::after_fork_child();
     arena::after_fork_child();
     program_threads::after_fork_child();
-    crate::sys::control::after_fork_child();
     state::after_fork_child(real::now_ns());
     alloc::after_fork_child();
     unwind::after_fork_child();

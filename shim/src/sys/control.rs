@@ -9,8 +9,6 @@
 //! A request counts only when its file belongs to this process's user (or root): another user
 //! on the machine cannot stop or start someone else's profile.
 
-use std::sync::OnceLock;
-
 /// What a request asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
@@ -20,8 +18,6 @@ pub enum Request {
 }
 
 impl Request {
-    pub const ALL: [Request; 3] = [Request::Snapshot, Request::Start, Request::Stop];
-
     pub fn name(self) -> &'static str {
         match self {
             Request::Snapshot => "snapshot",
@@ -31,63 +27,50 @@ impl Request {
     }
 }
 
-/// The request files' paths, NUL-terminated, made by the constructor (this runs in malloc's
-/// slow path later, which must not allocate). A fork child makes its own (another pid).
-struct Paths {
-    pid: u32,
-    files: [std::ffi::CString; 3],
-}
-
-static PATHS: OnceLock<Paths> = OnceLock::new();
-/// A fork child's paths (its pid differs); set in the child's atfork handler.
-static CHILD_PATHS: OnceLock<Paths> = OnceLock::new();
-
 /// `/tmp/memshim-ctl.PID.KIND`.
 pub fn request_path(pid: u32, r: Request) -> String {
     format!("/tmp/memshim-ctl.{pid}.{}", r.name())
 }
 
-fn make(pid: u32) -> Option<Paths> {
-    let f = |r| std::ffi::CString::new(request_path(pid, r)).ok();
-    Some(Paths {
-        pid,
-        files: [f(Request::Snapshot)?, f(Request::Start)?, f(Request::Stop)?],
-    })
-}
-
-/// Prepares the paths (the constructor; a one-time section, where allocating is allowed).
-pub fn init() {
-    if let Some(p) = make(super::real::getpid()) {
-        let _ = PATHS.set(p);
+/// The same path, NUL-terminated, built in `buf` without allocating (this runs in malloc's
+/// slow path, and in whichever process asks: a fork child has its own pid).
+fn request_path_in(buf: &mut [u8; 64], pid: u32, r: Request) -> &core::ffi::CStr {
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        for &b in bytes {
+            if n < buf.len() - 1 {
+                buf[n] = b;
+                n += 1;
+            }
+        }
+    };
+    put(b"/tmp/memshim-ctl.");
+    let mut digits = [0u8; 10];
+    let (mut v, mut k) = (pid, digits.len());
+    loop {
+        k -= 1;
+        digits[k] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
     }
-}
-
-/// In a fork child: the child answers to its own pid. (Called from the atfork child handler,
-/// single-threaded; the allocation is the child's own.)
-pub fn after_fork_child() {
-    let pid = super::real::getpid();
-    if let Some(p) = make(pid) {
-        let _ = CHILD_PATHS.set(p);
-    }
-}
-
-fn paths() -> Option<&'static Paths> {
-    let pid = super::real::getpid();
-    [CHILD_PATHS.get(), PATHS.get()]
-        .into_iter()
-        .flatten()
-        .find(|p| p.pid == pid)
+    put(&digits[k..]);
+    put(b".");
+    put(r.name().as_bytes());
+    buf[n] = 0;
+    core::ffi::CStr::from_bytes_until_nul(&buf[..=n]).unwrap_or(c"")
 }
 
 /// True when a request of kind `r` is waiting, from this process's user or root. One `stat`,
 /// no allocation, no descriptor.
 pub fn pending(r: Request) -> bool {
-    let Some(p) = paths() else { return false };
-    let idx = Request::ALL.iter().position(|&x| x == r).unwrap_or(0);
+    let mut buf = [0u8; 64];
+    let path = request_path_in(&mut buf, super::real::getpid(), r);
     // SAFETY: a zeroed stat is a valid out-parameter; the path is NUL-terminated.
     unsafe {
         let mut st: libc::stat = core::mem::zeroed();
-        if libc::stat(p.files[idx].as_ptr(), &mut st) != 0 {
+        if libc::stat(path.as_ptr(), &mut st) != 0 {
             return false;
         }
         let euid = libc::geteuid();
@@ -100,8 +83,7 @@ pub fn pending(r: Request) -> bool {
 /// table). Best effort: an answer that cannot be written leaves `memshim ctl` to say the
 /// request was not picked up.
 pub fn answer(r: Request, answer: &str) {
-    let Some(p) = paths() else { return };
-    let req = request_path(p.pid, r);
+    let req = request_path(super::real::getpid(), r);
     let first = std::fs::read_to_string(&req).unwrap_or_default();
     let first = first.lines().next().unwrap_or("").to_string();
     let done = format!("{req}.done");
@@ -109,5 +91,25 @@ pub fn answer(r: Request, answer: &str) {
     let _ = std::fs::remove_file(&req);
     if std::fs::write(&tmp, format!("{first}\n{answer}\n")).is_ok() {
         let _ = std::fs::rename(&tmp, &done);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_path_built_without_allocating_is_the_path() {
+        for (pid, r) in [
+            (1, Request::Start),
+            (4_194_304, Request::Snapshot),
+            (0, Request::Stop),
+        ] {
+            let mut buf = [0u8; 64];
+            assert_eq!(
+                request_path_in(&mut buf, pid, r).to_str().unwrap(),
+                request_path(pid, r)
+            );
+        }
     }
 }
