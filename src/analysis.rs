@@ -23,6 +23,14 @@ use crate::ticks::{Point, Ticks};
 /// An allocation freed within this long of its allocation counts as short-lived.
 pub const SHORT_LIVED_NS: u64 = 100_000_000;
 
+/// A mark the program made: when, what it said, which thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    pub t: u64,
+    pub label: String,
+    pub thread: u32,
+}
+
 /// What one distinct stack (a site) did.
 #[derive(Debug, Default, Clone)]
 pub struct Site {
@@ -87,6 +95,8 @@ pub struct Analysis {
     /// has it comes after): resolved against the next map that has the address.
     unresolved: Vec<u32>,
     pub forks: Vec<u32>,
+    /// The program's own marks (`memshim.mark`), in order.
+    pub marks: Vec<Mark>,
     pub records: u64,
     /// How the capture ended: `exit`, `_exit`, `signal N`; `truncated` when it did not.
     pub end: String,
@@ -236,6 +246,7 @@ impl Analysis {
                     }
                     Marker::PythonFinalizing => {}
                     Marker::Forked { child } => self.forks.push(child),
+                    Marker::User { label, thread } => self.marks.push(Mark { t, label, thread }),
                 }
             }
             Record::End { t, dropped, how } => {

@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use memshim_format::{Header, Reader, Record};
 
 use crate::error::{CliError, Result};
+use crate::window::WindowArgs;
 
 /// Files smaller than this load too fast to deserve a progress bar.
 const PROGRESS_MIN_BYTES: u64 = 32 << 20;
@@ -193,12 +194,27 @@ pub fn analyze(path: &Path) -> Result<crate::analysis::Analysis> {
 /// Loads one capture, or gives the one line saying it has nothing readable (for a caller that
 /// reads several and goes on without it).
 pub fn analyze_any(path: &Path) -> Result<std::result::Result<crate::analysis::Analysis, String>> {
+    analyze_window(path, &WindowArgs::default())
+}
+
+/// [`analyze_any`] of what happened between two marks (see [`crate::window`]); a mark the
+/// window names that the capture lacks is an error.
+pub fn analyze_window(
+    path: &Path,
+    window: &WindowArgs,
+) -> Result<std::result::Result<crate::analysis::Analysis, String>> {
+    let mut filter = crate::window::Filter::new(window);
     match stream_any(
         path,
         |h| crate::analysis::Analysis::new(h.clone()),
-        |a, r| a.apply(r),
+        |a, r| {
+            if filter.pass(&r) {
+                a.apply(r)
+            }
+        },
     )? {
         Readable::Some(mut a, ending) => {
+            filter.check(path)?;
             a.finish(ending.truncated());
             Ok(Ok(a))
         }

@@ -11,6 +11,7 @@ mod frames;
 mod growth;
 mod inputs;
 mod launch;
+mod limits;
 mod live;
 mod load;
 mod modules;
@@ -23,6 +24,7 @@ mod symbolize;
 mod ticks;
 mod units;
 mod view;
+mod window;
 
 use clap::{Parser, Subcommand};
 
@@ -46,6 +48,7 @@ enum Command {
     Pprof(cmd::pprof::Args),
     Html(cmd::html::Args),
     Run(cmd::run::Args),
+    Check(cmd::check::Args),
 }
 
 fn main() {
@@ -66,6 +69,7 @@ fn main() {
         Command::Pprof(a) => cmd::pprof::run(a),
         Command::Html(a) => cmd::html::run(a),
         Command::Run(a) => cmd::run::run(a),
+        Command::Check(a) => cmd::check::run(a),
     };
     match result {
         Ok(()) => {}

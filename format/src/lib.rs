@@ -21,7 +21,8 @@
 //! With `FLAG_ZSTD` the bytes after the header are one zstd stream whose content is `chunk*`,
 //! flushed at every write and never ended ([`stream`]): the checksums and the truncation rule
 //! below apply to the decompressed chunks. Version 1 files (never compressed) and version 2
-//! files (hot records in plain postcard) still decode.
+//! files (hot records in plain postcard) and version 3 files (no user
+//! marks, [`Marker::User`]) still decode.
 //!
 //! The writer (one thread per process) appends a whole chunk with one `write(2)` at least every
 //! 100 ms and on every exit path, so a process killed with SIGKILL leaves a file whose complete

@@ -86,6 +86,12 @@ pub fn restore_decided() {
     }
 }
 
+/// True while the hooks record (sampled or `all` mode): the shim is loaded, set up and tracing.
+pub fn recording() -> bool {
+    // Relaxed: a yes/no for the program's own use; no data is read through it.
+    matches!(MODE.load(Ordering::Relaxed), MODE_SAMPLED | MODE_ALL)
+}
+
 /// Stops recording (the capture could not be written). Region pointers are still freed right.
 pub fn disable() {
     MODE.store(MODE_OFF, Ordering::Release);

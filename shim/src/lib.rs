@@ -26,6 +26,7 @@
 //!   from inside the shim is forwarded untouched ([`thread::Busy`]), and a bad setting or an
 //!   unwritable output prints one `memshim:` line and leaves the host running untraced.
 
+pub mod api;
 pub mod arena;
 pub mod capture_file;
 pub mod config;
@@ -37,6 +38,7 @@ pub mod elf;
 pub(crate) mod exports;
 pub mod fdtable;
 pub mod hooks;
+pub mod marks;
 pub mod modules;
 pub mod procinfo;
 pub mod program_threads;

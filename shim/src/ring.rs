@@ -35,6 +35,8 @@ pub enum EventKind {
     /// The module map right after a dlopen: `addr`/`size` locate a postcard `Record::Modules` in
     /// the arena (arena.rs).
     Modules = 7,
+    /// A user mark: `frames` holds its label, `size` the label's length (marks.rs).
+    Mark = 8,
 }
 
 impl EventKind {
@@ -49,6 +51,7 @@ impl EventKind {
             5 => PyFinalizing,
             6 => PyCode,
             7 => Modules,
+            8 => Mark,
             _ => return None,
         })
     }
@@ -397,6 +400,7 @@ mod tests {
             PyFinalizing,
             PyCode,
             Modules,
+            Mark,
         ] {
             assert_eq!(EventKind::from_u8(k as u8), Some(k));
         }

@@ -405,6 +405,16 @@ impl Writer {
                     marker: memshim_format::Marker::PythonFinalizing,
                 });
             }
+            EventKind::Mark => {
+                let label = crate::marks::label(frames, ev.size as usize);
+                self.chunk.push(&Record::Marker {
+                    t,
+                    marker: memshim_format::Marker::User {
+                        label,
+                        thread: ev.tid,
+                    },
+                });
+            }
             EventKind::PyCode => {
                 // SAFETY: PyCode events point at arena bytes written before the push.
                 let blob = unsafe { crate::arena::get(ev.addr, ev.size) };

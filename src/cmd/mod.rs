@@ -1,5 +1,6 @@
 //! One file per subcommand: its clap arguments and its entry point.
 
+pub mod check;
 pub mod flamegraph;
 pub mod html;
 pub mod pprof;

@@ -11,6 +11,7 @@ use crate::report;
 use crate::report::json::int;
 use crate::symbolize::Symbolizer;
 use crate::view::ViewArgs;
+use crate::window::WindowArgs;
 use crate::{inputs, load, output, units};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -55,6 +56,8 @@ pub struct Args {
     leaks_at: LeaksAtArg,
     #[command(flatten)]
     view: ViewArgs,
+    #[command(flatten)]
+    window: WindowArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -82,7 +85,7 @@ pub fn run(args: Args) -> Result<()> {
             continue;
         }
         let a = if several {
-            match load::analyze_any(p)? {
+            match load::analyze_window(p, &args.window)? {
                 Ok(a) => a,
                 Err(why) => {
                     eprintln!("memshim: warning: {why}; skipped");
@@ -90,7 +93,7 @@ pub fn run(args: Args) -> Result<()> {
                 }
             }
         } else {
-            load::analyze(p)?
+            load::analyze_window(p, &args.window)?.map_err(CliError::new)?
         };
         let r = report::build(&a, &mut sym, top, args.view.view());
         // Forked children with only what they inherited (a shell's `$(...)`) say nothing of their
