@@ -2,7 +2,7 @@
 //! a sampled estimate can be from the truth.
 
 /// `10MB`, `10 MiB`, `512k`, `4096` (bytes). K/M/G/T are powers of 1024 with or without
-/// `i`/`B` (as `MEMSHIM_RATE` reads them: limits and rates are compared in one unit).
+/// `i`/`B`, as `MEMSHIM_RATE`'s K/M/G are: limits and rates are in one unit.
 pub fn parse_size(s: &str) -> Result<f64, String> {
     let t = s.trim();
     let split = t

@@ -28,7 +28,7 @@ pub enum Format {
 /// Sampled captures give estimates, each shown with its error bar: two standard deviations,
 /// at most 2*sqrt(RATE*BYTES) (about 95% of runs land within it). To check a limit L to within
 /// a fraction f of it, record at MEMSHIM_RATE <= f^2*L/4: for --max-leak 10MB, 10% needs a rate
-/// of 26 KiB or less (`memshim run --rate 26KiB`), 20% needs 104 KiB; the default 512 KiB is
+/// of 26 KiB or less (`memshim run --rate 26K`), 20% needs 104 KiB; the default 512 KiB is
 /// within 10% only for limits of 200 MiB and more. `--rate all` records every allocation:
 /// exact, no error bar. A value within its error bar of the limit is reported as it falls,
 /// with the bar, so rerun at a finer rate when it matters.
