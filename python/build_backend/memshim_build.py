@@ -41,7 +41,11 @@ def build_shim():
     why = unsupported()
     if why:
         sys.exit(f"memshim: error: the shim supports x86-64 Linux with glibc only: {why}")
-    target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target", "wheel-build"))
+    base = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target", "wheel-build"))
+    # One target directory each for the shim's build and maturin's: maturin's cargo settings
+    # differ from a plain build's, and in one directory each build would redo the other's
+    # crates every time.
+    target_dir = os.path.join(base, "shim")
     env = dict(os.environ, CARGO_TARGET_DIR=target_dir)
     if zig():
         # libgcc_s named as a file (shim/build.rs): the shim's fallback unwinder is libgcc_s's.
@@ -57,13 +61,12 @@ def build_shim():
     subprocess.run(cmd + ["--release", "-p", "memshim-shim"], cwd=ROOT, env=env, check=True)
     shutil.copyfile(built, LIB)
     if zig():
-        # maturin builds the binary the same way (same target dir, same flags: one build of the
-        # shared crates).
+        # maturin links the binary the same way.
         args = os.environ.get("MATURIN_PEP517_ARGS", "")
         os.environ["MATURIN_PEP517_ARGS"] = (
             f"{args} --zig --target {TRIPLE} --compatibility manylinux_{GLIBC_FLOOR.replace('.', '_')}"
         ).strip()
-    os.environ["CARGO_TARGET_DIR"] = target_dir
+    os.environ["CARGO_TARGET_DIR"] = os.path.join(base, "cli")
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
