@@ -83,6 +83,24 @@ fn marks_carry_their_label_thread_and_order() {
     }
     assert!(mib(&marks[0]["t_s"]) <= mib(&marks[1]["t_s"]));
     assert!(mib(&marks[1]["t_s"]) <= mib(&r["process"]["duration_s"]));
+    // The timeline draws each mark, and the HTML page, which embeds it, too.
+    let dir = cap.parent().unwrap();
+    for (cmd, out) in [("timeline", "t.svg"), ("html", "p.html")] {
+        let o = memshim()
+            .arg(cmd)
+            .arg(&cap)
+            .arg("-o")
+            .arg(dir.join(out))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let page = std::fs::read_to_string(dir.join(out)).unwrap();
+        for label in ["warm", "cool"] {
+            let drawn = format!("<title>mark \"{label}\" at ");
+            assert!(page.contains(&drawn), "{out} lacks {drawn:?}");
+        }
+        assert_eq!(page.matches("<g class=\"mark\">").count(), 2, "{out}");
+    }
 }
 
 #[test]
