@@ -128,7 +128,16 @@ pub enum Marker {
     RecordingStopped,
     /// Recording started again (`memshim ctl PID start`) after a stop or a paused start.
     RecordingStarted,
+    /// The program marked this moment (`memshim_mark`, Python's `memshim.mark`): `label` as
+    /// given, cut to [`MARK_LABEL_MAX`] bytes (at a character boundary), and the kernel's id of
+    /// the thread that marked. In the record stream it stands after every event the shim took
+    /// before the call returned and before every one it took after: a window between two marks
+    /// is exact in record order, whatever the clock's resolution (version 4).
+    User { label: String, thread: u32 },
 }
+
+/// The longest label a [`Marker::User`] keeps, in bytes.
+pub const MARK_LABEL_MAX: usize = 56;
 
 /// How the capture ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

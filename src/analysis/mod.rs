@@ -15,8 +15,9 @@ pub mod growth;
 pub mod live;
 pub mod live_at;
 pub mod ticks;
+pub mod window;
 
-pub use from_file::{analyze, analyze_any};
+pub use from_file::{analyze, analyze_any, analyze_window};
 
 use std::collections::HashMap;
 
@@ -31,6 +32,14 @@ use crate::capture::modules::{Addr, ModuleTable};
 
 /// An allocation freed within this long of its allocation counts as short-lived.
 pub const SHORT_LIVED_NS: u64 = 100_000_000;
+
+/// A mark the program made: when, what it said, which thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    pub t: u64,
+    pub label: String,
+    pub thread: u32,
+}
 
 /// What one distinct stack (a site) did.
 #[derive(Debug, Default, Clone)]
@@ -96,6 +105,8 @@ pub struct Analysis {
     /// has it comes after): resolved against the next map that has the address.
     unresolved: Vec<u32>,
     pub forks: Vec<u32>,
+    /// The program's own marks (`memshim.mark`), in order.
+    pub marks: Vec<Mark>,
     pub records: u64,
     /// How the capture ended: `exit`, `_exit`, `signal N`; `truncated` when it did not.
     pub end: String,
@@ -247,6 +258,7 @@ impl Analysis {
                     Marker::Forked { child } => self.forks.push(child),
                     // Recording paused and resumed: the gap's allocations are simply not seen.
                     Marker::RecordingStopped | Marker::RecordingStarted => {}
+                    Marker::User { label, thread } => self.marks.push(Mark { t, label, thread }),
                 }
             }
             Record::End { t, dropped, how } => {

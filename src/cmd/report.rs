@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::analysis;
+use crate::analysis::window::WindowArgs;
 use crate::capture::inputs;
 use crate::cmd::output;
 use crate::error::{CliError, Result};
@@ -58,6 +59,8 @@ pub struct Args {
     leaks_at: LeaksAtArg,
     #[command(flatten)]
     view: ViewArgs,
+    #[command(flatten)]
+    window: WindowArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -84,7 +87,7 @@ pub fn run(args: Args) -> Result<()> {
             continue;
         }
         let a = if several {
-            match analysis::analyze_any(p)? {
+            match analysis::analyze_window(p, &args.window)? {
                 Ok(a) => a,
                 Err(why) => {
                     eprintln!("memshim: warning: {why}; skipped");
@@ -92,7 +95,7 @@ pub fn run(args: Args) -> Result<()> {
                 }
             }
         } else {
-            analysis::analyze(p)?
+            analysis::analyze_window(p, &args.window)?.map_err(CliError::new)?
         };
         // One symbolizer per capture: its caches are keyed by the capture's own module indices.
         let r = report::build(&a, &mut Symbolizer::new(), top, args.view.view());

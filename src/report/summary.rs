@@ -43,6 +43,8 @@ pub struct Summary {
     pub loader_kept_bytes: f64,
     /// How it ended: `exit`, `_exit`, `signal N`, `truncated`.
     pub end: String,
+    /// The program's marks (`memshim.mark`) the report saw.
+    pub marks: Vec<crate::analysis::Mark>,
 }
 
 pub fn build(a: &Analysis, sec: &super::sections::Sections) -> Summary {
@@ -83,5 +85,6 @@ pub fn build(a: &Analysis, sec: &super::sections::Sections) -> Summary {
         interpreter_kept_bytes: interp,
         loader_kept_bytes: loader,
         end: a.end.clone(),
+        marks: a.marks.clone(),
     }
 }
