@@ -240,21 +240,21 @@ pub enum Record {
 /// which has no `End`.
 pub const EXTENSION_STOPPED: u32 = 1;
 
-/// Probability that the Poisson byte sampler with mean `interval` bytes (the header's
+/// Probability that the Poisson byte sampler with mean `rate` bytes (the header's
 /// [`rate`](crate::Header::rate); 0 for `all`) samples an allocation of `size`.
-pub fn sample_probability(size: u64, interval: u64) -> f64 {
-    if interval == 0 {
+pub fn sample_probability(size: u64, rate: u64) -> f64 {
+    if rate == 0 {
         return 1.0;
     }
-    let p = -(-(size as f64) / interval as f64).exp_m1();
+    let p = -(-(size as f64) / rate as f64).exp_m1();
     if p > 0.0 {
         p
     } else {
-        1.0 / interval as f64
+        1.0 / rate as f64
     }
 }
 
 /// How many allocations one sample of `size` stands for (1 in `all` mode).
-pub fn sample_weight(size: u64, interval: u64) -> f64 {
-    1.0 / sample_probability(size, interval)
+pub fn sample_weight(size: u64, rate: u64) -> f64 {
+    1.0 / sample_probability(size, rate)
 }

@@ -2,7 +2,7 @@
 //! short-lived, live at the end, live at the peak, and checkpoints for leak growth.
 //!
 //! Memory grows with distinct stacks and live samples only: a record is applied and dropped.
-//! Estimates weigh each sample by the unbiased weight `1 / (1 - exp(-size / interval))`
+//! Estimates weigh each sample by the unbiased weight `1 / (1 - exp(-size / rate))`
 //! (`memshim_format::sample_weight`); in `all` mode every weight is 1.
 //!
 //! The peak is the highest estimated live total (heap and mappings) reached at any record. What
@@ -120,7 +120,7 @@ impl Analysis {
         }
     }
 
-    pub fn interval(&self) -> u64 {
+    pub fn rate(&self) -> u64 {
         self.header.rate
     }
 
@@ -171,7 +171,7 @@ impl Analysis {
                 if kind == AllocKind::Mmap {
                     self.sites[stack as usize].mmap = true;
                 }
-                let weight = sample_weight(size, self.interval());
+                let weight = sample_weight(size, self.rate());
                 let a = LiveAlloc {
                     size,
                     weight,
