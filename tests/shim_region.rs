@@ -48,7 +48,10 @@ fn resident_pages_follow_the_size_in_use_and_calloc_reads_zeroes() {
     };
     assert_eq!(field("nonzero"), 0, "calloc returned old bytes");
     let region_kib = field("region_kib");
-    assert!(region_kib <= 14 << 10, "{region_kib} KiB of the region resident");
+    assert!(
+        region_kib <= 14 << 10,
+        "{region_kib} KiB of the region resident"
+    );
     let caps = captures(&caps);
     let cap = only(&caps);
     // Nearly every block was sampled (1 to 8 MiB against the 512 KiB mean): the region served them.

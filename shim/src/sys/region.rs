@@ -16,7 +16,9 @@
 //! would be: a process under an address-space limit (`ulimit -v`, `RLIMIT_AS`) is profiled, and
 //! its allocations fail where they would without the shim. A mapping the limit refuses first
 //! gives back the freed slots kept resident, then fails the sample, which glibc then serves or
-//! refuses as it would have.
+//! refuses as it would have. A big slot that needs pages first takes them from a free big slot
+//! kept resident, of any zone (`mremap` moves them, already faulted in): the resident memory
+//! follows the sizes in use, as a freed chunk of glibc's heap serves the next block of any size.
 //!
 //! The headers double as the table of live samples: a forked child walks them to learn what it
 //! inherited.
@@ -366,11 +368,10 @@ fn adopt_pages(own: usize, dst: usize, len: usize) -> usize {
                 if p as usize == dst {
                     moved = m;
                     (*h).mapped = (have - m) as u64;
-                    if have - m == PAGE {
-                        (*h).resident = 0;
-                        // Relaxed: a budget, not a synchronisation.
-                        RETAINED.fetch_sub(slot_size(class), Ordering::Relaxed);
-                    }
+                    (*h).resident = (have - m > PAGE) as u8;
+                    // Relaxed: a budget, not a synchronisation. The donor's charge is its
+                    // mapped bytes past the header page (see `charge`).
+                    RETAINED.fetch_sub(m, Ordering::Relaxed);
                 }
             }
         }
@@ -492,6 +493,13 @@ pub fn alloc(req: NewSlot<'_>) -> *mut c_void {
     };
     let user = start + offset + colour;
     // SAFETY: the slot is ours alone (popped or freshly bumped) and its header page mapped.
+    let hdr = unsafe { &*(start as *const SlotHeader) };
+    let was_resident = !fresh && hdr.resident != 0;
+    if was_resident && size > RETAIN_FREELY {
+        // Relaxed: a budget, not a synchronisation. Before fit_big changes what is mapped.
+        RETAINED.fetch_sub(charge(class, hdr), Ordering::Relaxed);
+    }
+    // SAFETY: as above.
     let fitted = if big(class) {
         unsafe { fit_big(start, user + req.size - start) }
     } else {
@@ -500,8 +508,17 @@ pub fn alloc(req: NewSlot<'_>) -> *mut c_void {
     let Some(recycled) = fitted else {
         // Refused (an address-space limit): the slot goes back, and the sample to the allocator
         // underneath, which refuses or serves it as it would have without the shim.
+        // Only big slots get here. What the slot has mapped (its own pages, or pages moved in)
+        // stays resident and may hold old bytes: it is kept, and charged again.
         // SAFETY: as above; a zeroed magic marks it as holding no allocation.
-        unsafe { (*(start as *mut SlotHeader)).magic = 0 };
+        unsafe {
+            let h = start as *mut SlotHeader;
+            (*h).magic = 0;
+            let cost = charge(class, &*h);
+            (*h).resident = (cost > 0) as u8;
+            // Relaxed: a budget, not a synchronisation.
+            RETAINED.fetch_add(cost, Ordering::Relaxed);
+        }
         push_free(class, idx);
         return core::ptr::null_mut();
     };
@@ -523,15 +540,11 @@ pub fn alloc(req: NewSlot<'_>) -> *mut c_void {
             (start + HEADER) as *mut u64,
             req.frames.len(),
         );
-        if !fresh && (*h).resident != 0 && size > RETAIN_FREELY {
-            // Relaxed: a budget, not a synchronisation.
-            RETAINED.fetch_sub(size, Ordering::Relaxed);
-        }
         if req.zero && (!fresh || recycled) {
             // A retained slot holds old bytes throughout, and so do pages moved in from one;
             // otherwise pages after the first were released (MADV_DONTNEED, munmap) and read as
             // zero, and only the first page can be dirty.
-            let dirty_end = if (*h).resident != 0 || recycled {
+            let dirty_end = if was_resident || recycled {
                 user + req.size
             } else {
                 (start + PAGE).min(user + req.size)
@@ -591,8 +604,9 @@ pub fn begin_free(p: *const c_void) -> Option<Freeing> {
 pub fn release(f: Freeing) {
     let start = slot_addr(f.class, f.idx);
     let size = slot_size(f.class);
+    let cost = charge(f.class, f.header);
     let keep = size > PAGE
-        && (size <= RETAIN_FREELY || retain(size) || (reclaim_idle(f.class, size) && retain(size)));
+        && (size <= RETAIN_FREELY || retain(cost) || (reclaim_idle(f.class, cost) && retain(cost)));
     // SAFETY: the slot is ours until it is pushed on the free list below.
     unsafe { (*(start as *mut SlotHeader)).resident = keep as u8 };
     if size > PAGE && !keep {
@@ -642,11 +656,12 @@ fn reclaim(except: usize, need: usize, idle_ms: u64) -> bool {
             unsafe {
                 let h = start as *mut SlotHeader;
                 if (*h).resident != 0 {
+                    let cost = charge(class, &*h);
                     drop_pages(class, start, size);
                     (*h).resident = 0;
                     // Relaxed: a budget, not a synchronisation.
-                    RETAINED.fetch_sub(size, Ordering::Relaxed);
-                    back += size;
+                    RETAINED.fetch_sub(cost, Ordering::Relaxed);
+                    back += cost;
                     released += 1;
                     bare_in_a_row = 0;
                 } else {
@@ -697,6 +712,16 @@ fn drop_pages(class: usize, start: usize, size: usize) {
             libc::MADV_DONTNEED,
         )
     };
+}
+
+/// What a free slot kept resident holds of the budget: a big slot its pages past the header (what
+/// its allocations mapped, which a smaller one reusing it keeps), a small slot its size.
+fn charge(class: usize, h: &SlotHeader) -> usize {
+    if big(class) {
+        mapped_len(h) - PAGE
+    } else {
+        slot_size(class)
+    }
 }
 
 /// Reserves `size` bytes of the retention budget; false when it is spent.
