@@ -429,7 +429,7 @@ def markdown(rows):
                     err += f" (max abs {r['leak_error_max_abs'] * 100:.1f}%)"
         out.append(
             f"| {r['workload']} | {r['tool']} | {f('wall_ratio')} | {f('cpu_ratio')} | {f('rss_ratio')} | "
-            f"{fmt_bytes(r['region_rss']) if r.get('region_rss') else '-'} | "
+            f"{fmt_bytes(r['region_rss']) if r.get('region_rss') is not None else '-'} | "
             f"{fmt_bytes(r['capture_bytes']) if r['capture_bytes'] else '-'} | {f('loop_ratio')} | {leak} | {err} |"
         )
     return "\n".join(out)

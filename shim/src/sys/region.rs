@@ -499,8 +499,8 @@ pub fn alloc(req: NewSlot<'_>) -> *mut c_void {
         // Relaxed: a budget, not a synchronisation. Before fit_big changes what is mapped.
         RETAINED.fetch_sub(charge(class, hdr), Ordering::Relaxed);
     }
-    // SAFETY: as above.
     let fitted = if big(class) {
+        // SAFETY: as above; `hdr` is not used past this point.
         unsafe { fit_big(start, user + req.size - start) }
     } else {
         Some(false)
