@@ -123,7 +123,9 @@ static RETAINED: AtomicUsize = AtomicUsize::new(0);
 /// At most this much freed slot memory stays resident. Big allocations are nearly always sampled:
 /// returning their pages on every free would make every reuse fault them all in again (a service
 /// that allocates a few-MB array per request ran 4.7x slower that way), where glibc would have
-/// reused its heap. Beyond this bound, freed slots go back to the kernel.
+/// reused its heap. Beyond this bound, freed slots go back to the kernel. Each free slot is
+/// charged what it keeps (see `charge`): a big slot its mapped pages, not its power-of-two size,
+/// which let this budget hold as little as half of it in pages.
 const RETAIN_LIMIT: usize = 64 << 20;
 /// Per zone, when its last sampled allocation was made (coarse clock, ms): a zone unused this
 /// long gives its resident free slots back when another zone needs the budget.
