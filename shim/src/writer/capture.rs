@@ -110,10 +110,8 @@ impl Writer {
         let fork_gen = state::fork_generation();
         let page = procinfo::page_size();
         let mut header = Header {
-            // SAFETY: getpid/getppid have no preconditions.
-            pid: unsafe { libc::getpid() } as u32,
-            // SAFETY: as above.
-            ppid: unsafe { libc::getppid() } as u32,
+            pid: real::getpid(),
+            ppid: real::getppid(),
             exe,
             argv,
             start_unix_ns: now_unix.saturating_sub(real::now_ns().saturating_sub(start)),
@@ -125,8 +123,7 @@ impl Writer {
             page_size: page as u32,
             stack_depth: cfg.depth as u32,
             seed: cfg.seed,
-            // SAFETY: getppid has no preconditions.
-            forked_from: (fork_gen > 0).then(|| unsafe { libc::getppid() } as u32),
+            forked_from: (fork_gen > 0).then(real::getppid),
             shim_version: env!("CARGO_PKG_VERSION").to_string(),
             extra: crate::sys::cgroup::header_extra(),
         };
