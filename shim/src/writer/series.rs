@@ -94,9 +94,9 @@ impl SnapshotState {
         self.threads.insert(tid, name.to_string());
     }
 
-    /// Ticks in snapshot mode: four per interval, no more often than the flushes.
+    /// Ticks in snapshot mode: two per interval (the timeline of a run of weeks needs no more; each costs a record), no more often than the flushes.
     pub fn tick_due(&mut self, now: u64) -> bool {
-        let every = (self.interval_ns / 4).max(FLUSH_NS);
+        let every = (self.interval_ns / 2).max(FLUSH_NS);
         if now.saturating_sub(self.last_tick_ns) >= every {
             self.last_tick_ns = now;
             return true;
