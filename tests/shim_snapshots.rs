@@ -174,6 +174,41 @@ fn rollover_keeps_the_newest_files_and_each_stands_alone() {
     assert!(within(leaky_live(&caps[1], &last), truth, 0.25));
 }
 
+/// Runs of several lengths (a rollover can fall on the exit's own snapshot): the parts are named
+/// after the first file (never `.part2.part4`), and the last file ends with the End snapshot.
+#[test]
+fn every_rolled_over_run_ends_with_its_end_snapshot_in_the_last_file() {
+    for secs in [2, 3] {
+        let dir = scratch(&format!("snap-roll-end-{secs}"));
+        let cmd = service(
+            &dir,
+            secs,
+            &[],
+            &[
+                ("MEMSHIM_INTERVAL", "20ms"),
+                ("MEMSHIM_MAX_SIZE", "3K"),
+                ("MEMSHIM_KEEP", "3"),
+            ],
+        );
+        let out = run(cmd, &dir, "roll", TIMEOUT);
+        assert!(out.success(), "{out:?}");
+        let mut caps = captures(&dir);
+        caps.sort_by_key(|c| c.extra(EXTRA_PART).unwrap().parse::<u32>().unwrap());
+        for c in &caps {
+            let name = c.path.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(name.matches(".part").count() <= 1, "{name}");
+        }
+        let last = caps.last().unwrap();
+        last.assert_complete();
+        assert_eq!(
+            last.snapshots().last().unwrap().cause,
+            Cause::End,
+            "{}",
+            last.name()
+        );
+    }
+}
+
 /// Waits until the capture in `dir` holds at least `n` snapshots; returns how many.
 fn wait_for_snapshots(dir: &Path, n: usize, timeout: Duration) -> usize {
     let deadline = Instant::now() + timeout;

@@ -24,6 +24,8 @@ pub struct SnapshotState {
     pub part: u32,
     /// The files of the series this process wrote, oldest first.
     pub files: VecDeque<String>,
+    /// The series' first file as created: later parts are named after it.
+    pub first: String,
     /// What a new file must carry again: the code names and thread names met so far.
     pub codes: FxHashMap<u64, PyCode>,
     pub threads: FxHashMap<u32, String>,
@@ -74,6 +76,7 @@ impl SnapshotState {
             header: header.clone(),
             part: 1,
             files: VecDeque::from([path_hint.to_string()]),
+            first: path_hint.to_string(),
             codes: FxHashMap::default(),
             threads: FxHashMap::default(),
             rolling: false,
@@ -84,6 +87,7 @@ impl SnapshotState {
     /// The series' first file, as created (its name may differ from the one asked for).
     pub fn first_file(&mut self, path: &str) {
         self.files = VecDeque::from([path.to_string()]);
+        self.first = path.to_string();
     }
 
     pub fn note_code(&mut self, code: &PyCode) {
@@ -114,5 +118,20 @@ impl SnapshotState {
         } else {
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_named_after_the_first_file() {
+        assert_eq!(part_path("/d/memshim.12.msh", 2), "/d/memshim.12.part2.msh");
+        assert_eq!(
+            part_path("/d/memshim.12.1.msh", 9),
+            "/d/memshim.12.1.part9.msh"
+        );
+        assert_eq!(part_path("/d.x/capture", 3), "/d.x/capture.part3");
     }
 }

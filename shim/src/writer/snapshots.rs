@@ -20,9 +20,16 @@ impl Writer {
         let Some(s) = self.snap.as_mut() else { return };
         let now = real::now_ns();
         let t = now.saturating_sub(self.start);
+        let part = s.part;
         let snap = s.agg.snapshot(t, now, cause, complete);
         self.chunk.push(&snap.to_record());
         self.flush();
+        // The flush rolled the series over: the snapshot went with the old file's last block,
+        // and the new file starts with a complete one. Write this one's cause there too (an
+        // exit's End snapshot must be in the last file).
+        if cause != Cause::Start && self.snap.as_ref().is_some_and(|s| s.part != part) {
+            self.write_snapshot(cause, false);
+        }
     }
 
     /// The snapshot-mode part of a writer round: ticks, and a snapshot when one is due.
@@ -49,7 +56,7 @@ impl Writer {
         }
         s.rolling = true;
         s.part += 1;
-        let first = s.files.front().cloned().unwrap_or_default();
+        let first = s.first.clone();
         let path = part_path(&first, s.part);
         let mut header = s.header.clone();
         for (k, v) in header.extra.iter_mut() {
