@@ -14,9 +14,11 @@ mod from_file;
 pub mod growth;
 pub mod live;
 pub mod live_at;
+pub mod snapshots;
 pub mod ticks;
+pub mod window;
 
-pub use from_file::{analyze, analyze_any};
+pub use from_file::{analyze, analyze_any, analyze_window};
 
 use std::collections::HashMap;
 
@@ -99,11 +101,17 @@ pub struct Analysis {
     pub records: u64,
     /// How the capture ended: `exit`, `_exit`, `signal N`; `truncated` when it did not.
     pub end: String,
+    /// A snapshot capture's run (`None` for an event capture).
+    pub snap: Option<snapshots::SnapshotRun>,
+    /// The snapshots that count (`--since`, `--until`).
+    pub window: window::Window,
 }
 
 impl Analysis {
     pub fn new(header: Header) -> Self {
         Analysis {
+            snap: crate::capture::series::is_snapshots(&header)
+                .then(|| snapshots::SnapshotRun::new(&header)),
             header,
             ..Default::default()
         }
@@ -218,6 +226,10 @@ impl Analysis {
                 dropped,
                 ..
             } => {
+                let t = self.snap.as_ref().map_or(t, |s| s.t(t));
+                if self.snap.is_some() && (self.window.before(t) || self.window.after(t)) {
+                    return;
+                }
                 self.time(t);
                 self.dropped = dropped;
                 self.ticks.push(Point {
@@ -232,8 +244,13 @@ impl Analysis {
                 self.pycodes.insert(c.id, c);
             }
             Record::Marker { t, marker } => {
-                self.time(t);
+                let t = self.snap.as_ref().map_or(t, |s| s.t(t));
+                if !self.window.after(t) {
+                    self.time(t);
+                }
                 match marker {
+                    // A snapshot capture's finalizing is its `Finalizing` snapshot.
+                    Marker::PythonFinalizing if self.snap.is_some() => {}
                     Marker::PythonFinalizing if self.finalizing_t.is_none() => {
                         self.finalizing_t = Some(t);
                         self.finalizing_total = self.live_total;
@@ -248,7 +265,10 @@ impl Analysis {
                 }
             }
             Record::End { t, dropped, how } => {
-                self.time(t);
+                let t = self.snap.as_ref().map_or(t, |s| s.t(t));
+                if !self.window.after(t) {
+                    self.time(t);
+                }
                 self.dropped = dropped;
                 self.end = match how {
                     EndKind::Exit => "exit".into(),
@@ -258,6 +278,16 @@ impl Analysis {
                 };
             }
             Record::Extension { .. } => {
+                match memshim_format::snapshot::Snapshot::from_record(&r) {
+                    Some(Ok(snap)) => return self.snapshot(&snap),
+                    Some(Err(_)) => {
+                        if let Some(s) = &mut self.snap {
+                            s.undecodable += 1;
+                        }
+                        return;
+                    }
+                    None => {}
+                }
                 if let Some(why) = crate::capture::load::stop_reason(&r) {
                     self.end = crate::capture::load::stopped_early(&why);
                 }
@@ -270,6 +300,9 @@ impl Analysis {
         if truncated || self.end.is_empty() {
             self.end = "truncated".into();
         }
+        if self.snap.is_some() {
+            return self.finish_snapshots();
+        }
         let t = self.last_t;
         if self.finalizing_t.is_none() && self.growth.times.last() != Some(&t) {
             self.growth
@@ -279,7 +312,12 @@ impl Analysis {
 
     /// Leaked (bytes, count) of site `idx`: still live at the end of the capture, after the
     /// interpreter finalized and every library's destructor ran (nothing can free it any more).
+    /// A snapshot capture of a process still running at its newest snapshot has none: its
+    /// live set is live now ([`Analysis::live_now`]).
     pub fn leaked(&self, idx: u32) -> (f64, f64) {
+        if self.live_now() {
+            return (0.0, 0.0);
+        }
         let s = &self.sites[idx as usize];
         (s.live_bytes.max(0.0), s.live_count.max(0.0))
     }
@@ -331,7 +369,7 @@ impl Analysis {
         if t > self.last_t {
             self.last_t = t;
         }
-        if self.finalizing_t.is_none() && self.growth.due(t) {
+        if self.snap.is_none() && self.finalizing_t.is_none() && self.growth.due(t) {
             self.growth
                 .checkpoint(t, self.sites.iter().map(|s| s.live_bytes));
         }

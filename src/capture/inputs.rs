@@ -6,7 +6,13 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{CliError, Result};
 
+/// The captures `args` name; the files of one rolled-over snapshot series once (at the first
+/// named: it is read with the others).
 pub fn expand(args: &[String]) -> Result<Vec<PathBuf>> {
+    Ok(crate::capture::series::one_per_series(expand_names(args)?))
+}
+
+fn expand_names(args: &[String]) -> Result<Vec<PathBuf>> {
     let mut out = vec![];
     for a in args {
         if !a.contains("%p") {

@@ -80,6 +80,17 @@ pub enum Readable<S> {
 pub fn stream_any<S>(
     path: &Path,
     init: impl FnOnce(&Header) -> S,
+    on_record: impl FnMut(&mut S, Record),
+) -> Result<Readable<S>> {
+    stream_file(path, true, init, on_record)
+}
+
+/// [`stream_any`]; `warn: false` says nothing about how the file ended (an earlier file of a
+/// rolled-over series: the series' last file says how the run ended).
+pub fn stream_file<S>(
+    path: &Path,
+    warn: bool,
+    init: impl FnOnce(&Header) -> S,
     mut on_record: impl FnMut(&mut S, Record),
 ) -> Result<Readable<S>> {
     let file = File::open(path).map_err(|e| CliError::about(path, e))?;
@@ -149,13 +160,15 @@ pub fn stream_any<S>(
             ending.file_len
         )));
     }
-    if ending.truncated() && !QUIET_TRUNCATION.load(std::sync::atomic::Ordering::Relaxed) {
-        eprintln!("memshim: warning: {}", truncation_note(path, &ending));
-    } else if let Some(why) = &ending.stopped {
-        eprintln!(
-            "memshim: note: {}: the shim stopped recording early: {why}",
-            path.display()
-        );
+    if warn {
+        if ending.truncated() && !QUIET_TRUNCATION.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("memshim: warning: {}", truncation_note(path, &ending));
+        } else if let Some(why) = &ending.stopped {
+            eprintln!(
+                "memshim: note: {}: the shim stopped recording early: {why}",
+                path.display()
+            );
+        }
     }
     Ok(Readable::Some(state, ending))
 }

@@ -5,3 +5,4 @@
 pub mod inputs;
 pub mod load;
 pub mod modules;
+pub mod series;

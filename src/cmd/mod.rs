@@ -12,3 +12,4 @@ pub mod run;
 pub mod serve;
 pub mod stats;
 pub mod timeline;
+pub mod window;

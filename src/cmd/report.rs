@@ -58,6 +58,8 @@ pub struct Args {
     leaks_at: LeaksAtArg,
     #[command(flatten)]
     view: ViewArgs,
+    #[command(flatten)]
+    window: crate::cmd::window::WindowArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -68,6 +70,7 @@ pub enum LeaksAtArg {
 
 pub fn run(args: Args) -> Result<()> {
     let paths = inputs::expand(&args.captures)?;
+    let window = args.window.window()?;
     let top = args.top.unwrap_or(match args.format {
         Format::Text => 3,
         Format::Json => 10,
@@ -84,7 +87,7 @@ pub fn run(args: Args) -> Result<()> {
             continue;
         }
         let a = if several {
-            match analysis::analyze_any(p)? {
+            match analysis::analyze_window(p, window)? {
                 Ok(a) => a,
                 Err(why) => {
                     eprintln!("memshim: warning: {why}; skipped");
@@ -92,7 +95,7 @@ pub fn run(args: Args) -> Result<()> {
                 }
             }
         } else {
-            analysis::analyze(p)?
+            analysis::analyze_window(p, window)?.map_err(CliError::new)?
         };
         // One symbolizer per capture: its caches are keyed by the capture's own module indices.
         let r = report::build(&a, &mut Symbolizer::new(), top, args.view.view());
