@@ -50,7 +50,7 @@ pub fn analyze_window(
     }
     match read {
         Readable::Some(mut a, ending) => {
-            a.finish(ending.truncated());
+            a.finish_after(&ending);
             Ok(Ok(a))
         }
         Readable::Nothing(why) => Ok(Err(why)),

@@ -147,7 +147,7 @@ pub fn live_sets(path: &Path, moments: &[Moment]) -> Result<(Analysis, Vec<LiveS
         load::Readable::Some(s, e) => (s, e),
         load::Readable::Nothing(why) => return Err(CliError::new(why)),
     };
-    s.a.finish(ending.truncated());
+    s.a.finish_after(&ending);
     let end = s.a.last_t;
     if let Some(&(_, at)) = s.pending.iter().find(|&&(_, at)| at > end) {
         return Err(CliError::new(format!(

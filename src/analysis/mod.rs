@@ -295,6 +295,16 @@ impl Analysis {
         }
     }
 
+    /// [`Analysis::finish`] for a stream that ended as `e` says. A snapshot capture whose
+    /// chunks are whole but has no end record was written by a process still running (or
+    /// killed between two writes): that, not `truncated`, is how it ended.
+    pub fn finish_after(&mut self, e: &crate::capture::load::Ending) {
+        self.finish(e.truncated());
+        if self.snap.is_some() && !e.ended && !e.partial_chunk && e.stopped.is_none() {
+            self.end = "not yet (running at its newest snapshot, or killed after it)".into();
+        }
+    }
+
     /// Call once the stream is over: takes the last growth checkpoint.
     pub fn finish(&mut self, truncated: bool) {
         if truncated || self.end.is_empty() {

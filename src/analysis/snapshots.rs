@@ -55,9 +55,12 @@ impl SnapshotRun {
     pub fn new(h: &Header) -> Self {
         SnapshotRun {
             parts: 1,
-            interval_ns: crate::capture::series::extra(h, memshim_format::snapshot::EXTRA_INTERVAL_NS)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0),
+            interval_ns: crate::capture::series::extra(
+                h,
+                memshim_format::snapshot::EXTRA_INTERVAL_NS,
+            )
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
             first_start_ns: h.start_mono_ns,
             ..Default::default()
         }

@@ -97,6 +97,9 @@ pub fn stream_file<S>(
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = Reader::new(BufReader::with_capacity(1 << 20, file))
         .map_err(|e| CliError::about(path, e))?;
+    // A snapshot capture with no end record whose chunks are whole is a process still
+    // running (the normal case for one): the report says so, not this warning.
+    let still_running = crate::capture::series::is_snapshots(reader.header());
     let mut state = init(reader.header());
     let bar = progress_bar(path, file_len);
     let mut n: u64 = 0;
@@ -161,7 +164,11 @@ pub fn stream_file<S>(
         )));
     }
     if warn {
-        if ending.truncated() && !QUIET_TRUNCATION.load(std::sync::atomic::Ordering::Relaxed) {
+        let running = still_running && !ending.partial_chunk;
+        if ending.truncated()
+            && !running
+            && !QUIET_TRUNCATION.load(std::sync::atomic::Ordering::Relaxed)
+        {
             eprintln!("memshim: warning: {}", truncation_note(path, &ending));
         } else if let Some(why) = &ending.stopped {
             eprintln!(

@@ -31,7 +31,9 @@ fn series_of(h: &Header) -> Option<(String, u64)> {
         return None;
     }
     let id = extra(h, EXTRA_SERIES)?.to_string();
-    let part = extra(h, EXTRA_PART).and_then(|p| p.parse().ok()).unwrap_or(1);
+    let part = extra(h, EXTRA_PART)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1);
     Some((id, part))
 }
 

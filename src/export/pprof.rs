@@ -315,7 +315,9 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
     let c = b.s(&note);
     b.p.comment.push(c);
     if a.live_now() {
-        let c = b.s("a snapshot capture of a process still running: inuse_* = live at its newest snapshot");
+        let c = b.s(
+            "a snapshot capture of a process still running: inuse_* = live at its newest snapshot",
+        );
         b.p.comment.push(c);
     }
     let c = b.s("inuse_* = leaks: leaked (live at the end, after finalization and every destructor) plus growing sites; held_* = held at exit: live when Python began finalizing and freed by it");
@@ -336,7 +338,9 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
     let sites: Vec<u32> = (0..a.sites.len() as u32)
         .filter(|&i| {
             let s = &a.sites[i as usize];
-            s.alloc_count > 0.0 || a.leaked(i).1 > 0.0 || s.held_count > 0.0
+            s.alloc_count > 0.0
+                || a.leaked(i).1 > 0.0
+                || s.held_count > 0.0
                 || (a.live_now() && s.live_count > 0.0)
         })
         .collect();

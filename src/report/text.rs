@@ -138,17 +138,14 @@ pub fn render(r: &Report, path: &str, style: &Style) -> String {
     } else {
         "Leaks: leaked (live at the end: nothing can free it) and growing"
     };
-    section(
-        &mut o,
-        leaks_title,
-        &r.leaks,
-        frames,
-        |r| match (r.why.leaked, r.why.growing) {
+    section(&mut o, leaks_title, &r.leaks, frames, |r| {
+        match (r.why.leaked, r.why.growing) {
             (true, true) => ", leaked and growing".to_string(),
+            (false, true) if running => ", growing".to_string(),
             (false, true) => ", growing (freed at exit)".to_string(),
             _ => ", leaked".to_string(),
-        },
-    );
+        }
+    });
     let _ = writeln!(
         o,
         "\n== Growing: live bytes rising steadily over the run =="
@@ -232,7 +229,9 @@ fn snapshots_lines(o: &mut String, sn: &super::summary::SnapshotSummary) {
         sn.snapshots, sn.interval_s
     );
     if sn.since_s.is_some() || sn.until_s.is_some() {
-        let from = sn.since_s.map_or("the start".into(), |t| format!("{t:.2} s"));
+        let from = sn
+            .since_s
+            .map_or("the start".into(), |t| format!("{t:.2} s"));
         let to = sn.until_s.map_or("the end".into(), |t| format!("{t:.2} s"));
         let _ = writeln!(
             o,
