@@ -110,7 +110,7 @@ pub struct Analysis {
 impl Analysis {
     pub fn new(header: Header) -> Self {
         Analysis {
-            snap: crate::capture::series::is_snapshots(&header)
+            snap: crate::capture::kind::is_snapshots(&header)
                 .then(|| snapshots::SnapshotRun::new(&header)),
             header,
             ..Default::default()

@@ -55,7 +55,7 @@ impl SnapshotRun {
     pub fn new(h: &Header) -> Self {
         SnapshotRun {
             parts: 1,
-            interval_ns: crate::capture::series::extra(
+            interval_ns: crate::capture::kind::extra(
                 h,
                 memshim_format::snapshot::EXTRA_INTERVAL_NS,
             )

@@ -99,7 +99,7 @@ pub fn stream_file<S>(
         .map_err(|e| CliError::about(path, e))?;
     // A snapshot capture with no end record whose chunks are whole is a process still
     // running (the normal case for one): the report says so, not this warning.
-    let still_running = crate::capture::series::is_snapshots(reader.header());
+    let still_running = crate::capture::kind::is_snapshots(reader.header());
     let mut state = init(reader.header());
     let bar = progress_bar(path, file_len);
     let mut n: u64 = 0;

@@ -6,24 +6,12 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
-use memshim_format::snapshot::{EXTRA_CAPTURE, EXTRA_PART, EXTRA_SERIES};
+use memshim_format::snapshot::{EXTRA_PART, EXTRA_SERIES};
 use memshim_format::{Header, Reader, Record};
 
+use crate::capture::kind::{extra, is_snapshots};
 use crate::capture::load::{stream_file, Readable};
 use crate::error::Result;
-
-/// A header's named extra value.
-pub fn extra<'a>(h: &'a Header, name: &str) -> Option<&'a str> {
-    h.extra
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// True for a snapshot capture (`capture=snapshots`).
-pub fn is_snapshots(h: &Header) -> bool {
-    extra(h, EXTRA_CAPTURE) == Some("snapshots")
-}
 
 /// The series id and part of a snapshot capture's header.
 fn series_of(h: &Header) -> Option<(String, u64)> {
