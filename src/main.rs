@@ -34,6 +34,7 @@ enum Command {
     Diff(cmd::diff::Args),
     Bundle(cmd::bundle::Args),
     Serve(cmd::serve::Args),
+    Ctl(cmd::ctl::Args),
 }
 
 fn main() {
@@ -58,6 +59,7 @@ fn main() {
         Command::Diff(a) => cmd::diff::run(a),
         Command::Bundle(a) => cmd::bundle::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::Ctl(a) => cmd::ctl::run(a),
     };
     match result {
         Ok(()) => {}

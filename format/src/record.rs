@@ -123,6 +123,11 @@ pub enum Marker {
     /// The process forked a child with this pid. Readers take it; today's shim does not write
     /// it (a child's [`Header::forked_from`](crate::Header::forked_from) names its parent).
     Forked { child: u32 },
+    /// Recording was stopped (`memshim ctl PID stop`): allocations from here to the next
+    /// `RecordingStarted` are not seen.
+    RecordingStopped,
+    /// Recording started again (`memshim ctl PID start`) after a stop or a paused start.
+    RecordingStarted,
 }
 
 /// How the capture ended.

@@ -36,9 +36,30 @@ pub enum UnwindMode {
     Check = 2,
 }
 
+/// What the capture holds (`MEMSHIM_MODE`): every sampled event, or per-stack aggregates written
+/// as snapshots (the bounded production mode). Not the recording state (`state.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureKind {
+    Events,
+    Snapshots,
+}
+
+/// Default `MEMSHIM_INTERVAL`: a snapshot a minute.
+pub const DEFAULT_INTERVAL_NS: u64 = 60_000_000_000;
+/// Default `MEMSHIM_KEEP`: files of a rolled-over series kept.
+pub const DEFAULT_KEEP: u32 = 3;
+
 #[derive(Debug)]
 pub struct Config {
     pub mode: Mode,
+    /// `MEMSHIM_MODE`: events (the default) or snapshots.
+    pub capture: CaptureKind,
+    /// `MEMSHIM_INTERVAL`: time between snapshots.
+    pub interval_ns: u64,
+    /// `MEMSHIM_KEEP`: the newest files of a snapshot series kept when it rolls over.
+    pub keep: u32,
+    /// `MEMSHIM_START=paused`: loaded with recording off until `memshim ctl PID start`.
+    pub paused: bool,
     pub depth: usize,
     /// `MEMSHIM_STACK_MEMORY`: bytes the writer's table of written stacks may hold.
     pub stack_memory: usize,
@@ -64,6 +85,10 @@ pub fn get() -> Option<&'static Config> {
 pub fn init() -> &'static Config {
     CONFIG.get_or_init(|| Config {
         mode: env("MEMSHIM_RATE").map_or(Mode::Sampled(DEFAULT_RATE), |v| parse_rate(&v)),
+        capture: env("MEMSHIM_MODE").map_or(CaptureKind::Events, |v| parse_capture(&v)),
+        interval_ns: env("MEMSHIM_INTERVAL").map_or(DEFAULT_INTERVAL_NS, |v| parse_interval(&v)),
+        keep: env("MEMSHIM_KEEP").map_or(DEFAULT_KEEP, |v| parse_keep(&v)),
+        paused: env("MEMSHIM_START").is_some_and(|v| parse_start(&v)),
         depth: env("MEMSHIM_STACK_DEPTH").map_or(DEFAULT_DEPTH, |v| parse_depth(&v)),
         stack_memory: env("MEMSHIM_STACK_MEMORY")
             .map_or(DEFAULT_STACK_MEMORY, |v| parse_stack_memory(&v)),
@@ -180,6 +205,77 @@ fn parse_stack_memory(v: &str) -> usize {
     }
 }
 
+/// `events` (the default) or `snapshots`.
+fn parse_capture(v: &str) -> CaptureKind {
+    match v.trim() {
+        "events" => CaptureKind::Events,
+        "snapshots" => CaptureKind::Snapshots,
+        _ => {
+            warn(&format!(
+                "MEMSHIM_MODE={v:?} is not events or snapshots; using events"
+            ));
+            CaptureKind::Events
+        }
+    }
+}
+
+/// A duration: `500ms`, `30s`, `5m`, `1h`, or a bare number of seconds.
+pub fn parse_duration_ns(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, unit): (&str, u64) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1_000_000)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1_000_000_000)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000_000_000)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3_600_000_000_000)
+    } else {
+        (s, 1_000_000_000)
+    };
+    let n: f64 = num.trim().parse().ok()?;
+    (n.is_finite() && n > 0.0).then_some((n * unit as f64) as u64)
+}
+
+/// At least 10 ms: a snapshot more often than that costs more than it tells.
+fn parse_interval(v: &str) -> u64 {
+    match parse_duration_ns(v) {
+        Some(ns) if ns >= 10_000_000 => ns,
+        _ => {
+            warn(&format!(
+                "MEMSHIM_INTERVAL={v:?} is not a duration of 10ms or more (like 60s, 5m); using 60s"
+            ));
+            DEFAULT_INTERVAL_NS
+        }
+    }
+}
+
+fn parse_keep(v: &str) -> u32 {
+    match v.trim().parse::<u32>() {
+        Ok(n) if n >= 1 => n,
+        _ => {
+            warn(&format!(
+                "MEMSHIM_KEEP={v:?} is not a count of 1 or more; using 3"
+            ));
+            DEFAULT_KEEP
+        }
+    }
+}
+
+/// `paused`, or `running` (the default).
+fn parse_start(v: &str) -> bool {
+    match v.trim() {
+        "paused" => true,
+        "running" | "" => false,
+        _ => {
+            warn(&format!(
+                "MEMSHIM_START={v:?} is not paused or running; starting now"
+            ));
+            false
+        }
+    }
+}
+
 /// `fast` (the default), `libgcc` or `check`.
 fn parse_unwinder(v: &str) -> UnwindMode {
     use UnwindMode as Mode;
@@ -247,5 +343,21 @@ mod tests {
     fn templates() {
         assert_eq!(output_path("/tmp/m.%p.msh", 42), "/tmp/m.42.msh");
         assert_eq!(output_path("a%%b%q%", 1), "a%b%q%");
+    }
+
+    #[test]
+    fn durations_and_snapshot_settings() {
+        assert_eq!(parse_duration_ns("500ms"), Some(500_000_000));
+        assert_eq!(parse_duration_ns("60s"), Some(60_000_000_000));
+        assert_eq!(parse_duration_ns("2m"), Some(120_000_000_000));
+        assert_eq!(parse_duration_ns("1h"), Some(3_600_000_000_000));
+        assert_eq!(parse_duration_ns("1.5"), Some(1_500_000_000));
+        assert_eq!(parse_duration_ns("-1s"), None);
+        assert_eq!(parse_duration_ns("soon"), None);
+        assert_eq!(parse_interval("1ms"), DEFAULT_INTERVAL_NS);
+        assert_eq!(parse_capture("snapshots"), CaptureKind::Snapshots);
+        assert_eq!(parse_capture("weird"), CaptureKind::Events);
+        assert_eq!(parse_keep("0"), DEFAULT_KEEP);
+        assert!(parse_start("paused") && !parse_start("running"));
     }
 }

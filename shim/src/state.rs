@@ -33,12 +33,16 @@ pub enum Recording {
     Sampled(u64),
     /// Every allocation.
     All,
+    /// Recording held off (`MEMSHIM_START=paused`, `memshim ctl PID stop`): like Off, but the
+    /// hooks look for a control request every few MiB allocated.
+    Paused,
 }
 
 const MODE_UNINIT: u8 = 0;
 const MODE_OFF: u8 = 1;
 const MODE_SAMPLED: u8 = 2;
 const MODE_ALL: u8 = 3;
+const MODE_PAUSED: u8 = 4;
 
 /// The mode the hooks follow now.
 static MODE: AtomicU8 = AtomicU8::new(MODE_UNINIT);
@@ -48,8 +52,9 @@ static DECIDED: AtomicU8 = AtomicU8::new(MODE_UNINIT);
 /// The rate of the sampled mode; set once, before MODE says sampled.
 static RATE: AtomicU64 = AtomicU64::new(0);
 
-/// The constructor's decision (the setting, or Off when the process cannot be traced).
-pub fn decide(mode: Mode) {
+/// The constructor's decision (the setting, or Off when the process cannot be traced), held off
+/// until a start request when `paused`.
+pub fn decide(mode: Mode, paused: bool) {
     let m = match mode {
         Mode::Sampled(r) => {
             // Relaxed: published by the Release store of MODE below.
@@ -61,8 +66,30 @@ pub fn decide(mode: Mode) {
     };
     // Relaxed: read only by the fork child handler, single-threaded, after the constructor.
     DECIDED.store(m, Ordering::Relaxed);
+    let now = if paused && m != MODE_OFF {
+        MODE_PAUSED
+    } else {
+        m
+    };
     // Release: a thread that sees the mode sees the rate.
-    MODE.store(m, Ordering::Release);
+    MODE.store(now, Ordering::Release);
+}
+
+/// Holds recording off (a stop request): sampled or all mode becomes Paused.
+pub fn pause() {
+    for from in [MODE_SAMPLED, MODE_ALL] {
+        // AcqRel: as the Release in decide(); only a recording mode is paused (never Off).
+        let _ = MODE.compare_exchange(from, MODE_PAUSED, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+/// Recording again at the constructor's mode (a start request); false when it was not paused.
+pub fn resume() -> bool {
+    // Relaxed: DECIDED is written once, before any other thread exists.
+    let decided = DECIDED.load(Ordering::Relaxed);
+    // AcqRel: as in pause().
+    MODE.compare_exchange(MODE_PAUSED, decided, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
 }
 
 /// The mode the hooks follow now.
@@ -74,6 +101,7 @@ pub fn mode() -> Recording {
         MODE_SAMPLED => Recording::Sampled(RATE.load(Ordering::Relaxed)),
         MODE_ALL => Recording::All,
         MODE_OFF => Recording::Off,
+        MODE_PAUSED => Recording::Paused,
         _ => Recording::Undecided,
     }
 }
@@ -277,9 +305,10 @@ pub fn after_fork_child(now_ns: u64) {
 /// them off in any phase. A process the constructor left untraced stays so.)
 pub fn idle_in_fork_child() {
     if phase() != Phase::Disabled {
-        // Relaxed: single-threaded. Release: as in decide().
+        // Relaxed: single-threaded. Release: as in decide(). A paused parent has paused
+        // children: a start request names one process.
         let m = DECIDED.load(Ordering::Relaxed);
-        if m != MODE_UNINIT {
+        if m != MODE_UNINIT && MODE.load(Ordering::Relaxed) != MODE_PAUSED {
             MODE.store(m, Ordering::Release);
         }
         PHASE.store(Phase::Idle as u8, Ordering::Release);

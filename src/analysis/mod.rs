@@ -262,6 +262,8 @@ impl Analysis {
                     }
                     Marker::PythonFinalizing => {}
                     Marker::Forked { child } => self.forks.push(child),
+                    // Recording paused and resumed: the gap's allocations are simply not seen.
+                    Marker::RecordingStopped | Marker::RecordingStarted => {}
                 }
             }
             Record::End { t, dropped, how } => {

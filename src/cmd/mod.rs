@@ -2,6 +2,7 @@
 //! print and write what they made.
 
 pub mod bundle;
+pub mod ctl;
 pub mod diff;
 pub mod flamegraph;
 pub mod html;

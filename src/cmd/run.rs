@@ -28,6 +28,16 @@ pub struct Args {
     /// Seed of the sampler, for reproducible captures.
     #[arg(long)]
     seed: Option<u64>,
+    /// Production mode: keep per-stack aggregates and write snapshots of them
+    /// (MEMSHIM_MODE=snapshots), bounded however long the command runs.
+    #[arg(long)]
+    snapshots: bool,
+    /// With --snapshots: time between snapshots (`500ms`, `30s`, `5m`; the shim's default 60s).
+    #[arg(long, requires = "snapshots")]
+    interval: Option<String>,
+    /// Start with recording off, until `memshim ctl PID start` (MEMSHIM_START=paused).
+    #[arg(long)]
+    paused: bool,
     /// Run Python with PYTHONMALLOC=malloc: every Python object goes through malloc, so the
     /// capture has per-object detail instead of pymalloc arenas (slower).
     #[arg(long)]
@@ -67,6 +77,15 @@ pub fn run(args: Args) -> Result<()> {
     }
     if let Some(s) = args.seed {
         cmd.env("MEMSHIM_SEED", s.to_string());
+    }
+    if args.snapshots {
+        cmd.env("MEMSHIM_MODE", "snapshots");
+    }
+    if let Some(i) = &args.interval {
+        cmd.env("MEMSHIM_INTERVAL", i);
+    }
+    if args.paused {
+        cmd.env("MEMSHIM_START", "paused");
     }
     if args.python_allocators {
         cmd.env("PYTHONMALLOC", "malloc");

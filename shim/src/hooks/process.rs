@@ -38,7 +38,7 @@ pub extern "C" fn init() {
     // SAFETY: both handlers are plain functions: the prepare one may wait (bounded) for our own
     // writer thread, the child one runs single-threaded.
     unsafe { libc::pthread_atfork(Some(before_fork), Some(fork_parent), Some(fork_child)) };
-    state::decide(mode);
+    state::decide(mode, cfg.paused);
     t.set_countdown(0);
     t.lower(thread::FLAG_SETUP);
     t.set_busy(0);

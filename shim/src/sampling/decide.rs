@@ -2,6 +2,10 @@
 //! recording mode and the thread's byte countdown.
 
 use crate::config;
+use crate::sys::control::{self, Request};
+
+/// Bytes a thread allocates between two looks for a start request while recording is paused.
+const PAUSED_LOOK_BYTES: u64 = 4 << 20;
 use crate::state::{self, Recording};
 
 use super::sampler;
@@ -60,6 +64,16 @@ pub fn allocation(t: Thread, size: u64) -> Decision {
             t.set_countdown(u64::MAX);
             Decision::Skip
         }
+        Recording::Paused => {
+            t.raise(FLAG_FREE_FAST);
+            // A look for a start request every few MiB this thread allocates: one `stat`.
+            t.set_countdown(PAUSED_LOOK_BYTES);
+            if control::pending(Request::Start) && state::resume() {
+                // Recording from the next allocation on; the writer answers the request.
+                t.set_countdown(0);
+            }
+            Decision::Skip
+        }
         // Before the constructor: the countdown stays 0, ask again next time.
         Recording::Undecided => Decision::Skip,
     }
@@ -70,7 +84,7 @@ pub fn allocation(t: Thread, size: u64) -> Decision {
 pub fn free(t: Thread) -> Decision {
     match state::mode() {
         Recording::All => Decision::Record,
-        Recording::Sampled(_) | Recording::Off => {
+        Recording::Sampled(_) | Recording::Off | Recording::Paused => {
             t.raise(FLAG_FREE_FAST);
             Decision::Skip
         }

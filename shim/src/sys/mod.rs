@@ -1,4 +1,5 @@
 pub mod cgroup;
+pub mod control;
 pub mod elf;
 pub mod modules;
 pub mod procinfo;

@@ -8,7 +8,8 @@ use memshim_format::{
 };
 use rustc_hash::FxHashSet;
 
-use crate::config::Config;
+use super::snapshots::SnapshotState;
+use crate::config::{CaptureKind, Config};
 use crate::state::{self, Recording};
 use crate::sys::modules;
 use crate::sys::procinfo;
@@ -18,6 +19,7 @@ use crate::writer::fdtable::Table;
 use crate::writer::stack_table::StackTable;
 use crate::writer::statm::Statm;
 use crate::{stacks::python, sys::real};
+use memshim_format::snapshot::Cause;
 
 /// Flush (and tick) period: the issue asks for >= 10 ticks and flushes a second.
 pub const FLUSH_NS: u64 = 80_000_000;
@@ -75,6 +77,12 @@ pub struct Writer {
     /// added to the tick's heap in use. In `all` mode glibc serves everything (false).
     pub(super) region_serves: bool,
     pub(super) region_live: u64,
+    /// Snapshot mode's state (None: an event capture).
+    pub(super) snap: Option<super::snapshots::SnapshotState>,
+    /// `MEMSHIM_STACK_MEMORY`, for a stack table started over.
+    pub(super) stack_budget: usize,
+    /// When the control requests were last looked at.
+    pub(super) last_control_ns: u64,
 }
 
 // SAFETY: the ring pointer is only dereferenced by whoever holds the Mutex<Writer>, and the ring
@@ -108,7 +116,7 @@ impl Writer {
             .map_or(0, |d| d.as_nanos() as u64);
         let fork_gen = state::fork_generation();
         let page = procinfo::page_size();
-        let header = Header {
+        let mut header = Header {
             // SAFETY: getpid/getppid have no preconditions.
             pid: unsafe { libc::getpid() } as u32,
             // SAFETY: as above.
@@ -129,12 +137,25 @@ impl Writer {
             shim_version: env!("CARGO_PKG_VERSION").to_string(),
             extra: crate::sys::cgroup::header_extra(),
         };
+        let snap = (cfg.capture == CaptureKind::Snapshots).then(|| {
+            SnapshotState::new(
+                &mut header,
+                path,
+                cfg.interval_ns,
+                cfg.keep,
+                cfg.stack_memory,
+            )
+        });
         let zstd = Compressor::new().ok();
         let flags = if zstd.is_some() { FLAG_ZSTD } else { 0 };
         // The header first, alone and uncompressed: a process that execs right away still leaves
         // a readable file.
         let header = encode_header_with(&header, flags);
         let file = CaptureFile::create(path, table, &header)?;
+        let snap = snap.map(|mut s| {
+            s.first_file(file.path());
+            s
+        });
         let mut w = Writer {
             file,
             failed: false,
@@ -161,6 +182,9 @@ impl Writer {
             sampled_freed: 0,
             region_serves: matches!(state::decided(), Recording::Sampled(_)),
             region_live: 0,
+            snap,
+            stack_budget: cfg.stack_memory,
+            last_control_ns: 0,
         };
         w.refresh_modules();
         if fork_gen > 0 {
@@ -168,8 +192,26 @@ impl Writer {
         }
         // The first point of the timeline: where the run stands at its first sample.
         w.tick();
+        if w.snap.is_some() {
+            // A snapshot file is readable as such from its first write.
+            w.write_snapshot(Cause::Start, true);
+        }
         w.flush();
         Ok(w)
+    }
+
+    /// Writes on in a new file at `path` with `header` (a snapshot series' next part).
+    pub(super) fn reopen(&mut self, path: &str, header: &Header) -> std::io::Result<()> {
+        let zstd = Compressor::new().ok();
+        let flags = if zstd.is_some() { FLAG_ZSTD } else { 0 };
+        let bytes = encode_header_with(header, flags);
+        let file = CaptureFile::create(path, self.file.table(), &bytes)?;
+        let old = core::mem::replace(&mut self.file, file);
+        old.close();
+        self.zstd = zstd;
+        self.size = bytes.len() as u64;
+        self.failed = false;
+        Ok(())
     }
 
     /// The capture's descriptor when it sits in the program's table (the fdtable fallback).
@@ -204,7 +246,16 @@ impl Writer {
     pub fn step(&mut self) -> usize {
         let n = self.drain(1 << 16);
         let now = real::now_ns();
-        if now.saturating_sub(self.last_flush) >= FLUSH_NS {
+        if now.saturating_sub(self.last_control_ns) >= FLUSH_NS {
+            self.last_control_ns = now;
+            self.serve_requests();
+        }
+        if self.snap.is_some() {
+            self.snapshot_step(now);
+            if now.saturating_sub(self.last_flush) >= FLUSH_NS {
+                self.flush();
+            }
+        } else if now.saturating_sub(self.last_flush) >= FLUSH_NS {
             self.tick();
             self.flush();
         } else if self.early_tick_due(now) == Some(0) {
@@ -241,6 +292,9 @@ impl Writer {
             });
         }
         self.tick();
+        if self.snap.is_some() {
+            self.write_snapshot(Cause::End, false);
+        }
         let t = self.rel(real::now_ns());
         self.chunk.push(&Record::End {
             t,
@@ -295,7 +349,7 @@ impl Writer {
     /// and disk, or leave a gap the reader cannot cross. So does a block that would take the
     /// file past `MEMSHIM_MAX_SIZE`: it is not written, and a last small block in the room kept
     /// for it says why (an EXTENSION_STOPPED record), so readers do not take the file for cut.
-    fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         self.frame_chunk();
         let (out, cuts) = (
             core::mem::take(&mut self.out),
@@ -316,6 +370,13 @@ impl Writer {
                     break;
                 }
                 start = cut;
+            }
+            if matches!(result, Ok(false)) && self.roll_over() {
+                // The series goes on in its next file, which holds everything again.
+                self.out.clear();
+                self.cuts.clear();
+                self.last_flush = real::now_ns();
+                return;
             }
             let why = match result {
                 Ok(true) => None,

@@ -171,6 +171,25 @@ impl CaptureFile {
         &self.path
     }
 
+    /// Which descriptor table the capture lives in.
+    pub fn table(&self) -> Table {
+        self.table
+    }
+
+    /// Closes the capture (a snapshot series moving on to its next file), if the descriptor is
+    /// still ours in this writer's table; otherwise leaves the number alone (it may be the
+    /// program's now).
+    pub fn close(self) {
+        let ours = match self.table {
+            Table::Private => self.owner == current_writer(),
+            Table::Shared => fdtable::identity(self.fd) == Some(self.id),
+        };
+        if ours {
+            // SAFETY: our own descriptor, checked just above.
+            unsafe { libc::close(self.fd) };
+        }
+    }
+
     /// Makes the descriptor usable by the writer thread running now: a private table of an
     /// earlier writer is gone with it, and in a shared table the program may have closed or
     /// replaced ours. Reopens the file by path, refusing any file but ours.

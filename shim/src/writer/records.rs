@@ -26,6 +26,18 @@ impl Writer {
                     self.region_live += ev.size;
                 }
                 let inherited = ev.is_inherited();
+                if self.snap.is_some() {
+                    self.aggregate_alloc(
+                        t,
+                        stack,
+                        frames,
+                        ev.nframes as usize,
+                        ev.addr,
+                        ev.size,
+                        inherited,
+                    );
+                    return;
+                }
                 self.chunk.push(&Record::Alloc {
                     t: if inherited { 0 } else { t },
                     tid: ev.tid,
@@ -41,6 +53,10 @@ impl Writer {
                 if self.region_serves {
                     self.region_live = self.region_live.saturating_sub(ev.size);
                 }
+                if let Some(s) = self.snap.as_mut() {
+                    s.agg.free(ev.addr);
+                    return;
+                }
                 self.chunk.push(&Record::Free {
                     t,
                     tid: ev.tid,
@@ -49,6 +65,11 @@ impl Writer {
                 });
             }
             EventKind::Munmap => {
+                if let Some(s) = self.snap.as_mut() {
+                    // A mapping unmapped from its start; a partial unmap keeps it live.
+                    s.agg.free(ev.addr);
+                    return;
+                }
                 self.chunk.push(&Record::Munmap {
                     t,
                     tid: ev.tid,
@@ -63,6 +84,9 @@ impl Writer {
                 let bytes: Vec<u8> = frames.iter().flat_map(|w| w.to_ne_bytes()).collect();
                 let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
                 let name = String::from_utf8_lossy(&bytes[..end]).into_owned();
+                if let Some(s) = self.snap.as_mut() {
+                    s.note_thread(ev.tid, &name);
+                }
                 self.chunk.push(&Record::Thread { tid: ev.tid, name });
             }
             EventKind::PyFinalizing => {
@@ -70,12 +94,17 @@ impl Writer {
                     t,
                     marker: memshim_format::Marker::PythonFinalizing,
                 });
+                // What is live as finalization begins is what the program left.
+                self.write_snapshot(memshim_format::snapshot::Cause::Finalizing, false);
             }
             EventKind::PyCode => {
                 // SAFETY: PyCode events point at arena bytes written before the push.
                 let blob = unsafe { crate::transport::arena::get(ev.addr, ev.size) };
                 if let Some(code) = crate::transport::pycode::decode(blob) {
                     if self.codes.insert(code.id) {
+                        if let Some(s) = self.snap.as_mut() {
+                            s.note_code(&code);
+                        }
                         self.chunk.push(&Record::PyCode(code));
                     }
                 }
@@ -103,6 +132,10 @@ impl Writer {
         });
         for (addr, size, tid, kind, frames) in live {
             let stack = self.intern(&frames, frames.len());
+            if self.snap.is_some() {
+                self.aggregate_alloc(0, stack, &frames, frames.len(), addr, size, true);
+                continue;
+            }
             self.chunk.push(&Record::Alloc {
                 t: 0,
                 tid,
@@ -117,6 +150,34 @@ impl Writer {
                 self.frame_chunk();
             }
         }
+    }
+
+    /// Snapshot mode: an allocation goes into the aggregates instead of the capture.
+    #[allow(clippy::too_many_arguments)]
+    fn aggregate_alloc(
+        &mut self,
+        t: u64,
+        stack: u64,
+        words: &[u64],
+        native: usize,
+        addr: u64,
+        size: u64,
+        inherited: bool,
+    ) {
+        let Some(mut s) = self.snap.take() else {
+            return;
+        };
+        s.agg.alloc(
+            t,
+            stack,
+            words,
+            native,
+            addr,
+            size,
+            inherited,
+            &mut |w, n| self.intern(w, n),
+        );
+        self.snap = Some(s);
     }
 
     /// The id of a stack given as `native` return addresses followed by Python frame words.

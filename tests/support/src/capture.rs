@@ -145,6 +145,24 @@ impl Capture {
             .sum()
     }
 
+    /// The snapshots of a snapshot capture, in order (each must decode).
+    pub fn snapshots(&self) -> Vec<memshim_format::snapshot::Snapshot> {
+        self.records
+            .iter()
+            .filter_map(memshim_format::snapshot::Snapshot::from_record)
+            .map(|s| s.expect("a snapshot that decodes"))
+            .collect()
+    }
+
+    /// A named value of the header's `extra`.
+    pub fn extra(&self, name: &str) -> Option<&str> {
+        self.header
+            .extra
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn count(&self, pred: impl Fn(&Record) -> bool) -> usize {
         self.records.iter().filter(|r| pred(r)).count()
     }
