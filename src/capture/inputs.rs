@@ -34,7 +34,7 @@ fn expand_names(args: &[String]) -> Result<Vec<PathBuf>> {
             .filter_map(|e| {
                 let n = e.file_name().into_string().ok()?;
                 let pid = n.strip_prefix(pre)?.strip_suffix(post)?;
-                Some((pid_and_seq(pid)?, e.path()))
+                Some((pid_and_seq_or_part(pid)?, e.path()))
             })
             .collect();
         if found.is_empty() {
@@ -46,6 +46,19 @@ fn expand_names(args: &[String]) -> Result<Vec<PathBuf>> {
         out.extend(found.into_iter().map(|(_, p)| p));
     }
     Ok(out)
+}
+
+/// [`pid_and_seq`], also of a later file of a rolled-over snapshot series (`1234.part3`,
+/// `1234.2.part3`): its process's capture, read with the rest of its series.
+pub fn pid_and_seq_or_part(s: &str) -> Option<(u64, u64)> {
+    if let Some((head, part)) = s.rsplit_once(".part") {
+        if !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+            // Repeated: today's shim names a part after the oldest file it keeps
+            // (`1234.part2.part4`).
+            return pid_and_seq_or_part(head);
+        }
+    }
+    pid_and_seq(s)
 }
 
 /// `1234` -> (1234, 0); `1234.2` -> (1234, 2).
@@ -64,5 +77,14 @@ mod tests {
         assert_eq!(super::pid_and_seq("1234.2"), Some((1234, 2)));
         assert_eq!(super::pid_and_seq("12a"), None);
         assert_eq!(super::pid_and_seq("1.2.3"), None);
+        assert_eq!(super::pid_and_seq("1234.part3"), None);
+        assert_eq!(super::pid_and_seq_or_part("1234.part3"), Some((1234, 0)));
+        assert_eq!(super::pid_and_seq_or_part("1234.2.part3"), Some((1234, 2)));
+        assert_eq!(super::pid_and_seq_or_part("1234.part"), None);
+        assert_eq!(super::pid_and_seq_or_part("1234"), Some((1234, 0)));
+        assert_eq!(
+            super::pid_and_seq_or_part("1234.part2.part4"),
+            Some((1234, 0))
+        );
     }
 }
