@@ -55,9 +55,9 @@ pub fn parts(path: &Path) -> Vec<PathBuf> {
             (i == id).then_some((n, p))
         })
         .collect();
-    if !found.iter().any(|(n, _)| *n == part) {
-        found.push((part, path.to_path_buf()));
-    }
+    // The named file is its part, whatever else claims that place (a copy of it).
+    found.retain(|(n, _)| *n != part);
+    found.push((part, path.to_path_buf()));
     found.sort();
     found.dedup_by_key(|(n, _)| *n);
     found.into_iter().map(|(_, p)| p).collect()
