@@ -353,3 +353,36 @@ fn the_exports_read_a_running_process_as_its_newest_snapshot() {
     let svg = std::fs::read_to_string(out("peak.svg")).unwrap();
     assert!(svg.contains("peak_fn"), "the peak's flamegraph has peak_fn");
 }
+
+#[test]
+fn a_restarted_recording_says_allocations_before_it_are_not_counted() {
+    let f = fixture("snap-restart");
+    let p = f.dir.join("restart.msh");
+    let mut c = snapshot_file(
+        &f,
+        &snapshot_header("s5", 1, 1_000_000_000),
+        build_id(&f.bin),
+    );
+    service(&mut c, 0, 9);
+    // Stopped at 10 s, started again at 12 s: the counters start over from the restart.
+    let s = memshim_format::snapshot::Snapshot {
+        t: 12_000_000_000,
+        seq: 10,
+        cause: Cause::Start,
+        complete: true,
+        live_bytes: 0,
+        high_bytes: 0,
+        high_t: 12_000_000_000,
+        counted_from: 12_000_000_000,
+        sites: vec![site(LEAKY, 2, 2, 2)],
+    };
+    c.push(s.to_record());
+    c.write(&p);
+    let v = report_json(&[p.to_str().unwrap()]);
+    assert_eq!(v["snapshots"]["counted_from_s"], 12.0, "{}", v["snapshots"]);
+    let out = stdout(&run(&["report", p.to_str().unwrap()]));
+    assert!(
+        out.contains("counted    allocations from before 12.00 s are not counted"),
+        "{out}"
+    );
+}
