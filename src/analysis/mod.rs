@@ -270,6 +270,11 @@ impl Analysis {
                 let t = self.snap.as_ref().map_or(t, |s| s.t(t));
                 if !self.window.after(t) {
                     self.time(t);
+                    // The process ended even if its snapshot at exit is missing (a rollover at
+                    // exit can lose it): its newest snapshot is what it left.
+                    if let Some(s) = &mut self.snap {
+                        s.ended = true;
+                    }
                 }
                 self.dropped = dropped;
                 self.end = match how {
