@@ -208,7 +208,8 @@ fn the_files_of_a_rolled_over_series_read_as_one_run_in_part_order() {
         true,
         vec![site(CLEAN, 500, 500, 500)],
     );
-    c.write(&f.dir.join("other.msh"));
+    // Named like a part of it, so that its header is what tells it apart.
+    c.write(&f.dir.join("svc.part3.msh"));
 
     for args in [
         vec![two.to_str().unwrap()],

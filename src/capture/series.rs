@@ -1,6 +1,8 @@
 //! Snapshot captures that rolled over (`MEMSHIM_MODE=snapshots` past `MEMSHIM_MAX_SIZE`): the
 //! files of one series, found next to the one named, read as one run in the order of their
-//! parts. Files are told apart by their headers (`series`, `part`), not by their names.
+//! parts. The files looked at are those whose names begin like the one named (the shim names
+//! each part after the first file); which belong, and in what order, their headers say
+//! (`series`, `part`).
 
 use std::fs::File;
 use std::io::BufReader;
@@ -34,7 +36,8 @@ fn header_of(path: &Path) -> Option<Header> {
 }
 
 /// The files of `path`'s series in part order (`path` alone for an event capture): the
-/// regular files in its directory with the same extension and series.
+/// regular files in its directory with the same extension, a name that begins like its own
+/// (up to `.part`, or its extension), and the same series.
 pub fn parts(path: &Path) -> Vec<PathBuf> {
     let Some((id, part)) = header_of(path).as_ref().and_then(series_of) else {
         return vec![path.to_path_buf()];
@@ -44,10 +47,30 @@ pub fn parts(path: &Path) -> Vec<PathBuf> {
         _ => PathBuf::from("."),
     };
     let ext = path.extension().map(|e| e.to_os_string());
+    // The shim names every part after the series' first file (`NAME.msh`, `NAME.part2.msh`):
+    // only the names that begin like it are worth reading the header of.
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let first = match name.find(".part") {
+        Some(i) => &name[..i],
+        None => stem,
+    };
+    let prefix = format!("{first}.");
     let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
         .map(|e| e.path())
         .filter(|p| p.extension().map(|e| e.to_os_string()) == ext && p.is_file())
         .filter_map(|p| {
