@@ -1,14 +1,18 @@
-/* malloc/free pairs, 16 B - 4 KiB, timed by the program's own clocks.
+/* malloc/free pairs, 16 B - 4 KiB (or the mixed 16 B - 128 KiB sizes), timed by the program's
+ * own clocks.
  *
  * Used two ways:
  *  - as an executable (benches/malloc_pair.rs runs it with and without LD_PRELOAD=libmemshim.so):
- *        malloc_pair THREADS PAIRS_PER_THREAD [LEAK_MIB]
+ *        malloc_pair THREADS PAIRS_PER_THREAD [LEAK_MIB [large]]
  *  - built with -DPAIRS_LIB as a shared library that scripts/bench-peers loads from Python through
  *    ctypes (so Python-only tools such as memray and Fil can run the same loop):
  *        run_pairs(threads, pairs_per_thread, leak_mib)
+ *        run_pairs_large(threads, pairs_per_thread, leak_mib)
  *
  * Each thread runs 50,000 warm-up pairs, then PAIRS timed pairs: p = malloc(size); touch one byte;
- * free(p), the sizes cycling through 4096 pseudo-random values in [16, 4096]. Reported per pair:
+ * free(p), the sizes cycling through 4096 pseudo-random values in [16, 4096]. run_pairs_large's
+ * sizes (issue 17's loop, where the sampled path dominates): 60% in [16, 128], 30% up to 1 KiB,
+ * 9% up to 16 KiB, 1% up to 128 KiB, about 1.7 KiB on average. Reported per pair:
  * wall ns (CLOCK_MONOTONIC), thread CPU ns (CLOCK_THREAD_CPUTIME_ID) and TSC ticks (rdtsc, a
  * constant-rate reference clock, not core cycles), averaged over threads.
  *
@@ -22,6 +26,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <x86intrin.h>
 
@@ -77,12 +82,12 @@ __attribute__((noinline)) void *leak_blocks(long mib) {
     return last;
 }
 
-int run_pairs(int threads, long pairs, long leak_mib) {
-    unsigned x = 12345;
-    for (int i = 0; i < NSIZES; i++) {
-        x = x * 1103515245u + 12345u;
-        sizes[i] = 16 + (x >> 8) % (4096 - 16 + 1);
-    }
+static size_t uniform(unsigned *x, size_t lo, size_t hi) {
+    *x = *x * 1103515245u + 12345u;
+    return lo + (*x >> 8) % (hi - lo + 1);
+}
+
+static int run(int threads, long pairs, long leak_mib) {
     if (leak_mib > 0) leak_blocks(leak_mib);
     if (threads < 1 || threads > 64) threads = 1;
     pthread_t th[64];
@@ -104,12 +109,32 @@ int run_pairs(int threads, long pairs, long leak_mib) {
     return 0;
 }
 
+int run_pairs(int threads, long pairs, long leak_mib) {
+    unsigned x = 12345;
+    for (int i = 0; i < NSIZES; i++) sizes[i] = uniform(&x, 16, 4096);
+    return run(threads, pairs, leak_mib);
+}
+
+int run_pairs_large(int threads, long pairs, long leak_mib) {
+    unsigned x = 12345, pick = 777;
+    for (int i = 0; i < NSIZES; i++) {
+        unsigned r = (unsigned)uniform(&pick, 0, 99);
+        sizes[i] = r < 60 ? uniform(&x, 16, 128)
+                 : r < 90 ? uniform(&x, 129, 1024)
+                 : r < 99 ? uniform(&x, 1025, 16384)
+                          : uniform(&x, 16385, 131072);
+    }
+    return run(threads, pairs, leak_mib);
+}
+
 #ifndef PAIRS_LIB
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s THREADS PAIRS_PER_THREAD [LEAK_MIB]\n", argv[0]);
+        fprintf(stderr, "usage: %s THREADS PAIRS_PER_THREAD [LEAK_MIB [large]]\n", argv[0]);
         return 2;
     }
-    return run_pairs(atoi(argv[1]), atol(argv[2]), argc > 3 ? atol(argv[3]) : 0);
+    long leak = argc > 3 ? atol(argv[3]) : 0;
+    if (argc > 4 && strcmp(argv[4], "large") == 0) return run_pairs_large(atoi(argv[1]), atol(argv[2]), leak);
+    return run_pairs(atoi(argv[1]), atol(argv[2]), leak);
 }
 #endif

@@ -1,9 +1,10 @@
 """Workloads of scripts/bench-peers (the pure-Python one is scripts/bench-python-workload.py).
 
-  cpairs LIB THREADS PAIRS LEAK_MIB
+  cpairs LIB THREADS PAIRS LEAK_MIB [large]
       the C malloc/free microbenchmark (benches/malloc_pair.c built as a shared library), called
       through ctypes so that Python-only profilers (memray, Fil) can run it too. The C code leaks
-      LEAK_MIB MiB from leak_blocks() (Python caller: call_pairs).
+      LEAK_MIB MiB from leak_blocks() (Python caller: call_pairs). Sizes 16 B-4 KiB, or with
+      `large` 16 B-128 KiB (60% up to 128 B, 30% up to 1 KiB, 9% up to 16 KiB, 1% up to 128 KiB).
   serve EXT_DIR REQUESTS THREADS ARRAY_MB
       a model-serving-like loop: per request a float32 array of ARRAY_MB MB, copies, slices and
       temporaries, a 64-entry LRU cache of feature slices, a JSON response, and the native
@@ -16,22 +17,42 @@
       of 512 KiB entries, and 4 native calls (normalize 3 times, score_tokens once: it leaks
       64 KiB per call). Baseline peak RSS about 140 MB.
 
-Each prints a line with `leaked=BYTES` (the truth) and a checksum.
+Each prints a line with `leaked=BYTES` (the truth) and a checksum, and last a line
+`region_rss=BYTES`: what is resident of memshim's sample region (its fixed range, see
+shim/src/sys/region.rs) just before exit, from /proc/self/smaps (0 without the shim).
 """
 import sys
 
+# memshim's sample region: [BASE, BASE + REGION_LEN) in shim/src/sys/region.rs.
+REGION = (0x2000_0000_0000, 0x4000_0000_0000)
 
-def call_pairs(lib, threads, pairs, leak_mib):
+
+def region_rss():
+    """Resident bytes of the mappings inside memshim's region, from /proc/self/smaps."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split(None, 1)[0]
+            if "-" in head and not head.endswith(":"):
+                a, b = (int(v, 16) for v in head.split("-"))
+                inside = REGION[0] <= a and b <= REGION[1]
+            elif inside and head == "Rss:":
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def call_pairs(lib, threads, pairs, leak_mib, large):
     import ctypes
 
     so = ctypes.CDLL(lib)
-    so.run_pairs.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_long]
-    return so.run_pairs(threads, pairs, leak_mib)
+    run = so.run_pairs_large if large else so.run_pairs
+    run.argtypes = [ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    return run(threads, pairs, leak_mib)
 
 
 def cpairs(argv):
     lib, threads, pairs, leak_mib = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
-    sys.exit(call_pairs(lib, threads, pairs, leak_mib))
+    return call_pairs(lib, threads, pairs, leak_mib, argv[4:] == ["large"])
 
 
 def serve(argv):
@@ -125,4 +146,6 @@ def servebig(argv):
 
 
 if __name__ == "__main__":
-    {"cpairs": cpairs, "serve": serve, "servebig": servebig}[sys.argv[1]](sys.argv[2:])
+    rc = {"cpairs": cpairs, "serve": serve, "servebig": servebig}[sys.argv[1]](sys.argv[2:])
+    print(f"region_rss={region_rss()}", flush=True)
+    sys.exit(rc or 0)

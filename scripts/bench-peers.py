@@ -40,6 +40,7 @@ TOP = 5  # a leak counts as found when a matching site is among the tool's top 5
 def workloads(scale):
     """name -> (argv, leak markers or None). Markers: (native function, its only Python caller)."""
     pairs = str(max(20_000, int(1_000_000 * scale)))
+    large_pairs = str(max(60_000, int(3_000_000 * scale)))
     leak_mib = str(max(1, int(48 * scale)))
     requests = str(max(20, int(800 * scale)))
     c_leak = ("leak_blocks", "call_pairs")
@@ -47,6 +48,8 @@ def workloads(scale):
     return {
         "c-1t": ([PY, WL_SCRIPT, "cpairs", LIBPAIRS, "1", pairs, leak_mib], c_leak),
         "c-2t": ([PY, WL_SCRIPT, "cpairs", LIBPAIRS, "2", pairs, leak_mib], c_leak),
+        "c128k-1t": ([PY, WL_SCRIPT, "cpairs", LIBPAIRS, "1", large_pairs, leak_mib, "large"], c_leak),
+        "c128k-2t": ([PY, WL_SCRIPT, "cpairs", LIBPAIRS, "2", large_pairs, leak_mib, "large"], c_leak),
         "py-alloc": ([PY, PY_ALLOC, str(max(1, int(10 * scale)))], None),
         "serve": ([PY, WL_SCRIPT, "serve", BUILD, requests, "1", "2"], serve_leak),
         "serve-2t": ([PY, WL_SCRIPT, "serve", BUILD, requests, "2", "2"], serve_leak),
@@ -163,6 +166,9 @@ def run_one(tool, cmd, rundir, timeout):
     m = re.search(r"leaked=(\d+)", stdout)
     if m:
         res["truth_leaked"] = int(m.group(1))
+    m = re.search(r"region_rss=(\d+)", stdout)
+    if m:
+        res["region_rss"] = int(m.group(1))
     m = re.search(r"cpu_ns=([\d.]+)", stdout)
     if m:
         res["loop_cpu_ns_per_pair"] = float(m.group(1))
@@ -369,6 +375,9 @@ def summarize(results, tools, wls, baseline_of):
                 row[name] = med([r[key] for r in ok])
                 row[name + "_ratio"] = row[name] / med([r[key] for r in base]) if base else None
             row["capture_bytes"] = med([r["capture_bytes"] for r in ok])
+            region = [r["region_rss"] for r in ok if "region_rss" in r]
+            if region:
+                row["region_rss"] = med(region)
             loop = [r["loop_cpu_ns_per_pair"] for r in ok if "loop_cpu_ns_per_pair" in r]
             bloop = [r["loop_cpu_ns_per_pair"] for r in base if "loop_cpu_ns_per_pair" in r]
             if loop and bloop:
@@ -393,18 +402,18 @@ def summarize(results, tools, wls, baseline_of):
 
 def markdown(rows):
     out = [
-        "| workload | tool | wall x | CPU x | peak RSS x | written | in-loop ns/pair x | leak found (top 5) | leak estimate error |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| workload | tool | wall x | CPU x | peak RSS x | region resident at exit | written | in-loop ns/pair x | leak found (top 5) | leak estimate error |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "failed" in r:
-            out.append(f"| {r['workload']} | {r['tool']} | failed: {r['failed'][:120]} | | | | | | |")
+            out.append(f"| {r['workload']} | {r['tool']} | failed: {r['failed'][:120]} | | | | | | | |")
             continue
         f = lambda k: f"{r[k]:.2f}" if r.get(k) is not None else "-"
         if r["tool"].startswith("none"):
             abs_ = f"{r['wall']:.2f} s wall, {r['cpu']:.2f} s CPU, {r['rss'] / 1024:.0f} MiB"
-            out.append(f"| {r['workload']} | {r['tool']} | {abs_} | | | | {r.get('loop_ns', 0):.1f} ns | | |" if "loop_ns" in r
-                       else f"| {r['workload']} | {r['tool']} | {abs_} | | | | | | |")
+            out.append(f"| {r['workload']} | {r['tool']} | {abs_} | | | | | {r.get('loop_ns', 0):.1f} ns | | |" if "loop_ns" in r
+                       else f"| {r['workload']} | {r['tool']} | {abs_} | | | | | | | |")
             continue
         leak = "-"
         err = "-"
@@ -420,6 +429,7 @@ def markdown(rows):
                     err += f" (max abs {r['leak_error_max_abs'] * 100:.1f}%)"
         out.append(
             f"| {r['workload']} | {r['tool']} | {f('wall_ratio')} | {f('cpu_ratio')} | {f('rss_ratio')} | "
+            f"{fmt_bytes(r['region_rss']) if r.get('region_rss') is not None else '-'} | "
             f"{fmt_bytes(r['capture_bytes']) if r['capture_bytes'] else '-'} | {f('loop_ratio')} | {leak} | {err} |"
         )
     return "\n".join(out)
@@ -470,7 +480,8 @@ def main():
     ap.add_argument("--massif-scale", type=float, default=0.05, help="workload size under massif (default 0.05)")
     ap.add_argument("--massif-runs", type=int, default=3, help="rounds of massif and its baseline (default 3)")
     ap.add_argument("--tools", default=",".join(ALL_TOOLS + ["massif"]), help="comma-separated (default: all)")
-    ap.add_argument("--workloads", default="c-1t,c-2t,py-alloc,serve,serve-2t,serve-big", help="comma-separated (default: all)")
+    ap.add_argument("--workloads", default="c-1t,c-2t,c128k-1t,c128k-2t,py-alloc,serve,serve-2t,serve-big",
+                    help="comma-separated (default: all)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds before a run is killed (default 300)")
     ap.add_argument("--out", default=os.environ.get("BENCH_RESULTS", os.path.join(ROOT, "bench-results")),
                     help="directory of the results files (default bench-results/, or $BENCH_RESULTS)")
@@ -524,6 +535,7 @@ def main():
                 err = lk.get("rel_error")
                 note = f"  leak found={lk['found']} rank={lk['rank']} err=" + (f"{err * 100:+.1f}%" if err is not None else "-")
             print(f"  {wl:<9} {key:<18} wall {r['wall_s']:7.2f} s  cpu {r['cpu_s']:7.2f} s  rss {r['maxrss_kib'] / 1024:7.1f} MiB"
+                  f"  region {r.get('region_rss', 0) / 1048576:5.1f} MiB"
                   f"  wrote {fmt_bytes(r['capture_bytes']):>10}{note}", flush=True)
         results[wl][key].append(r)
         if tool != "none":

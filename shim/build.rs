@@ -21,4 +21,11 @@ fn main() {
         .flag("-fvisibility=hidden")
         .opt_level(2)
         .compile("memshim_thread_start");
+    // The wheel's build links with zig (glibc 2.28's symbols), which would put LLVM's libunwind
+    // inside the shim; naming libgcc_s's file keeps libgcc's unwinder (it finds unwind tables
+    // without the loader's lock), as a native build links it. scripts/build-wheel.sh sets it.
+    println!("cargo:rerun-if-env-changed=MEMSHIM_LINK_LIBGCC_S");
+    if let Some(gcc_s) = std::env::var_os("MEMSHIM_LINK_LIBGCC_S").filter(|p| !p.is_empty()) {
+        println!("cargo:rustc-cdylib-link-arg={}", gcc_s.to_string_lossy());
+    }
 }

@@ -35,6 +35,7 @@ enum Command {
     Bundle(cmd::bundle::Args),
     Serve(cmd::serve::Args),
     Ctl(cmd::ctl::Args),
+    Check(cmd::check::Args),
 }
 
 fn main() {
@@ -60,6 +61,7 @@ fn main() {
         Command::Bundle(a) => cmd::bundle::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Ctl(a) => cmd::ctl::run(a),
+        Command::Check(a) => cmd::check::run(a),
     };
     match result {
         Ok(()) => {}

@@ -157,6 +157,9 @@ fn readme_sample_output_is_what_the_demo_prints() {
     let report = run(&["report", caps[0].to_str().unwrap(), "--top", "5"]);
     assert!(report.status.success(), "{}", stderr(&report));
     let text = format!("{}{}", stdout(&ran), stdout(&report));
+    // Whether the steady leak is also called growing depends on how long the run took (the
+    // machine's load), and both are true of the demo: the README shows "leaked".
+    let text = text.replace(", leaked and growing", ", leaked");
     let real: Vec<&str> = text.lines().collect();
     let sample = readme_sample();
     assert!(

@@ -47,6 +47,14 @@ fn memshim_in(dir: &Path, args: &[&str]) -> String {
         .expect("memshim runs"))
 }
 
+/// The demo leaks at a steady pace: whether its leak is also called growing depends on how many
+/// timeline checkpoints the run spans, so on how fast the machine ran it (a loaded 2-core
+/// machine runs it long enough to qualify). Both are true of the demo; the golden file and the
+/// README show the shorter run's words.
+fn steady_leak_as_leaked(text: &str) -> String {
+    text.replace(", leaked and growing", ", leaked")
+}
+
 /// The report with this machine's paths named, size units masked and every run of digits one
 /// `0`.
 fn masked(text: &str) -> String {
@@ -61,6 +69,7 @@ fn masked(text: &str) -> String {
         .replace(" MiB", " <unit>")
         .replace(" GiB", " <unit>")
         .replace(" B ", " <unit> ");
+    let text = steady_leak_as_leaked(&text);
     let mut out = String::new();
     let mut digits = false;
     for c in text.chars() {
@@ -86,13 +95,15 @@ fn the_demo_report_is_the_golden_one_and_fits_a_screen() {
         return;
     };
     let text = memshim_in(&dir, &["report", &cap]);
-    // The header, the leaks and growing sections: what the program did. The sections after
-    // them rank the interpreter's own small allocations (held and kept at exit, the peak's and
-    // the churn's smaller rows), whose near-equal sites trade places from run to run with the
+    // The header and the leaks: what the program did. The growing section is left out: the
+    // demo's steady leak counts as growing only when the run spans enough timeline checkpoints,
+    // which depends on the machine's speed (see steady_leak_as_leaked). The sections after it
+    // rank the interpreter's own small allocations (held and kept at exit, the peak's and the
+    // churn's smaller rows), whose near-equal sites trade places from run to run with the
     // environment's size and the hash seed.
     let stable: String = text
         .lines()
-        .take_while(|l| !l.starts_with("== Held at exit"))
+        .take_while(|l| !l.starts_with("== Growing"))
         .map(|l| format!("{l}\n"))
         .collect();
     let got = masked(&stable);

@@ -82,7 +82,7 @@ fn bad_rate_warns_once_and_uses_the_default() {
         let caps = one_warning("bad-rate", &[("MEMSHIM_RATE", bad)], "MEMSHIM_RATE");
         let caps = captures(&caps);
         let cap = only(&caps);
-        assert_eq!(cap.interval(), 512 << 10, "{bad}: falls back to 512K");
+        assert_eq!(cap.rate(), 512 << 10, "{bad}: falls back to 512K");
         assert!(cap.allocs().count() > 0);
     }
 }
@@ -132,7 +132,7 @@ fn good_settings_are_taken_silently() {
         assert_same(&plain, &o, rate);
         let caps = captures(&caps);
         let cap = only(&caps);
-        assert_eq!(cap.interval(), interval, "{rate}");
+        assert_eq!(cap.rate(), interval, "{rate}");
         assert_eq!(cap.header.stack_depth, 7);
         assert_eq!(cap.header.seed, Some(SEED.parse().unwrap()));
         assert!(cap.stacks().values().all(|f| !f.is_empty() && f.len() <= 7));

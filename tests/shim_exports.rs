@@ -142,10 +142,11 @@ fn the_version_script_lists_exactly_what_exports_rs_defines() {
         "exports.map and shim/src/exports/mod.rs disagree"
     );
     // Nothing but interposed C names and documented entry points.
-    for name in &defined {
+    let readme = shim_file("README.md");
+    for name in defined.iter().filter(|n| n.starts_with("memshim_")) {
         assert!(
-            !name.starts_with("memshim_") || name.starts_with("memshim_debug_"),
-            "{name}: a memshim_* entry point must be documented as one (README's list)"
+            name.starts_with("memshim_debug_") || readme.contains(name.as_str()),
+            "{name}: a memshim_* entry point must be documented in the README"
         );
     }
 }

@@ -51,7 +51,7 @@ fn known_64mib_from_big_allocator() {
         let b: Vec<Alloc> = cap.allocs().filter(|a| big.contains(&a.stack)).collect();
         let o: Vec<Alloc> = cap.allocs().filter(|a| other.contains(&a.stack)).collect();
         if rate.is_none() {
-            assert_eq!(cap.interval(), 512 << 10);
+            assert_eq!(cap.rate(), 512 << 10);
             within(cap.est_bytes(b.iter()), 64.0 * MIB, 0.25, "big_allocator");
             within(cap.est_bytes(o.iter()), 16.0 * MIB, 0.5, "other_allocator");
             // And the same through the CLI's report (symbolized by the CLI, not by nm here).
@@ -63,7 +63,7 @@ fn known_64mib_from_big_allocator() {
             within(b2, 64.0 * MIB, 0.25, "report: big_allocator");
             within(o2, 16.0 * MIB, 0.5, "report: other_allocator");
         } else {
-            assert_eq!(cap.interval(), 0);
+            assert_eq!(cap.rate(), 0);
             assert_eq!(b.len(), nbig, "all mode: one record per allocation");
             assert_eq!(o.len(), nother);
             assert_eq!(b.iter().map(|a| a.size).sum::<u64>(), 64 << 20);

@@ -23,7 +23,8 @@
 //! With `FLAG_ZSTD` the bytes after the header are checksummed blocks, each one zstd frame whose
 //! content is whole chunks ([`stream`]; version 2 wrote the blocks as one zstd stream): the chunk
 //! checksums and the truncation rule below apply to the decompressed chunks. Version 1 files
-//! (never compressed) and version 2 files (hot records in plain postcard) still decode.
+//! (never compressed), version 2 files (hot records in plain postcard) and version 3 files (no
+//! user marks, [`Marker::User`]) still decode.
 //!
 //! The writer (one thread per process) flushes every 80 ms (the shim's `FLUSH_NS`) and on every
 //! exit path (`exit`, `_exit`, `exec`): it frames what it has into chunks and appends each block

@@ -128,7 +128,16 @@ pub enum Marker {
     RecordingStopped,
     /// Recording started again (`memshim ctl PID start`) after a stop or a paused start.
     RecordingStarted,
+    /// The program marked this moment (`memshim_mark`, Python's `memshim.mark`): `label` as
+    /// given, cut to [`MARK_LABEL_MAX`] bytes (at a character boundary), and the kernel's id of
+    /// the thread that marked. In the record stream it stands after every event the shim took
+    /// before the call returned and before every one it took after: a window between two marks
+    /// is exact in record order, whatever the clock's resolution (version 4).
+    User { label: String, thread: u32 },
 }
+
+/// The longest label a [`Marker::User`] keeps, in bytes.
+pub const MARK_LABEL_MAX: usize = 56;
 
 /// How the capture ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,21 +240,21 @@ pub enum Record {
 /// which has no `End`.
 pub const EXTENSION_STOPPED: u32 = 1;
 
-/// Probability that the Poisson byte sampler with mean `interval` bytes (the header's
+/// Probability that the Poisson byte sampler with mean `rate` bytes (the header's
 /// [`rate`](crate::Header::rate); 0 for `all`) samples an allocation of `size`.
-pub fn sample_probability(size: u64, interval: u64) -> f64 {
-    if interval == 0 {
+pub fn sample_probability(size: u64, rate: u64) -> f64 {
+    if rate == 0 {
         return 1.0;
     }
-    let p = -(-(size as f64) / interval as f64).exp_m1();
+    let p = -(-(size as f64) / rate as f64).exp_m1();
     if p > 0.0 {
         p
     } else {
-        1.0 / interval as f64
+        1.0 / rate as f64
     }
 }
 
 /// How many allocations one sample of `size` stands for (1 in `all` mode).
-pub fn sample_weight(size: u64, interval: u64) -> f64 {
-    1.0 / sample_probability(size, interval)
+pub fn sample_weight(size: u64, rate: u64) -> f64 {
+    1.0 / sample_probability(size, rate)
 }

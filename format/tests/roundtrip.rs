@@ -53,6 +53,10 @@ fn arb_record() -> impl Strategy<Value = Record> {
         (any::<u64>(), any::<u32>(), any::<u64>(), any::<u64>())
             .prop_map(|(t, tid, addr, len)| Record::Munmap { t, tid, addr, len }),
         (any::<u32>(), ".{0,20}").prop_map(|(tid, name)| Record::Thread { tid, name }),
+        (any::<u64>(), ".{0,20}", any::<u32>()).prop_map(|(t, label, thread)| Record::Marker {
+            t,
+            marker: Marker::User { label, thread }
+        }),
         (
             any::<u64>(),
             any::<u64>(),

@@ -72,6 +72,10 @@ pub struct Config {
     pub unwind: UnwindMode,
     /// Output template made absolute at start (`%p` is the pid), so a later chdir does not move it.
     pub output: String,
+    /// `MEMSHIM_GLIBC_FLOOR=1`: use only what glibc 2.28 has (the wheel's floor), as the shim
+    /// does on such a system: no `_dl_find_object` (2.35; libgcc's unwinder locates the unwind
+    /// tables), no `mallinfo2` (2.33; the heap is read with `mallinfo`).
+    pub glibc_floor: bool,
 }
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
@@ -105,6 +109,7 @@ pub fn init() -> &'static Config {
         python: switch("MEMSHIM_PYTHON"),
         unwind: env("MEMSHIM_UNWIND").map_or(UnwindMode::Fast, |v| parse_unwinder(&v)),
         output: absolute(&env("MEMSHIM_OUTPUT").unwrap_or_else(|| "memshim.%p.msh".into())),
+        glibc_floor: env("MEMSHIM_GLIBC_FLOOR").is_some() && switch("MEMSHIM_GLIBC_FLOOR"),
     })
 }
 

@@ -14,7 +14,7 @@
 //!   size and stack, which also makes the region the table of live samples for a forked child.
 //! - **Stacks** ([`stacks::unwind`]): DWARF CFI turned into compact per-address rules, cached lock-free
 //!   (libgcc for what they cannot express), raw return addresses; symbolized offline by the CLI with the module map ([`sys::modules`]) the writer records.
-//! - **Recording** ([`transport::ring`], [`recorder`], [`writer`]): application threads push fixed-size events
+//! - **Recording** ([`transport::ring`], [`recorder`], [`writer`]): application threads push events (a fixed head, then the stack words they need, in 64-byte units)
 //!   into a lock-free ring and never wait; a full ring drops and counts. One writer thread, started
 //!   on the first event (never in the constructor), interns stacks and appends checksummed chunks
 //!   to the capture (format: the `memshim-format` crate) at least every 80 ms and on every exit.

@@ -53,7 +53,8 @@ static PATIENCE_NS: AtomicU64 = AtomicU64::new(0);
 fn opens_capture(ev: &Event) -> bool {
     match EventKind::from_u8(ev.kind) {
         Some(EventKind::Alloc) => !ev.is_inherited(),
-        Some(EventKind::ThreadName | EventKind::PyCode) => true,
+        // A mark: the program asked for a capture of this moment.
+        Some(EventKind::ThreadName | EventKind::PyCode | EventKind::Mark) => true,
         _ => false,
     }
 }

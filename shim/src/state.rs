@@ -106,6 +106,27 @@ pub fn mode() -> Recording {
     }
 }
 
+/// True while the hooks record (sampled or `all` mode): the shim is loaded, set up and tracing.
+pub fn recording() -> bool {
+    matches!(mode(), Recording::Sampled(_) | Recording::All)
+}
+
+/// Set by `memshim_snapshot`: the writer writes a snapshot (or flushes) at its next round.
+static SNAPSHOT_ASKED: AtomicBool = AtomicBool::new(false);
+
+/// Asks the writer for a snapshot now; false when no capture is being written.
+pub fn ask_snapshot() -> bool {
+    // Relaxed: a request flag the writer polls; it carries no data.
+    SNAPSHOT_ASKED.store(true, Ordering::Relaxed);
+    running()
+}
+
+/// The writer takes the request, if there is one.
+pub fn take_snapshot_request() -> bool {
+    // Relaxed: as in ask_snapshot.
+    SNAPSHOT_ASKED.swap(false, Ordering::Relaxed)
+}
+
 /// What the constructor decided, whatever happened since (the capture's header says this).
 pub fn decided() -> Recording {
     // Relaxed: written once by the constructor, before any thread but the main one exists.

@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use crate::analysis::window::Window;
+use super::time_window::TimeWindow;
+use super::window::WindowArgs;
 use crate::analysis::Analysis;
 use crate::capture::load::Readable;
 use crate::capture::series::stream_series;
@@ -11,33 +12,44 @@ use crate::error::{CliError, Result};
 
 /// Loads one capture into an [`Analysis`].
 pub fn analyze(path: &Path) -> Result<Analysis> {
-    analyze_window(path, Window::default())?.map_err(CliError::new)
+    analyze_any(path)?.map_err(CliError::new)
 }
 
 /// Loads one capture, or gives the one line saying it has nothing readable (for a caller that
 /// reads several and goes on without it).
 pub fn analyze_any(path: &Path) -> Result<std::result::Result<Analysis, String>> {
-    analyze_window(path, Window::default())
+    analyze_windows(path, &WindowArgs::default(), TimeWindow::default())
 }
 
-/// [`analyze_any`], counting only the snapshots inside `window` (an error for an event
-/// capture, which has no snapshots to choose from).
+/// [`analyze_any`] of what happened between two marks (see [`super::window`]); a mark the
+/// window names that the capture lacks is an error.
 pub fn analyze_window(
     path: &Path,
-    window: Window,
+    window: &WindowArgs,
 ) -> Result<std::result::Result<Analysis, String>> {
+    analyze_windows(path, window, TimeWindow::default())
+}
+
+/// [`analyze_window`], counting only the snapshots inside `times` (`--since`, `--until`: an
+/// error for an event capture, which has no snapshots to choose from).
+pub fn analyze_windows(
+    path: &Path,
+    window: &WindowArgs,
+    times: TimeWindow,
+) -> Result<std::result::Result<Analysis, String>> {
+    let mut filter = super::window::Filter::new(window);
     let mut not_snapshots = false;
     let read = stream_series(
         path,
         |h| {
             let mut a = Analysis::new(h.clone());
-            not_snapshots = a.snap.is_none() && !window.is_open();
-            a.window = window;
+            not_snapshots = a.snap.is_none() && !times.is_open();
+            a.times = times;
             a
         },
         |a, h| a.next_file(h),
         |a, r| {
-            if a.snap.is_some() || window.is_open() {
+            if (a.snap.is_some() || times.is_open()) && filter.pass(&r) {
                 a.apply(r)
             }
         },
@@ -50,6 +62,7 @@ pub fn analyze_window(
     }
     match read {
         Readable::Some(mut a, ending) => {
+            filter.check(path)?;
             a.finish_after(&ending);
             Ok(Ok(a))
         }

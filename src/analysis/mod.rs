@@ -2,7 +2,7 @@
 //! short-lived, live at the end, live at the peak, and checkpoints for leak growth.
 //!
 //! Memory grows with distinct stacks and live samples only: a record is applied and dropped.
-//! Estimates weigh each sample by the unbiased weight `1 / (1 - exp(-size / interval))`
+//! Estimates weigh each sample by the unbiased weight `1 / (1 - exp(-size / rate))`
 //! (`memshim_format::sample_weight`); in `all` mode every weight is 1.
 //!
 //! The peak is the highest estimated live total (heap and mappings) reached at any record. What
@@ -16,9 +16,10 @@ pub mod live;
 pub mod live_at;
 pub mod snapshots;
 pub mod ticks;
+pub mod time_window;
 pub mod window;
 
-pub use from_file::{analyze, analyze_any, analyze_window};
+pub use from_file::{analyze, analyze_any, analyze_window, analyze_windows};
 
 use std::collections::HashMap;
 
@@ -33,6 +34,14 @@ use crate::capture::modules::{Addr, ModuleTable};
 
 /// An allocation freed within this long of its allocation counts as short-lived.
 pub const SHORT_LIVED_NS: u64 = 100_000_000;
+
+/// A mark the program made: when, what it said, which thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    pub t: u64,
+    pub label: String,
+    pub thread: u32,
+}
 
 /// What one distinct stack (a site) did.
 #[derive(Debug, Default, Clone)]
@@ -98,13 +107,15 @@ pub struct Analysis {
     /// has it comes after): resolved against the next map that has the address.
     unresolved: Vec<u32>,
     pub forks: Vec<u32>,
+    /// The program's own marks (`memshim.mark`), in order.
+    pub marks: Vec<Mark>,
     pub records: u64,
     /// How the capture ended: `exit`, `_exit`, `signal N`; `truncated` when it did not.
     pub end: String,
     /// A snapshot capture's run (`None` for an event capture).
     pub snap: Option<snapshots::SnapshotRun>,
     /// The snapshots that count (`--since`, `--until`).
-    pub window: window::Window,
+    pub times: time_window::TimeWindow,
 }
 
 impl Analysis {
@@ -117,7 +128,7 @@ impl Analysis {
         }
     }
 
-    pub fn interval(&self) -> u64 {
+    pub fn rate(&self) -> u64 {
         self.header.rate
     }
 
@@ -168,7 +179,7 @@ impl Analysis {
                 if kind == AllocKind::Mmap {
                     self.sites[stack as usize].mmap = true;
                 }
-                let weight = sample_weight(size, self.interval());
+                let weight = sample_weight(size, self.rate());
                 let a = LiveAlloc {
                     size,
                     weight,
@@ -227,7 +238,7 @@ impl Analysis {
                 ..
             } => {
                 let t = self.snap.as_ref().map_or(t, |s| s.t(t));
-                if self.snap.is_some() && (self.window.before(t) || self.window.after(t)) {
+                if self.snap.is_some() && (self.times.before(t) || self.times.after(t)) {
                     return;
                 }
                 self.time(t);
@@ -245,7 +256,7 @@ impl Analysis {
             }
             Record::Marker { t, marker } => {
                 let t = self.snap.as_ref().map_or(t, |s| s.t(t));
-                if !self.window.after(t) {
+                if !self.times.after(t) {
                     self.time(t);
                 }
                 match marker {
@@ -264,11 +275,12 @@ impl Analysis {
                     Marker::Forked { child } => self.forks.push(child),
                     // Recording paused and resumed: the gap's allocations are simply not seen.
                     Marker::RecordingStopped | Marker::RecordingStarted => {}
+                    Marker::User { label, thread } => self.marks.push(Mark { t, label, thread }),
                 }
             }
             Record::End { t, dropped, how } => {
                 let t = self.snap.as_ref().map_or(t, |s| s.t(t));
-                if !self.window.after(t) {
+                if !self.times.after(t) {
                     self.time(t);
                     // The process ended even if its snapshot at exit is missing (a rollover at
                     // exit can lose it): its newest snapshot is what it left.

@@ -94,7 +94,7 @@ impl Analysis {
         };
         let off = run.t_offset;
         let t = data.t + off;
-        if self.window.after(t) {
+        if self.times.after(t) {
             return;
         }
         let idx: Vec<u32> = data.sites.iter().map(|c| self.site_for(c.stack)).collect();
@@ -102,7 +102,7 @@ impl Analysis {
         let run = self.snap.as_mut().expect("checked above");
         run.raw_alloc.resize(n, (0.0, 0.0));
         run.base_alloc.resize(n, (0.0, 0.0));
-        if self.window.before(t) {
+        if self.times.before(t) {
             // Before the window: only its allocation counters count, as the base.
             for (c, &i) in data.sites.iter().zip(&idx) {
                 run.base_alloc[i as usize] = (c.alloc_bytes as f64, c.alloc_count as f64);

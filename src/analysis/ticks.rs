@@ -1,4 +1,4 @@
-//! Memory over time, from the writer's `Tick` records (>= 10 a second), bounded: past
+//! Memory over time, from the writer's `Tick` records (every 80 ms, more often in a run's first 2 s, four per interval in a snapshot capture), bounded: past
 //! [`MAX_POINTS`] points, neighbours are merged keeping each series' maximum, so peaks survive.
 
 /// Most points kept for the timeline.

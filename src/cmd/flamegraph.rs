@@ -39,11 +39,11 @@ pub struct Args {
     #[command(flatten)]
     view: ViewArgs,
     #[command(flatten)]
-    window: crate::cmd::window::WindowArgs,
+    times: crate::cmd::time_window::TimeArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let a = args.window.analyze(&args.capture)?;
+    let a = args.times.analyze(&args.capture)?;
     let style = flamegraph::Style {
         all_frames: args.all_frames,
         full_names: args.full_names,

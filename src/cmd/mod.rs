@@ -2,6 +2,7 @@
 //! print and write what they made.
 
 pub mod bundle;
+pub mod check;
 pub mod ctl;
 pub mod diff;
 pub mod flamegraph;
@@ -12,5 +13,5 @@ pub mod report;
 pub mod run;
 pub mod serve;
 pub mod stats;
+pub mod time_window;
 pub mod timeline;
-pub mod window;

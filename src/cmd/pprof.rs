@@ -22,11 +22,11 @@ pub struct Args {
     #[command(flatten)]
     view: ViewArgs,
     #[command(flatten)]
-    window: crate::cmd::window::WindowArgs,
+    times: crate::cmd::time_window::TimeArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let a = args.window.analyze(&args.capture)?;
+    let a = args.times.analyze(&args.capture)?;
     let p = pprof::profile(&a, &mut Symbolizer::new(), args.view.view());
     // Sample values: alloc_objects, alloc_space, inuse_objects, inuse_space.
     let sum = |i: usize| -> f64 { p.sample.iter().map(|s| s.value[i] as f64).sum() };

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use crate::analysis;
+use crate::analysis::window::WindowArgs;
 use crate::capture::inputs;
 use crate::cmd::output;
 use crate::error::{CliError, Result};
@@ -59,7 +60,9 @@ pub struct Args {
     #[command(flatten)]
     view: ViewArgs,
     #[command(flatten)]
-    window: crate::cmd::window::WindowArgs,
+    window: WindowArgs,
+    #[command(flatten)]
+    times: crate::cmd::time_window::TimeArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -70,7 +73,7 @@ pub enum LeaksAtArg {
 
 pub fn run(args: Args) -> Result<()> {
     let paths = inputs::expand(&args.captures)?;
-    let window = args.window.window()?;
+    let times = args.times.window()?;
     let top = args.top.unwrap_or(match args.format {
         Format::Text => 3,
         Format::Json => 10,
@@ -87,7 +90,7 @@ pub fn run(args: Args) -> Result<()> {
             continue;
         }
         let a = if several {
-            match analysis::analyze_window(p, window)? {
+            match analysis::analyze_windows(p, &args.window, times)? {
                 Ok(a) => a,
                 Err(why) => {
                     eprintln!("memshim: warning: {why}; skipped");
@@ -95,7 +98,7 @@ pub fn run(args: Args) -> Result<()> {
                 }
             }
         } else {
-            analysis::analyze_window(p, window)?.map_err(CliError::new)?
+            analysis::analyze_windows(p, &args.window, times)?.map_err(CliError::new)?
         };
         // One symbolizer per capture: its caches are keyed by the capture's own module indices.
         let r = report::build(&a, &mut Symbolizer::new(), top, args.view.view());

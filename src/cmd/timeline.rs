@@ -15,11 +15,11 @@ pub struct Args {
     #[arg(short, long)]
     output: PathBuf,
     #[command(flatten)]
-    window: crate::cmd::window::WindowArgs,
+    times: crate::cmd::time_window::TimeArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let a = args.window.analyze(&args.capture)?;
+    let a = args.times.analyze(&args.capture)?;
     let what = format!(
         "timeline of pid {}, {} points over {:.2} s, peak RSS {}, peak live {}",
         a.header.pid,

@@ -184,6 +184,22 @@ pub fn svg(a: &Analysis) -> String {
     if let Some(l) = limit {
         super::timeline_limit::draw(&mut o, l, y_max, (LEFT, W - RIGHT, TOP), y);
     }
+    // The program's marks (`memshim.mark`): a thin line each, labelled at the top, staggered so
+    // that marks close together stay readable.
+    for (k, m) in a.marks.iter().enumerate() {
+        let mx = x(units::secs(m.t));
+        let _ = writeln!(
+            o,
+            r##"<g class="mark"><line x1="{mx:.1}" x2="{mx:.1}" y1="{TOP}" y2="{}" stroke="#7f7f7f" stroke-dasharray="2 2"/><text x="{:.1}" y="{}" font-size="11" fill="#555">{}</text><title>mark "{}" at {:.3} s, thread {}</title></g>"##,
+            H - BOTTOM,
+            mx + 3.0,
+            TOP + 26.0 + 13.0 * (k % 4) as f64,
+            xml_escape(&m.label),
+            xml_escape(&m.label),
+            units::secs(m.t),
+            m.thread
+        );
+    }
     // The peak.
     let px = x(peak_t);
     // Keep the label inside the chart: on the left of the line near the right edge.
@@ -203,4 +219,12 @@ pub fn svg(a: &Analysis) -> String {
     );
     o.push_str("</svg>\n");
     o
+}
+
+/// Text as SVG character data.
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

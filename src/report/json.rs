@@ -80,6 +80,11 @@ fn render_events(r: &Report, path: &str) -> Value {
             "live_samples_at_end": s.live_samples,
             "distinct_stacks": s.distinct_stacks,
         },
+        "marks": s.marks.iter().map(|m| json!({
+            "t_s": crate::units::secs(m.t),
+            "label": m.label,
+            "thread": m.thread,
+        })).collect::<Vec<_>>(),
         "leaks_at": "end",
         "leaks_at_s": s.duration_s,
         "leaks_at_note": LEAKS_NOTE,

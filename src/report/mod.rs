@@ -6,6 +6,7 @@ pub mod churn;
 pub mod diff;
 pub mod json;
 pub mod leaks;
+pub mod limits;
 pub mod peak;
 pub mod sections;
 pub mod summary;

@@ -45,6 +45,8 @@ pub struct Summary {
     pub end: String,
     /// A snapshot capture's run (`None` for an event capture).
     pub snapshots: Option<SnapshotSummary>,
+    /// The program's marks (`memshim.mark`) the report saw.
+    pub marks: Vec<crate::analysis::Mark>,
 }
 
 /// What a report says of a snapshot capture's run.
@@ -107,8 +109,9 @@ pub fn build(a: &Analysis, sec: &super::sections::Sections) -> Summary {
             newest_s: r.newest_t.map(units::secs),
             interval_s: units::secs(r.interval_ns),
             counted_from_s: (r.counted_from > 0).then(|| units::secs(r.counted_from)),
-            since_s: a.window.since.map(units::secs),
-            until_s: a.window.until.map(units::secs),
+            since_s: a.times.since.map(units::secs),
+            until_s: a.times.until.map(units::secs),
         }),
+        marks: a.marks.clone(),
     }
 }

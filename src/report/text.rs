@@ -48,6 +48,14 @@ pub fn render(r: &Report, path: &str, style: &Style) -> String {
         )
     };
     let _ = writeln!(o, "sampling   {sampling}");
+    if !s.marks.is_empty() {
+        let marks: Vec<String> = s
+            .marks
+            .iter()
+            .map(|m| format!("{} ({:.2} s)", m.label, crate::units::secs(m.t)))
+            .collect();
+        let _ = writeln!(o, "marks      {}", marks.join(", "));
+    }
     let _ = writeln!(
         o,
         "allocated  {}{est} in {} allocations",

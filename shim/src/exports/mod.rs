@@ -134,6 +134,53 @@ setxid_call! {
 }
 
 // ---- memshim_* entry points (documented in the README) ----
+//
+// A program calls these (Python's `memshim` package finds them with `ctypes.CDLL(None)` when the
+// shim is preloaded). Declared in C as:
+//
+//     int memshim_mark(const char *label);  /* 1: recorded, 0: not (no capture, ring full) */
+//     int memshim_active(void);             /* 1: the shim records this process */
+//     int memshim_snapshot(void);           /* 0: asked; -1: no capture is being written */
+//
+// Each is safe to call from any thread at any time, never blocks (except a mark in `all`
+// mode, which waits for a full ring as that mode's allocations do) and never unwinds.
+
+/// Writes a marker labelled `label` (its first 56 bytes: `MARK_LABEL_MAX`) into this process's
+/// capture, with the time and the calling thread. Returns 1 when it was recorded.
+///
+/// # Safety
+/// `label` is null (an empty label) or points at a NUL-terminated string, or at least at
+/// `MARK_LABEL_MAX` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn memshim_mark(label: *const c_char) -> c_int {
+    let bytes: &[u8] = if label.is_null() {
+        &[]
+    } else {
+        // SAFETY: the caller promises a string readable up to its NUL or MARK_LABEL_MAX bytes;
+        // strnlen reads no further than either.
+        let len = unsafe { libc::strnlen(label, memshim_format::MARK_LABEL_MAX) };
+        // SAFETY: `len` bytes at `label` were just read by strnlen.
+        unsafe { core::slice::from_raw_parts(label as *const u8, len) }
+    };
+    crate::hooks::marks::send(bytes) as c_int
+}
+
+/// 1 when the shim is loaded and records this process (sampled or `all` mode), else 0.
+#[no_mangle]
+pub extern "C" fn memshim_active() -> c_int {
+    crate::state::recording() as c_int
+}
+
+/// Asks the writer for a snapshot now (an event capture is flushed): 0, or -1 when no capture
+/// is being written.
+#[no_mangle]
+pub extern "C" fn memshim_snapshot() -> c_int {
+    if crate::state::ask_snapshot() {
+        0
+    } else {
+        -1
+    }
+}
 
 /// How many allocations the shim made for itself on application threads outside its one-time
 /// sections (start, exit). Always 0 unless the sampled path allocates: a test checks it.

@@ -7,5 +7,6 @@ pub mod alloc;
 pub mod deepbind;
 pub mod loader;
 pub mod mapping;
+pub mod marks;
 pub mod process;
 pub mod program_threads;

@@ -23,6 +23,7 @@ pub extern "C" fn init() {
     real::resolve();
     program_threads::hook_pthread_exit();
     let cfg = config::init();
+    real::set_glibc_floor(cfg.glibc_floor);
     let mut mode = cfg.mode;
     if underlying::warn_if_shadowed() {
         // The program's allocations never reach us; what does (another allocator's own

@@ -45,6 +45,54 @@ pub fn next_gap(rng: &mut u64, rate: u64) -> u64 {
     (gap as u64).max(1)
 }
 
+/// Probability that a sample of `size` bytes is taken at `rate` (1 at rate 0, `all`):
+/// `1 - exp(-size/rate)`, as `memshim_format::sample_probability` computes it with libm's
+/// `expm1`. Here without libm (a preload links only libc, libgcc_s, libpthread, libdl and the
+/// loader): a small `size/rate` by its series, a larger one through [`exp_neg`].
+pub fn sample_probability(size: u64, rate: u64) -> f64 {
+    if rate == 0 {
+        return 1.0;
+    }
+    let x = size as f64 / rate as f64;
+    let p = if x < 1e-3 {
+        // -expm1(-x) = x - x^2/2 + x^3/6 - x^4/24: the next term is below 1e-15 of x.
+        x * (1.0 - x / 2.0 * (1.0 - x / 3.0 * (1.0 - x / 4.0)))
+    } else {
+        1.0 - exp_neg(x)
+    };
+    if p > 0.0 {
+        p
+    } else {
+        1.0 / rate as f64
+    }
+}
+
+/// `exp(-x)` for `x >= 0`, to about 1e-15 relative: x = k ln2 + r with |r| <= ln2/2, exp(-r) by
+/// its Taylor series to r^13, scaled by 2^-k through the exponent bits.
+pub fn exp_neg(x: f64) -> f64 {
+    const LN2: f64 = core::f64::consts::LN_2;
+    if x > 745.0 {
+        return 0.0;
+    }
+    let k = (x / LN2 + 0.5) as i64;
+    let r = x - k as f64 * LN2;
+    let mut term = 1.0;
+    let mut sum = 1.0;
+    for n in 1..=13 {
+        term *= -r / n as f64;
+        sum += term;
+    }
+    if k >= 1022 {
+        return 0.0;
+    }
+    sum * f64::from_bits(((1023 - k) as u64) << 52)
+}
+
+/// `x` rounded to the nearest whole number, for `x >= 0` (libm's `round` without libm).
+pub fn round_u64(x: f64) -> u64 {
+    (x + 0.5) as u64
+}
+
 /// Natural log of a positive normal `x`, to about 2e-9 relative: x = m * 2^e with m in
 /// [sqrt(1/2), sqrt(2)), and ln(m) = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172, summed to
 /// s^9. libm's `log` is exact to the last bit and costs several times more; a gap only needs to
@@ -88,6 +136,34 @@ mod tests {
         }
         assert!(worst < 1e-8, "worst relative error {worst:e}");
         assert_eq!(ln(1.0), 0.0);
+    }
+
+    #[test]
+    fn the_probability_matches_libms() {
+        let rate = 512 << 10;
+        for size in [
+            1u64,
+            16,
+            100,
+            4096,
+            65536,
+            512 << 10,
+            1 << 20,
+            8 << 20,
+            1 << 30,
+        ] {
+            let (ours, libm) = (
+                sample_probability(size, rate),
+                memshim_format::sample_probability(size, rate),
+            );
+            assert!(
+                ((ours - libm) / libm).abs() < 1e-12,
+                "{size}: {ours} vs {libm}"
+            );
+        }
+        assert_eq!(sample_probability(5, 0), 1.0);
+        assert_eq!(round_u64(2.5), 3);
+        assert_eq!(round_u64(2.49), 2);
     }
 
     #[test]

@@ -98,10 +98,30 @@ impl HeapProbe {
 
 /// Bytes in use in glibc's heap: small chunks plus mmapped chunks. Takes the arena locks (see
 /// [`HeapProbe`]), so it runs on the writer thread only, never on an allocation path.
+///
+/// `mallinfo2` (glibc 2.33) is looked up at run time: the wheel's shim is linked against glibc
+/// 2.28's symbols, and a direct reference would keep it from loading there. Without it (or
+/// under `MEMSHIM_GLIBC_FLOOR=1`), `mallinfo`, whose `int` fields wrap past 4 GiB.
 fn heap_in_use() -> u64 {
-    // SAFETY: mallinfo2 has no preconditions; it only reads allocator statistics.
-    let mi = unsafe { libc::mallinfo2() };
-    (mi.uordblks + mi.hblkhd) as u64
+    type Mallinfo2 = unsafe extern "C" fn() -> libc::mallinfo2;
+    static MALLINFO2: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let f = *MALLINFO2.get_or_init(|| {
+        if crate::sys::real::glibc_floor() {
+            return 0;
+        }
+        // SAFETY: a NUL-terminated name; dlsym may allocate, which the writer thread may.
+        unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"mallinfo2".as_ptr()) as usize }
+    });
+    if f != 0 {
+        // SAFETY: `f` is glibc's mallinfo2 (signature from malloc.h), which has no
+        // preconditions; it only reads allocator statistics.
+        let mi = unsafe { core::mem::transmute::<usize, Mallinfo2>(f)() };
+        return (mi.uordblks + mi.hblkhd) as u64;
+    }
+    // SAFETY: as mallinfo2; glibc has had mallinfo since long before the floor.
+    #[allow(deprecated)]
+    let mi = unsafe { libc::mallinfo() };
+    (mi.uordblks as u32 as u64) + (mi.hblkhd as u32 as u64)
 }
 
 /// The executable's path and the command line.

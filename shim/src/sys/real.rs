@@ -411,3 +411,18 @@ pub fn thread_pointer() -> usize {
     }
     tp
 }
+
+/// `MEMSHIM_GLIBC_FLOOR=1`: run as on the oldest glibc the wheel supports (2.28), using the
+/// fallbacks of functions newer than it (`mallinfo2`, `_dl_find_object`).
+static GLIBC_FLOOR: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Set by the constructor from the configuration.
+pub fn set_glibc_floor(on: bool) {
+    // Relaxed: set before any thread but the main one exists.
+    GLIBC_FLOOR.store(on, Ordering::Relaxed);
+}
+
+pub fn glibc_floor() -> bool {
+    // Relaxed: as above.
+    GLIBC_FLOOR.load(Ordering::Relaxed)
+}

@@ -16,7 +16,9 @@
 //! would be: a process under an address-space limit (`ulimit -v`, `RLIMIT_AS`) is profiled, and
 //! its allocations fail where they would without the shim. A mapping the limit refuses first
 //! gives back the freed slots kept resident, then fails the sample, which glibc then serves or
-//! refuses as it would have.
+//! refuses as it would have. A big slot that needs pages first takes them from a free big slot
+//! kept resident, of any zone (`mremap` moves them, already faulted in): the resident memory
+//! follows the sizes in use, as a freed chunk of glibc's heap serves the next block of any size.
 //!
 //! The headers double as the table of live samples: a forked child walks them to learn what it
 //! inherited.
@@ -121,7 +123,9 @@ static RETAINED: AtomicUsize = AtomicUsize::new(0);
 /// At most this much freed slot memory stays resident. Big allocations are nearly always sampled:
 /// returning their pages on every free would make every reuse fault them all in again (a service
 /// that allocates a few-MB array per request ran 4.7x slower that way), where glibc would have
-/// reused its heap. Beyond this bound, freed slots go back to the kernel.
+/// reused its heap. Beyond this bound, freed slots go back to the kernel. Each free slot is
+/// charged what it keeps (see `charge`): a big slot its mapped pages, not its power-of-two size,
+/// which let this budget hold as little as half of it in pages.
 const RETAIN_LIMIT: usize = 64 << 20;
 /// Per zone, when its last sampled allocation was made (coarse clock, ms): a zone unused this
 /// long gives its resident free slots back when another zone needs the budget.
@@ -300,26 +304,85 @@ fn mapped_len(h: &SlotHeader) -> usize {
     (h.mapped as usize).max(PAGE)
 }
 
-/// Maps a big slot's first `need` bytes (page-rounded); false when the kernel refuses. A slot
-/// kept resident keeps what it has mapped beyond that while smaller allocations reuse it: trimming
-/// it would fault the pages in again at the next larger one (a serving loop's arrays of 1 to
-/// 8 MB cost 20% more CPU that way). Its pages are given back when it is freed and not kept.
+/// Maps a big slot's first `need` bytes (page-rounded); `None` when the kernel refuses, else
+/// whether pages that may hold old bytes were moved in (see [`adopt_pages`]). A slot kept
+/// resident keeps what it has mapped beyond that while smaller allocations reuse it: trimming it
+/// would fault the pages in again at the next larger one (a serving loop's arrays of 1 to 8 MB
+/// cost 20% more CPU that way). Its pages are given back when it is freed and not kept.
 ///
 /// # Safety
 /// The slot is ours alone (being allocated).
-unsafe fn fit_big(start: usize, need: usize) -> bool {
+unsafe fn fit_big(start: usize, need: usize) -> Option<bool> {
     let h = start as *mut SlotHeader;
     let need = need.next_multiple_of(PAGE).max(PAGE);
     // SAFETY: the header page is mapped (committed) and the slot ours.
     let have = unsafe { mapped_len(&*h) };
-    if need > have {
-        if !map_or_reclaim(start + have, need - have) {
-            return false;
-        }
-        // SAFETY: as above.
-        unsafe { (*h).mapped = need as u64 };
+    if need <= have {
+        return Some(false);
     }
-    true
+    let moved = adopt_pages(start, start + have, need - have);
+    let from = start + have + moved;
+    if from < start + need && !map_or_reclaim(from, start + need - from) {
+        // What was moved in stays with the slot (its mark below), for its next use.
+        // SAFETY: as above.
+        unsafe { (*h).mapped = (have + moved) as u64 };
+        return None;
+    }
+    // SAFETY: as above.
+    unsafe { (*h).mapped = need as u64 };
+    Some(moved > 0)
+}
+
+/// Moves up to `len` bytes of resident pages from a free big slot kept resident (not `own`) to
+/// `dst`, unmapped space of the slot at `own` that is being allocated; the bytes moved (0 when
+/// no such slot, or the kernel refuses). glibc serves a new block from the memory a freed one of
+/// another size left in its heap; without this, each size's zone kept its own resident slots
+/// (the budget filled with slots the next size could not use), and a smaller budget meant fresh
+/// pages, faulted in and zeroed, on every big sample (a 32 MiB budget: 1.36x CPU on serve-big).
+/// mremap moves the pages themselves: no fault, no zeroing. The donor gives from the top of what
+/// it has mapped, and keeps the rest.
+fn adopt_pages(own: usize, dst: usize, len: usize) -> usize {
+    for class in (0..ZONES).rev() {
+        if !big(class) {
+            break;
+        }
+        let Some(idx) = pop_free(class) else { continue };
+        let donor = slot_addr(class, idx);
+        let h = donor as *mut SlotHeader;
+        let mut moved = 0;
+        // SAFETY: popped, so the donor is ours alone until pushed back; its header page stays.
+        unsafe {
+            let have = mapped_len(&*h);
+            if donor != own && (*h).resident != 0 && have > PAGE {
+                let m = len.min(have - PAGE);
+                let src = donor + have - m;
+                // SAFETY: [src, src + m) is the donor's own mapped range, unused while it is
+                // free; [dst, dst + m) is unmapped room of a slot we are allocating (FIXED
+                // replaces nothing there). A refusal (the range spans two of the donor's
+                // mappings) leaves both as they were.
+                let p = real::mremap(
+                    src as *mut c_void,
+                    m,
+                    m,
+                    libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                    dst as *mut c_void,
+                );
+                if p as usize == dst {
+                    moved = m;
+                    (*h).mapped = (have - m) as u64;
+                    (*h).resident = (have - m > PAGE) as u8;
+                    // Relaxed: a budget, not a synchronisation. The donor's charge is its
+                    // mapped bytes past the header page (see `charge`).
+                    RETAINED.fetch_sub(m, Ordering::Relaxed);
+                }
+            }
+        }
+        push_free(class, idx);
+        if moved > 0 {
+            return moved;
+        }
+    }
+    0
 }
 
 fn pop_free(class: usize) -> Option<u64> {
@@ -432,14 +495,35 @@ pub fn alloc(req: NewSlot<'_>) -> *mut c_void {
     };
     let user = start + offset + colour;
     // SAFETY: the slot is ours alone (popped or freshly bumped) and its header page mapped.
-    if big(class) && !unsafe { fit_big(start, user + req.size - start) } {
+    let hdr = unsafe { &*(start as *const SlotHeader) };
+    let was_resident = !fresh && hdr.resident != 0;
+    if was_resident && size > RETAIN_FREELY {
+        // Relaxed: a budget, not a synchronisation. Before fit_big changes what is mapped.
+        RETAINED.fetch_sub(charge(class, hdr), Ordering::Relaxed);
+    }
+    let fitted = if big(class) {
+        // SAFETY: as above; `hdr` is not used past this point.
+        unsafe { fit_big(start, user + req.size - start) }
+    } else {
+        Some(false)
+    };
+    let Some(recycled) = fitted else {
         // Refused (an address-space limit): the slot goes back, and the sample to the allocator
         // underneath, which refuses or serves it as it would have without the shim.
+        // Only big slots get here. What the slot has mapped (its own pages, or pages moved in)
+        // stays resident and may hold old bytes: it is kept, and charged again.
         // SAFETY: as above; a zeroed magic marks it as holding no allocation.
-        unsafe { (*(start as *mut SlotHeader)).magic = 0 };
+        unsafe {
+            let h = start as *mut SlotHeader;
+            (*h).magic = 0;
+            let cost = charge(class, &*h);
+            (*h).resident = (cost > 0) as u8;
+            // Relaxed: a budget, not a synchronisation.
+            RETAINED.fetch_add(cost, Ordering::Relaxed);
+        }
         push_free(class, idx);
         return core::ptr::null_mut();
-    }
+    };
     // SAFETY: the slot is committed, ours alone (popped or freshly bumped), and large enough for
     // header + frames + user bytes (size >= total).
     unsafe {
@@ -458,14 +542,11 @@ pub fn alloc(req: NewSlot<'_>) -> *mut c_void {
             (start + HEADER) as *mut u64,
             req.frames.len(),
         );
-        if !fresh && (*h).resident != 0 && size > RETAIN_FREELY {
-            // Relaxed: a budget, not a synchronisation.
-            RETAINED.fetch_sub(size, Ordering::Relaxed);
-        }
-        if req.zero && !fresh {
-            // A retained slot holds old bytes throughout; otherwise pages after the first were
-            // released with MADV_DONTNEED and read as zero, and only the first page can be dirty.
-            let dirty_end = if (*h).resident != 0 {
+        if req.zero && (!fresh || recycled) {
+            // A retained slot holds old bytes throughout, and so do pages moved in from one;
+            // otherwise pages after the first were released (MADV_DONTNEED, munmap) and read as
+            // zero, and only the first page can be dirty.
+            let dirty_end = if was_resident || recycled {
                 user + req.size
             } else {
                 (start + PAGE).min(user + req.size)
@@ -525,8 +606,9 @@ pub fn begin_free(p: *const c_void) -> Option<Freeing> {
 pub fn release(f: Freeing) {
     let start = slot_addr(f.class, f.idx);
     let size = slot_size(f.class);
+    let cost = charge(f.class, f.header);
     let keep = size > PAGE
-        && (size <= RETAIN_FREELY || retain(size) || (reclaim_idle(f.class, size) && retain(size)));
+        && (size <= RETAIN_FREELY || retain(cost) || (reclaim_idle(f.class, cost) && retain(cost)));
     // SAFETY: the slot is ours until it is pushed on the free list below.
     unsafe { (*(start as *mut SlotHeader)).resident = keep as u8 };
     if size > PAGE && !keep {
@@ -576,11 +658,12 @@ fn reclaim(except: usize, need: usize, idle_ms: u64) -> bool {
             unsafe {
                 let h = start as *mut SlotHeader;
                 if (*h).resident != 0 {
+                    let cost = charge(class, &*h);
                     drop_pages(class, start, size);
                     (*h).resident = 0;
                     // Relaxed: a budget, not a synchronisation.
-                    RETAINED.fetch_sub(size, Ordering::Relaxed);
-                    back += size;
+                    RETAINED.fetch_sub(cost, Ordering::Relaxed);
+                    back += cost;
                     released += 1;
                     bare_in_a_row = 0;
                 } else {
@@ -631,6 +714,16 @@ fn drop_pages(class: usize, start: usize, size: usize) {
             libc::MADV_DONTNEED,
         )
     };
+}
+
+/// What a free slot kept resident holds of the budget: a big slot its pages past the header (what
+/// its allocations mapped, which a smaller one reusing it keeps), a small slot its size.
+fn charge(class: usize, h: &SlotHeader) -> usize {
+    if big(class) {
+        mapped_len(h) - PAGE
+    } else {
+        slot_size(class)
+    }
 }
 
 /// Reserves `size` bytes of the retention budget; false when it is spent.

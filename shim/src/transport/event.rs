@@ -19,6 +19,8 @@ pub enum EventKind {
     /// The module map right after a dlopen: `addr`/`size` locate a postcard `Record::Modules` in
     /// the arena; `t` carries the map's signature.
     Modules = 7,
+    /// A user mark: the stack words hold its label, `size` the label's length (mark_label.rs).
+    Mark = 8,
 }
 
 impl EventKind {
@@ -33,6 +35,7 @@ impl EventKind {
             5 => PyFinalizing,
             6 => PyCode,
             7 => Modules,
+            8 => Mark,
             _ => return None,
         })
     }
@@ -143,6 +146,7 @@ mod tests {
             PyFinalizing,
             PyCode,
             Modules,
+            Mark,
         ] {
             assert_eq!(EventKind::from_u8(k as u8), Some(k));
         }

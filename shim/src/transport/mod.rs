@@ -3,5 +3,6 @@
 //! (module maps, Python code names).
 pub mod arena;
 pub mod event;
+pub mod mark_label;
 pub mod pycode;
 pub mod ring;

@@ -7,9 +7,10 @@
 //! has its current values there. A new high starts a new epoch, which leaves every site "as at
 //! the high" again.
 
-use memshim_format::sample_probability;
 use memshim_format::snapshot::{Cause, SiteCounters, Snapshot};
 use rustc_hash::FxHashMap;
+
+use crate::sampling::sampler::{round_u64, sample_probability};
 
 /// Samples of stacks first met once the budget is spent are counted here (empty stack).
 pub const OVERFLOW_WORDS: &[u64] = &[];
@@ -229,12 +230,12 @@ impl Aggregates {
                 };
                 SiteCounters {
                     stack: s.stack,
-                    live_bytes: s.live_b.round() as u64,
-                    live_count: s.live_n.round() as u64,
-                    alloc_bytes: s.alloc_b.round() as u64,
-                    alloc_count: s.alloc_n.round() as u64,
-                    high_bytes: hb.round() as u64,
-                    high_count: hn.round() as u64,
+                    live_bytes: round_u64(s.live_b),
+                    live_count: round_u64(s.live_n),
+                    alloc_bytes: round_u64(s.alloc_b),
+                    alloc_count: round_u64(s.alloc_n),
+                    high_bytes: round_u64(hb),
+                    high_count: round_u64(hn),
                 }
             })
             .collect();
@@ -243,8 +244,8 @@ impl Aggregates {
             seq,
             cause,
             complete,
-            live_bytes: self.total_live.round() as u64,
-            high_bytes: self.high.max(self.total_live).round() as u64,
+            live_bytes: round_u64(self.total_live),
+            high_bytes: round_u64(self.high.max(self.total_live)),
             high_t: if self.high >= self.total_live {
                 self.high_t
             } else {

@@ -8,7 +8,8 @@ use memshim_format::{
 };
 use rustc_hash::FxHashSet;
 
-use super::snapshots::SnapshotState;
+use super::series::SnapshotState;
+use super::{EARLY_NS, EARLY_TICK_NS, FLUSH_NS};
 use crate::config::{CaptureKind, Config};
 use crate::state::{self, Recording};
 use crate::sys::modules;
@@ -21,14 +22,6 @@ use crate::writer::statm::Statm;
 use crate::{stacks::python, sys::real};
 use memshim_format::snapshot::Cause;
 
-/// Flush (and tick) period: the issue asks for >= 10 ticks and flushes a second.
-pub const FLUSH_NS: u64 = 80_000_000;
-/// In the first [`EARLY_NS`] of a run, a timeline tick every [`EARLY_TICK_NS`] between flushes
-/// (RSS and the sampled totals read then; glibc's heap as read at the last flush tick, so its
-/// probe stays as rare as `HeapProbe` makes it), so a short run draws as a curve rather than
-/// four points.
-pub const EARLY_TICK_NS: u64 = 10_000_000;
-pub const EARLY_NS: u64 = 2_000_000_000;
 /// A payload beyond this is framed at once, keeping chunks far below the format's limit.
 pub(super) const CHUNK_TARGET: usize = 1 << 20;
 /// Bytes of MEMSHIM_MAX_SIZE kept for the block that says the capture stopped there.
@@ -78,7 +71,7 @@ pub struct Writer {
     pub(super) region_serves: bool,
     pub(super) region_live: u64,
     /// Snapshot mode's state (None: an event capture).
-    pub(super) snap: Option<super::snapshots::SnapshotState>,
+    pub(super) snap: Option<SnapshotState>,
     /// `MEMSHIM_STACK_MEMORY`, for a stack table started over.
     pub(super) stack_budget: usize,
     /// When the control requests were last looked at.
@@ -117,10 +110,8 @@ impl Writer {
         let fork_gen = state::fork_generation();
         let page = procinfo::page_size();
         let mut header = Header {
-            // SAFETY: getpid/getppid have no preconditions.
-            pid: unsafe { libc::getpid() } as u32,
-            // SAFETY: as above.
-            ppid: unsafe { libc::getppid() } as u32,
+            pid: real::getpid(),
+            ppid: real::getppid(),
             exe,
             argv,
             start_unix_ns: now_unix.saturating_sub(real::now_ns().saturating_sub(start)),
@@ -132,8 +123,7 @@ impl Writer {
             page_size: page as u32,
             stack_depth: cfg.depth as u32,
             seed: cfg.seed,
-            // SAFETY: getppid has no preconditions.
-            forked_from: (fork_gen > 0).then(|| unsafe { libc::getppid() } as u32),
+            forked_from: (fork_gen > 0).then(real::getppid),
             shim_version: env!("CARGO_PKG_VERSION").to_string(),
             extra: crate::sys::cgroup::header_extra(),
         };

@@ -97,6 +97,16 @@ impl Writer {
                 // What is live as finalization begins is what the program left.
                 self.write_snapshot(memshim_format::snapshot::Cause::Finalizing, false);
             }
+            EventKind::Mark => {
+                let label = crate::transport::mark_label::unpack(frames, ev.size as usize);
+                self.chunk.push(&Record::Marker {
+                    t,
+                    marker: memshim_format::Marker::User {
+                        label,
+                        thread: ev.tid,
+                    },
+                });
+            }
             EventKind::PyCode => {
                 // SAFETY: PyCode events point at arena bytes written before the push.
                 let blob = unsafe { crate::transport::arena::get(ev.addr, ev.size) };

@@ -11,13 +11,17 @@ use crate::sys::real;
 
 impl Writer {
     pub(super) fn serve_requests(&mut self) {
-        if control::pending(Request::Snapshot) {
+        let asked_here = state::take_snapshot_request();
+        let asked_there = control::pending(Request::Snapshot);
+        if asked_here || asked_there {
             if self.snap.is_some() {
                 self.write_snapshot(Cause::Request, false);
             } else {
                 // An event capture is current once flushed.
                 self.flush();
             }
+        }
+        if asked_there {
             control::answer(Request::Snapshot, self.file.path());
         }
         if control::pending(Request::Stop) {

@@ -205,7 +205,7 @@ extern "C" fn run(_: *mut c_void) -> *mut c_void {
             return core::ptr::null_mut(); // joined by the thread that asked
         }
         let now = real::now_ns();
-        if now - last_look >= super::capture::FLUSH_NS {
+        if now - last_look >= super::FLUSH_NS {
             last_look = now;
             if procinfo::only_thread_left() {
                 // The program's last thread is gone: end the process as glibc would have.
@@ -310,7 +310,7 @@ fn futex_wake_all(word: &AtomicU32) {
 /// round's own work when the ring is quiet: capped at 20 ms, as it was, an idle writer cost
 /// twice what waking only for the flushes costs (`scripts/bench-malloc --floor`, "without
 /// ring"). A burst in between wakes it early (producers nudge at half a ring).
-const MAX_PAUSE_US: u64 = super::capture::FLUSH_NS / 1000;
+const MAX_PAUSE_US: u64 = super::FLUSH_NS / 1000;
 /// Shortest pause: `all` mode fills the ring as fast as the writer can drain it.
 const MIN_PAUSE_US: u64 = 100;
 

@@ -134,13 +134,13 @@ impl Capture {
             .collect()
     }
 
-    pub fn interval(&self) -> u64 {
+    pub fn rate(&self) -> u64 {
         self.header.rate
     }
 
     /// Unbiased estimate of the bytes that allocations `a` stand for.
     pub fn est_bytes<'a>(&self, a: impl Iterator<Item = &'a Alloc>) -> f64 {
-        let iv = self.interval();
+        let iv = self.rate();
         a.map(|a| a.size as f64 * memshim_format::sample_weight(a.size, iv))
             .sum()
     }

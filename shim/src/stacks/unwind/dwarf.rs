@@ -31,8 +31,12 @@ type DlFindObjectFn = unsafe extern "C" fn(*mut c_void, *mut DlFindObject) -> i3
 /// `_dl_find_object`, resolved in the constructor (0: this glibc predates it; libgcc walks).
 static DL_FIND_OBJECT: AtomicUsize = AtomicUsize::new(0);
 
-/// Looks up `_dl_find_object`; called from the constructor, where dlsym may allocate.
+/// Looks up `_dl_find_object`; called from the constructor, where dlsym may allocate. Not
+/// under `MEMSHIM_GLIBC_FLOOR=1`, which makes this glibc behave as one that predates it.
 pub fn resolve() {
+    if crate::sys::real::glibc_floor() {
+        return;
+    }
     // SAFETY: a NUL-terminated name; RTLD_DEFAULT searches ld.so, which defines it.
     let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_find_object".as_ptr()) };
     // Relaxed: published before any thread but the main one exists.

@@ -1,13 +1,15 @@
-//! `--since` and `--until`, shared by the commands that read a capture.
+//! `--since` and `--until` (times, for snapshot captures), shared by the commands that read a
+//! capture.
 
 use std::path::Path;
 
-use crate::analysis::window::{parse_time, Window};
+use crate::analysis::time_window::{parse_time, TimeWindow};
+use crate::analysis::window::WindowArgs;
 use crate::analysis::{self, Analysis};
 use crate::error::{CliError, Result};
 
 #[derive(clap::Args, Default)]
-pub struct WindowArgs {
+pub struct TimeArgs {
     /// Snapshot captures: count only the snapshots taken from this time on, from the capture's
     /// start (90, 1.5s, 500ms, 10m, 2h). Allocations are then those made inside the window.
     #[arg(long, value_parser = parse_time)]
@@ -17,14 +19,14 @@ pub struct WindowArgs {
     until: Option<u64>,
 }
 
-impl WindowArgs {
-    pub fn window(&self) -> Result<Window> {
+impl TimeArgs {
+    pub fn window(&self) -> Result<TimeWindow> {
         if let (Some(s), Some(u)) = (self.since, self.until) {
             if s > u {
                 return Err(CliError::new("--since is after --until"));
             }
         }
-        Ok(Window {
+        Ok(TimeWindow {
             since: self.since,
             until: self.until,
         })
@@ -32,6 +34,7 @@ impl WindowArgs {
 
     /// Loads `path` with this window.
     pub fn analyze(&self, path: &Path) -> Result<Analysis> {
-        analysis::analyze_window(path, self.window()?)?.map_err(CliError::new)
+        analysis::analyze_windows(path, &WindowArgs::default(), self.window()?)?
+            .map_err(CliError::new)
     }
 }
