@@ -3,16 +3,16 @@
 //!
 //! An event capture is streamed once; the live bytes and count of every site are copied when
 //! the stream first passes each asked-for moment (before the first record stamped later), and
-//! at the end. A snapshot capture (issue 14's `MEMSHIM_MODE=snapshots`) answers the same
-//! question from the snapshot at or before each moment: it plugs in here, behind [`live_sets`],
-//! and its callers do not change.
+//! at the end. A snapshot capture (`MEMSHIM_MODE=snapshots`, its rolled-over files read with
+//! it) answers from the newest snapshot at or before each moment: a snapshot record is stamped
+//! with its time, and the live set it leaves is the one taken.
 
 use std::path::Path;
 
 use memshim_format::Record;
 
 use crate::analysis::Analysis;
-use crate::capture::load;
+use crate::capture::{load, series};
 use crate::error::{CliError, Result};
 use crate::units;
 
@@ -82,6 +82,10 @@ fn record_t(r: &Record) -> Option<u64> {
         | Record::Tick { t, .. }
         | Record::Marker { t, .. }
         | Record::End { t, .. } => Some(*t),
+        // A snapshot: the moment its live set is of.
+        Record::Extension { .. } => memshim_format::snapshot::Snapshot::from_record(r)
+            .and_then(|s| s.ok())
+            .map(|s| s.t),
         _ => None,
     }
 }
@@ -117,15 +121,17 @@ pub fn live_sets(path: &Path, moments: &[Moment]) -> Result<(Analysis, Vec<LiveS
         })
         .collect();
     pending.sort_by_key(|&(_, t)| std::cmp::Reverse(t));
-    let (mut s, ending) = load::stream(
+    let read = series::stream_series(
         path,
         |h| State {
             a: Analysis::new(h.clone()),
             pending,
             taken: vec![None; moments.len()],
         },
+        |s, h| s.a.next_file(h),
         |s, r| {
             if let Some(t) = record_t(&r) {
+                let t = s.a.snap.as_ref().map_or(t, |run| run.t(t));
                 while let Some(&(i, at)) = s.pending.last() {
                     if at >= t {
                         break;
@@ -137,7 +143,11 @@ pub fn live_sets(path: &Path, moments: &[Moment]) -> Result<(Analysis, Vec<LiveS
             s.a.apply(r);
         },
     )?;
-    s.a.finish(ending.truncated());
+    let (mut s, ending) = match read {
+        load::Readable::Some(s, e) => (s, e),
+        load::Readable::Nothing(why) => return Err(CliError::new(why)),
+    };
+    s.a.finish_after(&ending);
     let end = s.a.last_t;
     if let Some(&(_, at)) = s.pending.iter().find(|&&(_, at)| at > end) {
         return Err(CliError::new(format!(

@@ -14,10 +14,12 @@ mod from_file;
 pub mod growth;
 pub mod live;
 pub mod live_at;
+pub mod snapshots;
 pub mod ticks;
+pub mod time_window;
 pub mod window;
 
-pub use from_file::{analyze, analyze_any, analyze_window};
+pub use from_file::{analyze, analyze_any, analyze_window, analyze_windows};
 
 use std::collections::HashMap;
 
@@ -110,11 +112,17 @@ pub struct Analysis {
     pub records: u64,
     /// How the capture ended: `exit`, `_exit`, `signal N`; `truncated` when it did not.
     pub end: String,
+    /// A snapshot capture's run (`None` for an event capture).
+    pub snap: Option<snapshots::SnapshotRun>,
+    /// The snapshots that count (`--since`, `--until`).
+    pub times: time_window::TimeWindow,
 }
 
 impl Analysis {
     pub fn new(header: Header) -> Self {
         Analysis {
+            snap: crate::capture::kind::is_snapshots(&header)
+                .then(|| snapshots::SnapshotRun::new(&header)),
             header,
             ..Default::default()
         }
@@ -229,6 +237,10 @@ impl Analysis {
                 dropped,
                 ..
             } => {
+                let t = self.snap.as_ref().map_or(t, |s| s.t(t));
+                if self.snap.is_some() && (self.times.before(t) || self.times.after(t)) {
+                    return;
+                }
                 self.time(t);
                 self.dropped = dropped;
                 self.ticks.push(Point {
@@ -243,8 +255,13 @@ impl Analysis {
                 self.pycodes.insert(c.id, c);
             }
             Record::Marker { t, marker } => {
-                self.time(t);
+                let t = self.snap.as_ref().map_or(t, |s| s.t(t));
+                if !self.times.after(t) {
+                    self.time(t);
+                }
                 match marker {
+                    // A snapshot capture's finalizing is its `Finalizing` snapshot.
+                    Marker::PythonFinalizing if self.snap.is_some() => {}
                     Marker::PythonFinalizing if self.finalizing_t.is_none() => {
                         self.finalizing_t = Some(t);
                         self.finalizing_total = self.live_total;
@@ -262,7 +279,15 @@ impl Analysis {
                 }
             }
             Record::End { t, dropped, how } => {
-                self.time(t);
+                let t = self.snap.as_ref().map_or(t, |s| s.t(t));
+                if !self.times.after(t) {
+                    self.time(t);
+                    // The process ended even if its snapshot at exit is missing (a rollover at
+                    // exit can lose it): its newest snapshot is what it left.
+                    if let Some(s) = &mut self.snap {
+                        s.ended = true;
+                    }
+                }
                 self.dropped = dropped;
                 self.end = match how {
                     EndKind::Exit => "exit".into(),
@@ -272,6 +297,16 @@ impl Analysis {
                 };
             }
             Record::Extension { .. } => {
+                match memshim_format::snapshot::Snapshot::from_record(&r) {
+                    Some(Ok(snap)) => return self.snapshot(&snap),
+                    Some(Err(_)) => {
+                        if let Some(s) = &mut self.snap {
+                            s.undecodable += 1;
+                        }
+                        return;
+                    }
+                    None => {}
+                }
                 if let Some(why) = crate::capture::load::stop_reason(&r) {
                     self.end = crate::capture::load::stopped_early(&why);
                 }
@@ -279,10 +314,23 @@ impl Analysis {
         }
     }
 
+    /// [`Analysis::finish`] for a stream that ended as `e` says. A snapshot capture whose
+    /// chunks are whole but has no end record was written by a process still running (or
+    /// killed between two writes): that, not `truncated`, is how it ended.
+    pub fn finish_after(&mut self, e: &crate::capture::load::Ending) {
+        self.finish(e.truncated());
+        if self.snap.is_some() && !e.ended && !e.partial_chunk && e.stopped.is_none() {
+            self.end = "not yet (running at its newest snapshot, or killed after it)".into();
+        }
+    }
+
     /// Call once the stream is over: takes the last growth checkpoint.
     pub fn finish(&mut self, truncated: bool) {
         if truncated || self.end.is_empty() {
             self.end = "truncated".into();
+        }
+        if self.snap.is_some() {
+            return self.finish_snapshots();
         }
         let t = self.last_t;
         if self.finalizing_t.is_none() && self.growth.times.last() != Some(&t) {
@@ -293,7 +341,12 @@ impl Analysis {
 
     /// Leaked (bytes, count) of site `idx`: still live at the end of the capture, after the
     /// interpreter finalized and every library's destructor ran (nothing can free it any more).
+    /// A snapshot capture of a process still running at its newest snapshot has none: its
+    /// live set is live now ([`Analysis::live_now`]).
     pub fn leaked(&self, idx: u32) -> (f64, f64) {
+        if self.live_now() {
+            return (0.0, 0.0);
+        }
         let s = &self.sites[idx as usize];
         (s.live_bytes.max(0.0), s.live_count.max(0.0))
     }
@@ -345,7 +398,7 @@ impl Analysis {
         if t > self.last_t {
             self.last_t = t;
         }
-        if self.finalizing_t.is_none() && self.growth.due(t) {
+        if self.snap.is_none() && self.finalizing_t.is_none() && self.growth.due(t) {
             self.growth
                 .checkpoint(t, self.sites.iter().map(|s| s.live_bytes));
         }

@@ -80,12 +80,26 @@ pub enum Readable<S> {
 pub fn stream_any<S>(
     path: &Path,
     init: impl FnOnce(&Header) -> S,
+    on_record: impl FnMut(&mut S, Record),
+) -> Result<Readable<S>> {
+    stream_file(path, true, init, on_record)
+}
+
+/// [`stream_any`]; `warn: false` says nothing about how the file ended (an earlier file of a
+/// rolled-over series: the series' last file says how the run ended).
+pub fn stream_file<S>(
+    path: &Path,
+    warn: bool,
+    init: impl FnOnce(&Header) -> S,
     mut on_record: impl FnMut(&mut S, Record),
 ) -> Result<Readable<S>> {
     let file = File::open(path).map_err(|e| CliError::about(path, e))?;
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut reader = Reader::new(BufReader::with_capacity(1 << 20, file))
         .map_err(|e| CliError::about(path, e))?;
+    // A snapshot capture with no end record whose chunks are whole is a process still
+    // running (the normal case for one): the report says so, not this warning.
+    let still_running = crate::capture::kind::is_snapshots(reader.header());
     let mut state = init(reader.header());
     let bar = progress_bar(path, file_len);
     let mut n: u64 = 0;
@@ -149,13 +163,19 @@ pub fn stream_any<S>(
             ending.file_len
         )));
     }
-    if ending.truncated() && !QUIET_TRUNCATION.load(std::sync::atomic::Ordering::Relaxed) {
-        eprintln!("memshim: warning: {}", truncation_note(path, &ending));
-    } else if let Some(why) = &ending.stopped {
-        eprintln!(
-            "memshim: note: {}: the shim stopped recording early: {why}",
-            path.display()
-        );
+    if warn {
+        let running = still_running && !ending.partial_chunk;
+        if ending.truncated()
+            && !running
+            && !QUIET_TRUNCATION.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            eprintln!("memshim: warning: {}", truncation_note(path, &ending));
+        } else if let Some(why) = &ending.stopped {
+            eprintln!(
+                "memshim: note: {}: the shim stopped recording early: {why}",
+                path.display()
+            );
+        }
     }
     Ok(Readable::Some(state, ending))
 }

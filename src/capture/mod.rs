@@ -3,5 +3,7 @@
 //! what the records mean for a report.
 
 pub mod inputs;
+pub mod kind;
 pub mod load;
 pub mod modules;
+pub mod series;

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use crate::analysis;
 use crate::cmd::output;
 use crate::error::Result;
 use crate::export::{flamegraph, Kind};
@@ -39,10 +38,12 @@ pub struct Args {
     output: PathBuf,
     #[command(flatten)]
     view: ViewArgs,
+    #[command(flatten)]
+    times: crate::cmd::time_window::TimeArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let a = analysis::analyze(&args.capture)?;
+    let a = args.times.analyze(&args.capture)?;
     let style = flamegraph::Style {
         all_frames: args.all_frames,
         full_names: args.full_names,

@@ -13,4 +13,5 @@ pub mod report;
 pub mod run;
 pub mod serve;
 pub mod stats;
+pub mod time_window;
 pub mod timeline;

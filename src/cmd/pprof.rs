@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use crate::analysis;
 use crate::cmd::output;
 use crate::error::Result;
 use crate::export::pprof;
@@ -22,10 +21,12 @@ pub struct Args {
     output: PathBuf,
     #[command(flatten)]
     view: ViewArgs,
+    #[command(flatten)]
+    times: crate::cmd::time_window::TimeArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let a = analysis::analyze(&args.capture)?;
+    let a = args.times.analyze(&args.capture)?;
     let p = pprof::profile(&a, &mut Symbolizer::new(), args.view.view());
     // Sample values: alloc_objects, alloc_space, inuse_objects, inuse_space.
     let sum = |i: usize| -> f64 { p.sample.iter().map(|s| s.value[i] as f64).sum() };

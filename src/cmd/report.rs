@@ -61,6 +61,8 @@ pub struct Args {
     view: ViewArgs,
     #[command(flatten)]
     window: WindowArgs,
+    #[command(flatten)]
+    times: crate::cmd::time_window::TimeArgs,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -71,6 +73,7 @@ pub enum LeaksAtArg {
 
 pub fn run(args: Args) -> Result<()> {
     let paths = inputs::expand(&args.captures)?;
+    let times = args.times.window()?;
     let top = args.top.unwrap_or(match args.format {
         Format::Text => 3,
         Format::Json => 10,
@@ -87,7 +90,7 @@ pub fn run(args: Args) -> Result<()> {
             continue;
         }
         let a = if several {
-            match analysis::analyze_window(p, &args.window)? {
+            match analysis::analyze_windows(p, &args.window, times)? {
                 Ok(a) => a,
                 Err(why) => {
                     eprintln!("memshim: warning: {why}; skipped");
@@ -95,7 +98,7 @@ pub fn run(args: Args) -> Result<()> {
                 }
             }
         } else {
-            analysis::analyze_window(p, &args.window)?.map_err(CliError::new)?
+            analysis::analyze_windows(p, &args.window, times)?.map_err(CliError::new)?
         };
         // One symbolizer per capture: its caches are keyed by the capture's own module indices.
         let r = report::build(&a, &mut Symbolizer::new(), top, args.view.view());

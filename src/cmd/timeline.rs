@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use crate::analysis;
 use crate::cmd::output;
 use crate::error::Result;
 use crate::export::timeline;
@@ -15,10 +14,12 @@ pub struct Args {
     /// Output SVG file.
     #[arg(short, long)]
     output: PathBuf,
+    #[command(flatten)]
+    times: crate::cmd::time_window::TimeArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let a = analysis::analyze(&args.capture)?;
+    let a = args.times.analyze(&args.capture)?;
     let what = format!(
         "timeline of pid {}, {} points over {:.2} s, peak RSS {}, peak live {}",
         a.header.pid,

@@ -314,6 +314,12 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
     );
     let c = b.s(&note);
     b.p.comment.push(c);
+    if a.live_now() {
+        let c = b.s(
+            "a snapshot capture of a process still running: inuse_* = live at its newest snapshot",
+        );
+        b.p.comment.push(c);
+    }
     let c = b.s("inuse_* = leaks: leaked (live at the end, after finalization and every destructor) plus growing sites; held_* = held at exit: live when Python began finalizing and freed by it");
     b.p.comment.push(c);
     // What `go tool pprof` shows first: bytes in use (the leaks), as for a Go heap profile.
@@ -332,7 +338,10 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
     let sites: Vec<u32> = (0..a.sites.len() as u32)
         .filter(|&i| {
             let s = &a.sites[i as usize];
-            s.alloc_count > 0.0 || a.leaked(i).1 > 0.0 || s.held_count > 0.0
+            s.alloc_count > 0.0
+                || a.leaked(i).1 > 0.0
+                || s.held_count > 0.0
+                || (a.live_now() && s.live_count > 0.0)
         })
         .collect();
     let sec = crate::report::sections::Sections::of(a, sym);
@@ -347,7 +356,12 @@ pub fn profile(a: &Analysis, sym: &mut Symbolizer, view: View) -> Profile {
                 None => b.python_location(u.frames.into_iter().next().expect("one frame")),
             })
             .collect();
-        let ((inuse_bytes, inuse_count), _) = sec.headline(a, i);
+        // A process still running (a snapshot capture): what its newest snapshot has live.
+        let (inuse_bytes, inuse_count) = if a.live_now() {
+            (site.live_bytes, site.live_count)
+        } else {
+            sec.headline(a, i).0
+        };
         let (held_bytes, held_count) = a.held_at_exit(i);
         let r = |x: f64| x.round().max(0.0) as i64;
         b.p.sample.push(Sample {

@@ -11,6 +11,33 @@ use crate::present::resolve::ARENA_NOTE;
 use crate::present::view::View;
 
 pub fn render(r: &Report, path: &str) -> Value {
+    let mut v = render_events(r, path);
+    if let Some(sn) = &r.summary.snapshots {
+        v["snapshots"] = json!({
+            "snapshots": sn.snapshots,
+            "parts": sn.parts,
+            "running": sn.running,
+            "newest_snapshot_s": sn.newest_s,
+            "interval_s": sn.interval_s,
+            "counted_from_s": sn.counted_from_s,
+            "since_s": sn.since_s,
+            "until_s": sn.until_s,
+            "note": SNAPSHOTS_NOTE,
+        });
+        v["live_now"] = r.live_now.iter().map(site).collect();
+        if let Some(g) = v["growing"].as_array_mut() {
+            for (row, gr) in g.iter_mut().zip(&r.growing) {
+                row["growth_bytes_per_hour"] = int(gr.bytes_per_s * 3600.0);
+            }
+        }
+    }
+    v
+}
+
+/// What `snapshots` and `live_now` mean in the JSON of a snapshot capture.
+pub const SNAPSHOTS_NOTE: &str = "a snapshot capture: a process that ended (a snapshot at exit) is reported as an event capture is; for one still running at its newest snapshot (running: true), live_now is that snapshot's live set, leaks are only growing sites";
+
+fn render_events(r: &Report, path: &str) -> Value {
     let s = &r.summary;
     let mode = if s.rate == 0 { "all" } else { "sampled" };
     json!({

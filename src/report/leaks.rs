@@ -65,6 +65,15 @@ pub fn kept(
     )
 }
 
+/// A snapshot capture of a process still running: what its newest snapshot has live (none
+/// otherwise). Not leaks: the process may still free it.
+pub fn live_now(a: &Analysis, sym: &mut Symbolizer, top: usize, view: View) -> Vec<Row> {
+    if !a.live_now() {
+        return vec![];
+    }
+    rank(a, sym, top, view, |_, s| (s.live_bytes, s.live_count, 0.0))
+}
+
 pub fn growing(
     a: &Analysis,
     sec: &Sections,

@@ -46,6 +46,8 @@ pub struct Report {
     /// Live at the end but kept by the interpreter or the loader, not the program's.
     pub kept: Vec<Row>,
     pub growing: Vec<leaks::GrowingRow>,
+    /// A snapshot capture of a process still running: its newest snapshot's live set.
+    pub live_now: Vec<Row>,
     pub peak: Vec<Row>,
     pub allocations: Vec<Row>,
     pub arenas: arenas::Arenas,
@@ -60,6 +62,7 @@ pub fn build(a: &Analysis, sym: &mut Symbolizer, top: usize, view: View) -> Repo
         held: leaks::held(a, sym, top, view),
         kept: leaks::kept(a, &sec, sym, top, view),
         growing: leaks::growing(a, &sec, sym, top, view),
+        live_now: leaks::live_now(a, sym, top, view),
         peak: peak::ranking(a, sym, top, view),
         allocations: churn::ranking(a, sym, top, view),
         arenas: arenas::totals(a, sym),

@@ -43,8 +43,25 @@ pub struct Summary {
     pub loader_kept_bytes: f64,
     /// How it ended: `exit`, `_exit`, `signal N`, `truncated`.
     pub end: String,
+    /// A snapshot capture's run (`None` for an event capture).
+    pub snapshots: Option<SnapshotSummary>,
     /// The program's marks (`memshim.mark`) the report saw.
     pub marks: Vec<crate::analysis::Mark>,
+}
+
+/// What a report says of a snapshot capture's run.
+#[derive(Debug, Clone)]
+pub struct SnapshotSummary {
+    pub snapshots: u64,
+    pub parts: u32,
+    /// The process had not ended at its newest snapshot: its live set is live now, not leaks.
+    pub running: bool,
+    pub newest_s: Option<f64>,
+    pub interval_s: f64,
+    /// Allocations from before this time are not counted (recording was restarted).
+    pub counted_from_s: Option<f64>,
+    pub since_s: Option<f64>,
+    pub until_s: Option<f64>,
 }
 
 pub fn build(a: &Analysis, sec: &super::sections::Sections) -> Summary {
@@ -85,6 +102,16 @@ pub fn build(a: &Analysis, sec: &super::sections::Sections) -> Summary {
         interpreter_kept_bytes: interp,
         loader_kept_bytes: loader,
         end: a.end.clone(),
+        snapshots: a.snap.as_ref().map(|r| SnapshotSummary {
+            snapshots: r.snapshots,
+            parts: r.parts,
+            running: !r.ended,
+            newest_s: r.newest_t.map(units::secs),
+            interval_s: units::secs(r.interval_ns),
+            counted_from_s: (r.counted_from > 0).then(|| units::secs(r.counted_from)),
+            since_s: a.times.since.map(units::secs),
+            until_s: a.times.until.map(units::secs),
+        }),
         marks: a.marks.clone(),
     }
 }

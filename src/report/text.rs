@@ -35,6 +35,10 @@ pub fn render(r: &Report, path: &str, style: &Style) -> String {
     );
     let _ = writeln!(o, "exe        {}", s.exe);
     let _ = writeln!(o, "duration   {:.2} s, ended: {}", s.duration_s, s.end);
+    let running = s.snapshots.as_ref().is_some_and(|sn| sn.running);
+    if let Some(sn) = &s.snapshots {
+        snapshots_lines(&mut o, sn);
+    }
     let sampling = if exact {
         "all: every allocation recorded, numbers are exact".to_string()
     } else {
@@ -80,13 +84,26 @@ pub fn render(r: &Report, path: &str, style: &Style) -> String {
             crate::analysis::cgroup_limit::share(s.peak_rss, max)
         );
     }
-    let _ = writeln!(o, "at end     {}{est} live", bytes(s.live_at_end_bytes));
-    let _ = writeln!(
-        o,
-        "leaks      {}{est}: leaked {} (live at the end), plus growing sites",
-        bytes(s.leaks_bytes),
-        bytes(s.leaked_bytes)
-    );
+    if running {
+        let _ = writeln!(
+            o,
+            "live now   {}{est} live at the newest snapshot (the process had not ended: not leaks)",
+            bytes(s.live_at_end_bytes)
+        );
+        let _ = writeln!(
+            o,
+            "leaks      {}{est}: growing sites (nothing is leaked while the process runs)",
+            bytes(s.leaks_bytes)
+        );
+    } else {
+        let _ = writeln!(o, "at end     {}{est} live", bytes(s.live_at_end_bytes));
+        let _ = writeln!(
+            o,
+            "leaks      {}{est}: leaked {} (live at the end), plus growing sites",
+            bytes(s.leaks_bytes),
+            bytes(s.leaked_bytes)
+        );
+    }
     if let Some(t) = s.finalizing_s {
         let _ = writeln!(
             o,
@@ -124,17 +141,19 @@ pub fn render(r: &Report, path: &str, style: &Style) -> String {
         View::Hybrid => {}
     }
     let _ = writeln!(o, "dropped    {} records", s.dropped);
-    section(
-        &mut o,
-        "Leaks: leaked (live at the end: nothing can free it) and growing",
-        &r.leaks,
-        frames,
-        |r| match (r.why.leaked, r.why.growing) {
+    let leaks_title = if running {
+        "Leaks: growing (the process is still running: what it holds is under live now)"
+    } else {
+        "Leaks: leaked (live at the end: nothing can free it) and growing"
+    };
+    section(&mut o, leaks_title, &r.leaks, frames, |r| {
+        match (r.why.leaked, r.why.growing) {
             (true, true) => ", leaked and growing".to_string(),
+            (false, true) if running => ", growing".to_string(),
             (false, true) => ", growing (freed at exit)".to_string(),
             _ => ", leaked".to_string(),
-        },
-    );
+        }
+    });
     let _ = writeln!(
         o,
         "\n== Growing: live bytes rising steadily over the run =="
@@ -151,8 +170,23 @@ pub fn render(r: &Report, path: &str, style: &Style) -> String {
             i,
             &g.row,
             frames,
-            &format!(", growing {}/s", bytes(g.bytes_per_s)),
+            &if s.snapshots.is_some() {
+                format!(
+                    ", growing {}/s ({}/h)",
+                    bytes(g.bytes_per_s),
+                    bytes(g.bytes_per_s * 3600.0)
+                )
+            } else {
+                format!(", growing {}/s", bytes(g.bytes_per_s))
+            },
         );
+    }
+    if running {
+        let title = format!(
+            "Live now: live at the newest snapshot ({:.2} s); the process had not ended, so not leaks",
+            s.snapshots.as_ref().and_then(|sn| sn.newest_s).unwrap_or(s.duration_s)
+        );
+        section(&mut o, &title, &r.live_now, frames, |_| String::new());
     }
     if let Some(t) = s.finalizing_s {
         let title = format!(
@@ -183,6 +217,41 @@ pub fn render(r: &Report, path: &str, style: &Style) -> String {
         )
     });
     o
+}
+
+/// The lines saying what a snapshot capture's run is.
+fn snapshots_lines(o: &mut String, sn: &super::summary::SnapshotSummary) {
+    let files = if sn.parts == 1 {
+        String::new()
+    } else {
+        format!(" in {} files of one series", sn.parts)
+    };
+    let state = if sn.running {
+        "still running at the newest snapshot: its live set is live now, not leaks; growth is the leak signal"
+    } else {
+        "ended: a snapshot at exit"
+    };
+    let _ = writeln!(
+        o,
+        "capture    snapshots: {}{files}, every {:.2} s; {state}",
+        sn.snapshots, sn.interval_s
+    );
+    if sn.since_s.is_some() || sn.until_s.is_some() {
+        let from = sn
+            .since_s
+            .map_or("the start".into(), |t| format!("{t:.2} s"));
+        let to = sn.until_s.map_or("the end".into(), |t| format!("{t:.2} s"));
+        let _ = writeln!(
+            o,
+            "window     snapshots from {from} to {to} (allocations: those made inside it)"
+        );
+    }
+    if let Some(t) = sn.counted_from_s {
+        let _ = writeln!(
+            o,
+            "counted    allocations from before {t:.2} s are not counted (recording was restarted then)"
+        );
+    }
 }
 
 fn section(

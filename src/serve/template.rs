@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::capture::inputs::pid_and_seq;
+use crate::capture::inputs::pid_and_seq_or_part;
 use crate::error::{CliError, Result};
 
 #[derive(Debug, Clone)]
@@ -60,7 +60,7 @@ impl Template {
 
     /// The pid and sequence number a file name stands for, if it matches.
     pub fn pid_of(&self, name: &str) -> Option<(u64, u64)> {
-        pid_and_seq(
+        pid_and_seq_or_part(
             name.strip_prefix(&self.prefix)?
                 .strip_suffix(&self.suffix)?,
         )
@@ -85,6 +85,9 @@ impl Template {
             })
             .collect();
         out.sort();
+        // The files of a rolled-over snapshot series are one capture (read together from any
+        // of them): one match each.
+        out.dedup_by_key(|m| (m.pid, m.seq));
         out
     }
 

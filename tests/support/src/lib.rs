@@ -18,6 +18,7 @@ pub mod report_json;
 pub mod seeds;
 pub mod shim_lib;
 pub mod synthetic;
+pub mod synthetic_snapshots;
 pub mod tools;
 pub mod units;
 

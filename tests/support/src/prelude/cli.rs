@@ -5,5 +5,6 @@ pub use crate::cli::{memshim, run, stderr, stdout};
 pub use crate::dirs::scratch;
 pub use crate::elf::{build_id, symbol_addr};
 pub use crate::synthetic::*;
+pub use crate::synthetic_snapshots::*;
 pub use crate::tools::have_tool;
 pub use crate::units::MIB;
