@@ -2,13 +2,10 @@
 //! phase added and what it freed) and two captures of the same program (a bigger leak).
 
 use memshim_test_support::fleet::*;
+use memshim_test_support::report_json::within;
 use serde_json::Value;
 
 const MIB: f64 = 1048576.0;
-
-fn within(est: f64, truth: f64, tol: f64) -> bool {
-    (est / truth - 1.0).abs() <= tol
-}
 
 fn diff_json(args: &[&str]) -> Value {
     let mut all = vec!["diff", "--format", "json"];

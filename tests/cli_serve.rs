@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use memshim_test_support::fleet::*;
+use memshim_test_support::report_json::within;
+use memshim_test_support::tools::have_tool;
 
 /// A child process killed on drop.
 struct Running(Child);
@@ -122,29 +124,10 @@ fn flat_mb(row: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn within(est: f64, truth: f64) -> bool {
-    (est / truth - 1.0).abs() <= 0.25
-}
-
-fn have_go() -> bool {
-    let ok = Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        memshim_test_pythons::Missing::new(
-            "go",
-            "not found: scripts/provision.sh installs it, or apt-get install golang-go",
-        )
-        .skip();
-    }
-    ok
-}
-
 #[test]
 fn go_tool_pprof_reads_the_heap_of_a_running_process_from_serve() {
     let Some(so) = shim() else { return };
-    if !have_go() {
+    if !have_tool("go", &["version"], "golang-go") {
         return;
     }
     let dir = scratch("serve");
@@ -170,7 +153,7 @@ fn go_tool_pprof_reads_the_heap_of_a_running_process_from_serve() {
     let top = go_pprof_top(&format!("{base}/debug/pprof/heap?pid={running_pid}"), &dir);
     assert!(first_row(&top).contains("lib_leak"), "{top}");
     assert!(
-        within(flat_mb(&first_row(&top)), 32.0),
+        within(flat_mb(&first_row(&top)), 32.0, 0.25),
         "32 MiB leaked: {top}"
     );
     assert!(top.contains("Type: inuse_space"), "{top}");
@@ -178,7 +161,7 @@ fn go_tool_pprof_reads_the_heap_of_a_running_process_from_serve() {
     let top = go_pprof_top(&format!("{base}/debug/pprof/heap"), &dir);
     assert!(first_row(&top).contains("lib_leak"), "{top}");
     assert!(
-        within(flat_mb(&first_row(&top)), 34.0),
+        within(flat_mb(&first_row(&top)), 34.0, 0.25),
         "32 + 2 MiB leaked: {top}"
     );
     let top = go_pprof_top(&format!("{base}/debug/pprof/allocs"), &dir);

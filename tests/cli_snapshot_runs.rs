@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 
 use memshim_test_support::c_build::shim_fixture;
 use memshim_test_support::fleet::{free_port, memshim, scratch, shim, text};
+use memshim_test_support::report_json::within;
+use memshim_test_support::tools::have_tool;
 use serde_json::Value;
 
 const MIB: f64 = 1048576.0;
@@ -69,10 +71,6 @@ fn report(cap: &str) -> Value {
 
 fn func(site: &Value) -> &str {
     site["frames"][0]["function"].as_str().unwrap_or("<null>")
-}
-
-fn within(est: f64, truth: f64, tol: f64) -> bool {
-    (est / truth - 1.0).abs() <= tol
 }
 
 /// Polls the report of the running service's capture (bounded: 300 tries, 50 ms apart) until
@@ -203,21 +201,6 @@ fn a_rolled_over_series_with_keep_reads_as_one_run() {
     }
 }
 
-fn have_go() -> bool {
-    let ok = Command::new("go")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        memshim_test_pythons::Missing::new(
-            "go",
-            "not found: scripts/provision.sh installs it, or apt-get install golang-go",
-        )
-        .skip();
-    }
-    ok
-}
-
 /// The flat column of `go tool pprof -top`'s first row, in MiB, and the row.
 fn pprof_top(url: &str, home: &Path) -> (f64, String) {
     let o = Command::new("go")
@@ -254,7 +237,7 @@ fn leaky_now(cap: &Path) -> f64 {
 #[test]
 fn go_tool_pprof_reads_a_running_snapshot_run_from_serve() {
     let Some(so) = shim() else { return };
-    if !have_go() {
+    if !have_tool("go", &["version"], "golang-go") {
         return;
     }
     let dir = scratch("snapruns-serve");

@@ -51,7 +51,7 @@ fn leaky_live(cap: &Capture, snap: &Snapshot) -> u64 {
 }
 
 fn within(got: u64, truth: u64, tol: f64) -> bool {
-    (got as f64 - truth as f64).abs() <= tol * truth as f64
+    memshim_test_support::report_json::within(got as f64, truth as f64, tol)
 }
 
 #[test]

@@ -127,15 +127,8 @@ impl Writer {
             shim_version: env!("CARGO_PKG_VERSION").to_string(),
             extra: crate::sys::cgroup::header_extra(),
         };
-        let snap = (cfg.capture == CaptureKind::Snapshots).then(|| {
-            SnapshotState::new(
-                &mut header,
-                path,
-                cfg.interval_ns,
-                cfg.keep,
-                cfg.stack_memory,
-            )
-        });
+        let snap = (cfg.capture == CaptureKind::Snapshots)
+            .then(|| SnapshotState::new(&mut header, cfg.interval_ns, cfg.keep, cfg.stack_memory));
         let zstd = Compressor::new().ok();
         let flags = if zstd.is_some() { FLAG_ZSTD } else { 0 };
         // The header first, alone and uncompressed: a process that execs right away still leaves

@@ -50,15 +50,9 @@ fn series_id(header: &Header) -> String {
 }
 
 impl SnapshotState {
-    /// The state for a capture with `header`, whose file is `path`; adds the snapshot mode's
+    /// The state for a capture with `header` (its first file is named by [`Self::first_file`]); adds the snapshot mode's
     /// named values to the header (before it is written).
-    pub fn new(
-        header: &mut Header,
-        path_hint: &str,
-        interval_ns: u64,
-        keep: u32,
-        budget: usize,
-    ) -> Self {
+    pub fn new(header: &mut Header, interval_ns: u64, keep: u32, budget: usize) -> Self {
         let series = series_id(header);
         header
             .extra
@@ -75,8 +69,8 @@ impl SnapshotState {
             keep,
             header: header.clone(),
             part: 1,
-            files: VecDeque::from([path_hint.to_string()]),
-            first: path_hint.to_string(),
+            files: VecDeque::new(),
+            first: String::new(),
             codes: FxHashMap::default(),
             threads: FxHashMap::default(),
             rolling: false,

@@ -147,9 +147,9 @@ pub fn ret(f: &Fixture, func: &str) -> u64 {
     BASE + symbol_addr(&f.bin, func) + 9
 }
 
-pub fn capture(f: &Fixture, interval: u64, build_id: Vec<u8>) -> SyntheticCapture {
-    let mut c = SyntheticCapture::new(&header(interval));
-    c.push(Record::Modules(vec![
+/// The module map of a synthetic capture: the shim, then the fixture at [`BASE`].
+pub fn module_map(f: &Fixture, build_id: Vec<u8>) -> Record {
+    Record::Modules(vec![
         Module {
             path: "/opt/memshim/libmemshim.so".into(),
             base: SHIM,
@@ -162,7 +162,12 @@ pub fn capture(f: &Fixture, interval: u64, build_id: Vec<u8>) -> SyntheticCaptur
             segments: vec![(0, 0x10_0000)],
             build_id,
         },
-    ]));
+    ])
+}
+
+pub fn capture(f: &Fixture, interval: u64, build_id: Vec<u8>) -> SyntheticCapture {
+    let mut c = SyntheticCapture::new(&header(interval));
+    c.push(module_map(f, build_id));
     let main = ret(f, "main");
     c.push(stack(
         1,

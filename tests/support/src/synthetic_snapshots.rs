@@ -5,9 +5,9 @@
 use memshim_format::snapshot::{
     Cause, SiteCounters, Snapshot, EXTRA_CAPTURE, EXTRA_INTERVAL_NS, EXTRA_PART, EXTRA_SERIES,
 };
-use memshim_format::{Header, Module, Record};
+use memshim_format::Header;
 
-use crate::synthetic::{header, ret, stack, Fixture, SyntheticCapture, BASE, SHIM};
+use crate::synthetic::{header, module_map, ret, stack, Fixture, SyntheticCapture, SHIM};
 use crate::units::MIB;
 
 /// Sampling rate of the synthetic snapshot captures: 0, so counts are exact (1 MiB blocks).
@@ -34,20 +34,7 @@ pub const PEAK: u64 = 3;
 /// [`CLEAN`], [`PEAK`]); push snapshots with [`push_snapshot`].
 pub fn snapshot_file(f: &Fixture, h: &Header, build_id: Vec<u8>) -> SyntheticCapture {
     let mut c = SyntheticCapture::new(h);
-    c.push(Record::Modules(vec![
-        Module {
-            path: "/opt/memshim/libmemshim.so".into(),
-            base: SHIM,
-            segments: vec![(0, 0x10000)],
-            build_id: vec![1],
-        },
-        Module {
-            path: f.bin.display().to_string(),
-            base: BASE,
-            segments: vec![(0, 0x10_0000)],
-            build_id,
-        },
-    ]));
+    c.push(module_map(f, build_id));
     let main = ret(f, "main");
     c.push(stack(LEAKY, &[SHIM + 0x100, ret(f, "leaky_alloc"), main]));
     c.push(stack(CLEAN, &[SHIM + 0x100, ret(f, "clean_alloc"), main]));
