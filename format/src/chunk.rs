@@ -36,6 +36,39 @@ impl ChunkBuilder {
         }
     }
 
+    /// Appends an Alloc record (as `push(&Record::Alloc { .. })`, without the temporary).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn alloc(
+        &mut self,
+        t: u64,
+        tid: u32,
+        addr: u64,
+        size: u64,
+        stack: u64,
+        kind: crate::AllocKind,
+        inherited: bool,
+    ) {
+        let ctx = &mut self.hot;
+        crate::fast::encode_alloc(
+            &mut self.payload,
+            ctx,
+            t,
+            tid,
+            addr,
+            size,
+            stack,
+            kind,
+            inherited,
+        );
+    }
+
+    /// Appends a Free record (as `push(&Record::Free { .. })`, without the temporary).
+    #[inline(always)]
+    pub fn free(&mut self, t: u64, tid: u32, addr: u64, size: u64) {
+        crate::fast::encode_free(&mut self.payload, &mut self.hot, t, tid, addr, size);
+    }
+
     /// Records other than the hot kinds (a few per flush), through postcard.
     #[inline(never)]
     fn push_other(&mut self, r: &Record) {

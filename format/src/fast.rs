@@ -90,12 +90,6 @@ impl Put<'_> {
 /// otherwise.
 #[inline(always)]
 pub fn encode(r: &Record, out: &mut Vec<u8>, ctx: &mut Context) -> bool {
-    // Room first (a capacity check; the length stays): the record is written into it below.
-    out.reserve(MAX);
-    let mut p = Put {
-        room: &mut out.spare_capacity_mut()[..MAX],
-        len: 0,
-    };
     match *r {
         Record::Alloc {
             t,
@@ -105,27 +99,66 @@ pub fn encode(r: &Record, out: &mut Vec<u8>, ctx: &mut Context) -> bool {
             stack,
             kind,
             inherited,
-        } => {
-            p.common(ALLOC, ctx, t, tid, addr);
-            p.varint(size);
-            p.varint(stack);
-            p.byte(kind.index());
-            p.byte(inherited as u8);
-        }
-        Record::Free { t, tid, addr, size } => {
+        } => encode_alloc(out, ctx, t, tid, addr, size, stack, kind, inherited),
+        Record::Free { t, tid, addr, size } => put(out, |p| {
             p.common(FREE, ctx, t, tid, addr);
             p.varint(size);
-        }
-        Record::Munmap { t, tid, addr, len } => {
+        }),
+        Record::Munmap { t, tid, addr, len } => put(out, |p| {
             p.common(MUNMAP, ctx, t, tid, addr);
             p.varint(len);
-        }
+        }),
         _ => return false,
     }
+    true
+}
+
+/// Appends an Alloc record (the writer's most common one, encoded without building a
+/// [`Record`]: the temporary's drop glue cost it a call per event).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn encode_alloc(
+    out: &mut Vec<u8>,
+    ctx: &mut Context,
+    t: u64,
+    tid: u32,
+    addr: u64,
+    size: u64,
+    stack: u64,
+    kind: AllocKind,
+    inherited: bool,
+) {
+    put(out, |p| {
+        p.common(ALLOC, ctx, t, tid, addr);
+        p.varint(size);
+        p.varint(stack);
+        p.byte(kind.index());
+        p.byte(inherited as u8);
+    })
+}
+
+/// Appends a Free record, as [`encode_alloc`] does an Alloc.
+#[inline(always)]
+pub fn encode_free(out: &mut Vec<u8>, ctx: &mut Context, t: u64, tid: u32, addr: u64, size: u64) {
+    put(out, |p| {
+        p.common(FREE, ctx, t, tid, addr);
+        p.varint(size);
+    })
+}
+
+/// Runs `f` on the spare room of `out` (at least [`MAX`] bytes), then keeps what it wrote.
+#[inline(always)]
+fn put(out: &mut Vec<u8>, f: impl FnOnce(&mut Put<'_>)) {
+    // Room first (a capacity check; the length stays): the record is written into it below.
+    out.reserve(MAX);
+    let mut p = Put {
+        room: &mut out.spare_capacity_mut()[..MAX],
+        len: 0,
+    };
+    f(&mut p);
     let n = p.len;
     // SAFETY: the first `n` bytes of the spare capacity were just initialised through `room`.
     unsafe { out.set_len(out.len() + n) };
-    true
 }
 
 /// Reads bytes and varints with bounds checks: a corrupt capture is an error, never a panic.

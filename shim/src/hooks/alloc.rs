@@ -16,10 +16,12 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use memshim_format::AllocKind as Kind;
 
+use crate::config::{self, CaptureKind};
 use crate::recorder;
 use crate::sampling::decide::{self, Decision};
 use crate::sampling::thread::{self, Busy, Thread, FLAG_FREE_FAST, FLAG_NAMED};
 use crate::stacks::python;
+use crate::stacks::unwind::Entry;
 use crate::stacks::StackBuf;
 use crate::state;
 use crate::sys::region::{self, NewSlot};
@@ -220,12 +222,38 @@ unsafe fn forward(size: usize, align: usize, kind: Kind) -> *mut c_void {
 
 /// The slow path of every allocating hook. `extern "C"` (it cannot unwind: a panic aborts) so
 /// the hooks call it without a landing pad, as a tail jump: their fast paths need no frame.
+/// A trampoline: it adds the stack pointer and %rbp it was entered with (see
+/// [`unwind::Entry`]), so the stack walk starts at the program's frame, not at the shim's.
 ///
 /// # Safety
 /// As for malloc; `align` is a power of two.
+#[unsafe(naked)]
+pub unsafe extern "C" fn alloc_slow(size: usize, align: usize, kind: Kind) -> *mut c_void {
+    // The three arguments stay in rdi, rsi, edx; rcx and r8 take the entry's registers; the
+    // jump leaves the return address where it is, so `alloc_slow_at` returns to the caller.
+    core::arch::naked_asm!(
+        "mov rcx, rsp",
+        "mov r8, rbp",
+        "jmp {at}",
+        at = sym alloc_slow_at,
+    )
+}
+
+/// `alloc_slow`'s body, with the registers it was entered with.
+///
+/// # Safety
+/// As for malloc; `align` is a power of two; `sp` and `bp` were the stack pointer and %rbp at
+/// the first instruction of a function the program called.
 #[cold]
 #[inline(never)]
-pub unsafe extern "C" fn alloc_slow(size: usize, align: usize, kind: Kind) -> *mut c_void {
+unsafe extern "C" fn alloc_slow_at(
+    size: usize,
+    align: usize,
+    kind: Kind,
+    sp: u64,
+    bp: u64,
+) -> *mut c_void {
+    let entry = Some(Entry { sp, bp });
     let t = thread::current();
     let Some(_busy) = Busy::enter(t) else {
         note_reentrant(t);
@@ -236,7 +264,7 @@ pub unsafe extern "C" fn alloc_slow(size: usize, align: usize, kind: Kind) -> *m
         // SAFETY: forwarding.
         Decision::Skip => unsafe { forward(size, align, kind) },
         Decision::Sample => {
-            let p = sample_into_region(t, size, align, kind);
+            let p = sample_into_region(t, size, align, kind, entry);
             if !p.is_null() {
                 return p;
             }
@@ -252,23 +280,48 @@ pub unsafe extern "C" fn alloc_slow(size: usize, align: usize, kind: Kind) -> *m
             // SAFETY: forwarding.
             let p = unsafe { forward(size, align, kind) };
             if !p.is_null() {
-                record_alloc(t, p, size, kind);
+                record_alloc(t, p, size, kind, entry);
             }
             p
         }
     }
 }
 
+/// This thread's stack: from the program's frame when the call's entry is known, else from
+/// here (the CLI drops the shim's frames).
+#[inline(always)]
+fn stack_of(buf: &mut MaybeUninit<StackBuf>, entry: Option<Entry>) -> &StackBuf {
+    match entry {
+        Some(e) => StackBuf::capture_from(buf, recorder::push, e),
+        None => StackBuf::capture(buf, recorder::push),
+    }
+}
+
 /// Records an allocation glibc (or the kernel) made, with this thread's stack.
-fn record_alloc(t: Thread, p: *const c_void, size: usize, kind: Kind) {
+fn record_alloc(t: Thread, p: *const c_void, size: usize, kind: Kind, entry: Option<Entry>) {
     let mut buf = MaybeUninit::uninit();
-    let stack = StackBuf::capture(&mut buf, recorder::push);
+    let stack = stack_of(&mut buf, entry);
     let tid = t.tid();
     name_thread(t, tid);
-    recorder::push(
-        stack.event(kind, tid, p as u64, size as u64, real::stamp_ns()),
-        stack.all(),
-    );
+    let ev = stack.event(kind, tid, p as u64, size as u64, real::stamp_ns());
+    push_alloc(t, ev, stack.all());
+}
+
+/// Sends an Alloc event; without its stack words when the writer already has them as this
+/// thread's last stack (a loop allocating from one place: in `all` mode, most events). The ring
+/// then carries one unit instead of two or more, and the writer skips interning the stack.
+/// Snapshot mode aggregates by the words themselves, so it always gets them.
+fn push_alloc(t: Thread, ev: Event, words: &[u64]) {
+    let events = config::get().is_some_and(|c| c.capture == CaptureKind::Events);
+    if events && t.same_stack(words) {
+        // Dropped or not, the writer's last stack for this thread stays what it was.
+        recorder::push(ev.repeating_stack(), &[]);
+    } else if recorder::push(ev, words) && events {
+        t.remember_stack(words);
+    } else {
+        // The writer did not get these words: the next Alloc must carry its own.
+        t.forget_stack();
+    }
 }
 
 /// Frees a pointer of the region: records it, then gives the slot back. Invalid or double frees
@@ -332,16 +385,32 @@ pub unsafe extern "C" fn free_slow(p: *mut c_void) {
     unsafe { underlying::free(p) }
 }
 
-/// The slow path of `realloc`.
+/// The slow path of `realloc`: a trampoline, as [`alloc_slow`] is.
 ///
 /// # Safety
 /// As for realloc.
+#[unsafe(naked)]
+pub unsafe extern "C" fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_void {
+    // The two arguments stay in rdi and rsi; rdx and rcx take the entry's registers.
+    core::arch::naked_asm!(
+        "mov rdx, rsp",
+        "mov rcx, rbp",
+        "jmp {at}",
+        at = sym realloc_slow_at,
+    )
+}
+
+/// `realloc_slow`'s body, with the registers it was entered with.
+///
+/// # Safety
+/// As for realloc; `sp` and `bp` as for [`alloc_slow_at`].
 #[cold]
 #[inline(never)]
-pub unsafe extern "C" fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_void {
+unsafe extern "C" fn realloc_slow_at(p: *mut c_void, size: usize, sp: u64, bp: u64) -> *mut c_void {
+    let entry = Some(Entry { sp, bp });
     if p.is_null() {
-        // SAFETY: realloc(NULL, n) is malloc(n).
-        return unsafe { alloc_slow(size, 16, Kind::Malloc) };
+        // SAFETY: realloc(NULL, n) is malloc(n), entered from the same caller.
+        return unsafe { alloc_slow_at(size, 16, Kind::Malloc, sp, bp) };
     }
     let sampled = region::header_of(p);
     if size == 0 {
@@ -372,7 +441,7 @@ pub unsafe extern "C" fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_voi
         // SAFETY: `p` is live with `old_size` bytes, sampled or not as `sampled` says.
         Decision::Skip => unsafe { realloc_unrecorded(t, p, size, old_size, sampled.is_some()) },
         Decision::Sample => {
-            let q = sample_into_region(t, size, 16, Kind::Realloc);
+            let q = sample_into_region(t, size, 16, Kind::Realloc, entry);
             if q.is_null() {
                 // SAFETY: no region slot: fall back to glibc's realloc semantics.
                 let r = unsafe { realloc_unrecorded(t, p, size, old_size, sampled.is_some()) };
@@ -405,7 +474,7 @@ pub unsafe extern "C" fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_voi
             } else {
                 (q, size)
             };
-            record_alloc(t, addr, n, Kind::Realloc);
+            record_alloc(t, addr, n, Kind::Realloc, entry);
             q
         }
     }
@@ -413,9 +482,15 @@ pub unsafe extern "C" fn realloc_slow(p: *mut c_void, size: usize) -> *mut c_voi
 
 /// Serves a sampled allocation from the region and records it; null (counted) when the region
 /// cannot serve it.
-fn sample_into_region(t: Thread, size: usize, align: usize, kind: Kind) -> *mut c_void {
+fn sample_into_region(
+    t: Thread,
+    size: usize,
+    align: usize,
+    kind: Kind,
+    entry: Option<Entry>,
+) -> *mut c_void {
     let mut buf = MaybeUninit::uninit();
-    let stack = StackBuf::capture(&mut buf, recorder::push);
+    let stack = stack_of(&mut buf, entry);
     let tid = t.tid();
     let now = real::stamp_ns();
     let p = region::alloc(NewSlot {
@@ -430,7 +505,8 @@ fn sample_into_region(t: Thread, size: usize, align: usize, kind: Kind) -> *mut 
     });
     if !p.is_null() {
         name_thread(t, tid);
-        recorder::push(
+        push_alloc(
+            t,
             stack.event(kind, tid, p as u64, size as u64, now),
             stack.all(),
         );
@@ -487,7 +563,7 @@ pub fn after_mmap(p: *mut c_void, len: usize, flags: i32) {
     let Some(_busy) = Busy::enter(t) else { return };
     match decide::allocation(t, len as u64) {
         Decision::Skip => {}
-        Decision::Sample | Decision::Record => record_alloc(t, p, len, Kind::Mmap),
+        Decision::Sample | Decision::Record => record_alloc(t, p, len, Kind::Mmap, None),
     }
 }
 
@@ -514,4 +590,6 @@ pub fn after_fork_child() {
     t.set_cached_tid(0);
     t.set_countdown(0);
     t.lower(FLAG_NAMED);
+    // The child's capture starts with no stack known for any thread.
+    t.forget_stack();
 }

@@ -13,8 +13,10 @@
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicI64, Ordering};
 
+use crate::transport::event::{Event, EventKind};
 use crate::{
-    sampling::thread, sys::procinfo, sys::real, sys::underlying, writer::thread as writer_thread,
+    recorder, sampling::thread, sys::procinfo, sys::real, sys::underlying,
+    writer::thread as writer_thread,
 };
 
 /// The program's threads alive: the main thread, plus those made through our pthread_create
@@ -90,10 +92,30 @@ unsafe extern "C" fn release_start(p: *mut c_void) {
 
 /// Called by memshim_thread_start's cleanup handler as a program thread ends.
 extern "C" fn program_thread_ended() {
+    forget_last_stack();
     // AcqRel: the last thread to end sees every other's decrement.
     if LIVE.fetch_sub(1, Ordering::AcqRel) == 1 {
         last_leaving();
     }
+}
+
+/// Tells the writer to forget the ending thread's last stack (see `alloc::push_alloc`), so its
+/// table of them holds live threads only, however many the process makes over its life.
+fn forget_last_stack() {
+    let t = thread::current();
+    if t.last_len() == 0 {
+        return;
+    }
+    let Some(_busy) = thread::Busy::enter(t) else {
+        return;
+    };
+    t.forget_stack();
+    // Dropped (a full ring), the entry stays: one stale entry, never a wrong stack, since a new
+    // thread with this id starts with nothing remembered.
+    recorder::push(
+        Event::new(EventKind::ThreadEnd, t.tid(), real::stamp_ns(), 0, 0),
+        &[],
+    );
 }
 
 unsafe extern "C" {

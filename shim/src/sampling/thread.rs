@@ -17,7 +17,15 @@ pub struct ThreadState {
     pub fork_gen: u32,
     /// Bit flags, see `FLAG_*`.
     pub flags: u32,
+    /// The stack of this thread's last Alloc event the writer received: its word count + 1
+    /// (0: none remembered), and its words when it has at most [`LAST_STACK_WORDS`].
+    pub last_len: u64,
+    pub last_stack: [u64; LAST_STACK_WORDS],
 }
+
+/// Words of the last stack a thread remembers (a C stack of up to 16 frames; deeper ones, and
+/// Python ones, are sent whole every time).
+pub const LAST_STACK_WORDS: usize = 16;
 
 /// The thread's name was sent to the writer.
 pub const FLAG_NAMED: u32 = 1;
@@ -158,6 +166,7 @@ impl Thread {
     field!(fork_gen, set_fork_gen, fork_gen, u32);
     field!(flags, set_flags, flags, u32);
     field!(cached_tid, set_cached_tid, tid, u32);
+    field!(last_len, set_last_len, last_len, u64);
 
     /// Sets `flag`.
     #[inline(always)]
@@ -174,6 +183,45 @@ impl Thread {
     #[inline(always)]
     pub fn has(self, flag: u32) -> bool {
         self.flags() & flag != 0
+    }
+
+    /// True when `words` is the stack of this thread's last Alloc event the writer received.
+    #[inline(always)]
+    pub fn same_stack(self, words: &[u64]) -> bool {
+        if self.last_len() != words.len() as u64 + 1 {
+            return false;
+        }
+        // SAFETY: a read of the one field through the block's pointer, as a slice that lives
+        // for this comparison only (it calls nothing of the shim, so nothing can write the
+        // field meanwhile); last_len never exceeds LAST_STACK_WORDS + 1: in bounds.
+        let last = unsafe {
+            let base = core::ptr::addr_of!((*self.0).last_stack).cast::<u64>();
+            core::slice::from_raw_parts(base, words.len())
+        };
+        last == words
+    }
+
+    /// Remembers `words` as the stack the writer now has for this thread (or forgets, when it
+    /// is too deep to keep).
+    #[inline(always)]
+    pub fn remember_stack(self, words: &[u64]) {
+        if words.len() > LAST_STACK_WORDS {
+            self.forget_stack();
+            return;
+        }
+        // SAFETY: a write of the one field by the block's own thread (the aliasing rule), of at
+        // most LAST_STACK_WORDS words: in bounds; `words` is not in the block.
+        unsafe {
+            let base = core::ptr::addr_of_mut!((*self.0).last_stack).cast::<u64>();
+            core::ptr::copy_nonoverlapping(words.as_ptr(), base, words.len());
+        }
+        self.set_last_len(words.len() as u64 + 1);
+    }
+
+    /// Forgets the remembered stack: the next Alloc event carries its words.
+    #[inline(always)]
+    pub fn forget_stack(self) {
+        self.set_last_len(0);
     }
 
     /// The kernel's id for this thread, cached.

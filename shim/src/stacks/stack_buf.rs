@@ -25,6 +25,26 @@ impl StackBuf {
     /// Inlined so the buffer is built in the caller's frame, not copied out.
     #[inline(always)]
     pub fn capture(s: &mut MaybeUninit<StackBuf>, send: Send) -> &StackBuf {
+        Self::capture_native(s, send, unwind::capture)
+    }
+
+    /// As [`StackBuf::capture`], the native stack starting at the caller of the interposed call
+    /// that entered the shim at `entry` (see [`unwind::capture_from`]).
+    #[inline(always)]
+    pub fn capture_from(
+        s: &mut MaybeUninit<StackBuf>,
+        send: Send,
+        entry: unwind::Entry,
+    ) -> &StackBuf {
+        Self::capture_native(s, send, |words| unwind::capture_from(entry, words))
+    }
+
+    #[inline(always)]
+    fn capture_native(
+        s: &mut MaybeUninit<StackBuf>,
+        send: Send,
+        native: impl FnOnce(&mut [MaybeUninit<u64>]) -> usize,
+    ) -> &StackBuf {
         let depth = config::get().map_or(config::DEFAULT_DEPTH, |c| c.depth);
         // Built field by field in the caller's buffer: a struct literal mixing `uninit()` words
         // with zeroed counts let LLVM zero all 3 KiB with one memset (18% of a sample's cost),
@@ -34,7 +54,7 @@ impl StackBuf {
         // written before assume_init, so every field is initialised.
         unsafe {
             let words = &mut *core::ptr::addr_of_mut!((*p).words);
-            let native = unwind::capture(&mut words[..depth]);
+            let native = native(&mut words[..depth]);
             let py = python::capture(&mut words[native..], send);
             core::ptr::addr_of_mut!((*p).native).write(native);
             core::ptr::addr_of_mut!((*p).py).write(py);

@@ -12,6 +12,8 @@ struct memshim_thread {
     uint32_t tid;
     uint32_t fork_gen;
     uint32_t flags;
+    uint64_t last_len;
+    uint64_t last_stack[16];
 };
 
 __attribute__((visibility("hidden"))) __thread struct memshim_thread memshim_tls;

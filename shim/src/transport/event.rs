@@ -21,6 +21,11 @@ pub enum EventKind {
     Modules = 7,
     /// A user mark: the stack words hold its label, `size` the label's length (mark_label.rs).
     Mark = 8,
+    /// An Alloc without stack words: its stack is that of the previous Alloc event of the same
+    /// thread (events mode; see `hooks::alloc::push_alloc`).
+    AllocRepeat = 9,
+    /// A program thread that sent an `Alloc` ended: the writer forgets its last stack.
+    ThreadEnd = 10,
 }
 
 impl EventKind {
@@ -36,6 +41,8 @@ impl EventKind {
             6 => PyCode,
             7 => Modules,
             8 => Mark,
+            9 => AllocRepeat,
+            10 => ThreadEnd,
             _ => return None,
         })
     }
@@ -97,6 +104,14 @@ impl Event {
         }
     }
 
+    /// This Alloc event without its stack words: the same stack as the thread's previous one.
+    pub fn repeating_stack(self) -> Event {
+        Event {
+            kind: EventKind::AllocRepeat as u8,
+            ..self
+        }
+    }
+
     /// An allocation a forked child inherited from its parent (stamped 0: before this capture).
     pub fn inherited(kind: u8, nframes: u16, tid: u32, addr: u64, size: u64) -> Event {
         Event {
@@ -147,6 +162,8 @@ mod tests {
             PyCode,
             Modules,
             Mark,
+            AllocRepeat,
+            ThreadEnd,
         ] {
             assert_eq!(EventKind::from_u8(k as u8), Some(k));
         }

@@ -162,16 +162,35 @@ impl Ring {
         unsafe { &*(self.unit(pos) as *const AtomicU64) }
     }
 
-    /// Where frame word `i` of the event whose head is at `pos` lives.
-    fn word_ptr(&self, pos: u64, i: usize) -> *mut u64 {
-        let (unit, off) = if i < HEAD_WORDS {
-            (pos, core::mem::size_of::<SlotHead>() / 8 + i)
-        } else {
-            let j = i - HEAD_WORDS;
-            (pos + 1 + (j / CONT_WORDS) as u64, 1 + j % CONT_WORDS)
-        };
-        // SAFETY: `off` < UNIT / 8: inside the unit.
-        unsafe { (self.unit(unit) as *mut u64).add(off) }
+    /// Copies the `n` frame words of the event whose head is at `pos` from `buf` into the ring
+    /// (`into_ring`) or out of it into `buf`: a straight copy per unit (the head's three words,
+    /// then seven per continuation unit), not an address computed per word.
+    ///
+    /// # Safety
+    /// The caller owns the event's units (a producer between claim and publish, or the consumer
+    /// of a published event) and `buf` holds `n` words.
+    #[inline(always)]
+    unsafe fn copy_words(&self, pos: u64, buf: *mut u64, n: usize, into_ring: bool) {
+        let mut done = 0;
+        let mut unit = pos;
+        let mut off = core::mem::size_of::<SlotHead>() / 8;
+        while done < n {
+            let take = (n - done).min(UNIT / 8 - off);
+            // SAFETY: `take` words from word `off` stay inside the unit; `buf` holds `n` words
+            // (the caller's contract); ring units and the caller's buffer never overlap.
+            unsafe {
+                let ring = (self.unit(unit) as *mut u64).add(off);
+                let other = buf.add(done);
+                if into_ring {
+                    core::ptr::copy_nonoverlapping(other, ring, take);
+                } else {
+                    core::ptr::copy_nonoverlapping(ring, other, take);
+                }
+            }
+            done += take;
+            unit += 1;
+            off = 1;
+        }
     }
 
     /// Publishes one event; false (and counted) when the ring is full. `words` are the event's
@@ -229,9 +248,8 @@ impl Ring {
             (*head).t = ev.t;
             (*head).addr = ev.addr;
             (*head).size = ev.size;
-            for (i, w) in words[..n].iter().enumerate() {
-                self.word_ptr(pos, i).write(*w);
-            }
+            // The words are only read: `into_ring` copies from `buf`.
+            self.copy_words(pos, words[..n].as_ptr().cast_mut(), n, true);
         }
         // Release: makes the event visible to the consumer that Acquires seq.
         self.seq_cell(pos).store(pos + 1, Ordering::Release);
@@ -290,9 +308,7 @@ impl Ring {
             let head = &*(self.unit(pos) as *const SlotHead);
             let stored = Meta::words(head.meta);
             let n = stored.min(frames.len());
-            for (i, w) in frames[..n].iter_mut().enumerate() {
-                w.write(self.word_ptr(pos, i).read());
-            }
+            self.copy_words(pos, frames.as_mut_ptr().cast::<u64>(), n, false);
             let words = core::slice::from_raw_parts(frames.as_ptr().cast::<u64>(), n);
             (Meta::event(head), words, units_for(stored))
         };

@@ -19,8 +19,21 @@ impl Writer {
             return;
         }
         match kind {
-            EventKind::Alloc => {
-                let stack = self.intern(frames, ev.nframes as usize);
+            EventKind::Alloc | EventKind::AllocRepeat => {
+                let stack = if kind == EventKind::Alloc {
+                    let id = self.intern(frames, ev.nframes as usize);
+                    if self.snap.is_none() {
+                        self.last_stack.insert(ev.tid, id);
+                    }
+                    id
+                } else {
+                    match self.last_stack.get(&ev.tid) {
+                        Some(&id) => id,
+                        // Cannot happen (a thread repeats only a stack this writer received);
+                        // an empty stack rather than another thread's.
+                        None => self.intern(&[], 0),
+                    }
+                };
                 self.sampled_allocated += ev.size;
                 if self.region_serves && ev.alloc_kind() != AllocKind::Mmap {
                     self.region_live += ev.size;
@@ -38,15 +51,10 @@ impl Writer {
                     );
                     return;
                 }
-                self.chunk.push(&Record::Alloc {
-                    t: if inherited { 0 } else { t },
-                    tid: ev.tid,
-                    addr: ev.addr,
-                    size: ev.size,
-                    stack,
-                    kind: ev.alloc_kind(),
-                    inherited,
-                });
+                let t = if inherited { 0 } else { t };
+                let kind = ev.alloc_kind();
+                self.chunk
+                    .alloc(t, ev.tid, ev.addr, ev.size, stack, kind, inherited);
             }
             EventKind::Free => {
                 self.sampled_freed += ev.size;
@@ -57,12 +65,7 @@ impl Writer {
                     s.agg.free(ev.addr);
                     return;
                 }
-                self.chunk.push(&Record::Free {
-                    t,
-                    tid: ev.tid,
-                    addr: ev.addr,
-                    size: ev.size,
-                });
+                self.chunk.free(t, ev.tid, ev.addr, ev.size);
             }
             EventKind::Munmap => {
                 if let Some(s) = self.snap.as_mut() {
@@ -88,6 +91,9 @@ impl Writer {
                     s.note_thread(ev.tid, &name);
                 }
                 self.chunk.push(&Record::Thread { tid: ev.tid, name });
+            }
+            EventKind::ThreadEnd => {
+                self.last_stack.remove(&ev.tid);
             }
             EventKind::PyFinalizing => {
                 self.chunk.push(&Record::Marker {

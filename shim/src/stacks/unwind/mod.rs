@@ -130,6 +130,79 @@ pub fn capture(out: &mut [MaybeUninit<u64>]) -> usize {
     }
 }
 
+/// Where an interposed call entered the shim: the stack pointer at its first instruction
+/// (pointing at the return address into its caller) and the caller's %rbp, which the shim's
+/// frames below preserve for it.
+#[derive(Clone, Copy)]
+pub struct Entry {
+    pub sp: u64,
+    pub bp: u64,
+}
+
+/// As [`capture`], but from the caller of the interposed call that entered at `entry`: the
+/// shim's own frames (two or three lookups of a seven-frame walk) are neither walked nor
+/// recorded. libgcc, which can only start here, has the frames before the call's return address
+/// dropped, so every mode gives the same stack.
+#[inline(never)]
+pub fn capture_from(entry: Entry, out: &mut [MaybeUninit<u64>]) -> usize {
+    if cfg!(feature = "floor-no-unwind") || out.is_empty() {
+        return capture(out);
+    }
+    // SAFETY: per `Entry`, `sp` is the stack pointer at the first instruction of a function the
+    // program called: its top word, in this thread's live stack, is the return address.
+    let ret = unsafe { (entry.sp as *const u64).read() };
+    // Relaxed: set once in the constructor.
+    let mode = MODE.load(Ordering::Relaxed);
+    if mode == Mode::Libgcc as u8 {
+        let m = through_libgcc(out);
+        return from_return_address(ret, out, m);
+    }
+    out[0].write(ret);
+    // The caller's frame at the call: its CFI row is the one at ret - 1, with the stack pointer
+    // just above the return address.
+    let n = match walk(ret.wrapping_sub(1), entry.sp + 8, entry.bp, &mut out[1..]) {
+        Some(n) => n + 1,
+        None => {
+            // Relaxed: a statistic, as in `capture`.
+            FALLBACKS.fetch_add(1, Ordering::Relaxed);
+            let m = through_libgcc(out);
+            return from_return_address(ret, out, m);
+        }
+    };
+    if mode == Mode::Check as u8 {
+        let mut theirs = [MaybeUninit::uninit(); crate::config::MAX_DEPTH];
+        let walked = through_libgcc(&mut theirs[..out.len()]);
+        let m = from_return_address(ret, &mut theirs, walked);
+        // SAFETY: each walker initialised the first `n` and `m` words of its buffer.
+        let (a, b) = unsafe {
+            (
+                core::slice::from_raw_parts(out.as_ptr().cast::<u64>(), n),
+                core::slice::from_raw_parts(theirs.as_ptr().cast::<u64>(), m),
+            )
+        };
+        // Unless the depth cut libgcc's walk (it also walked the shim's frames).
+        if a != b && walked < out.len() {
+            // Relaxed: a statistic.
+            MISMATCHES.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    n
+}
+
+/// Drops the frames of a libgcc walk (`n` of `out`) before the return address `ret`: the
+/// shim's own. Keeps the whole walk when `ret` is not in it.
+fn from_return_address(ret: u64, out: &mut [MaybeUninit<u64>], n: usize) -> usize {
+    // SAFETY: the walk initialised the first `n` words.
+    let walked = unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<u64>(), n) };
+    match walked.iter().position(|&w| w == ret) {
+        Some(k) => {
+            out.copy_within(k..n, 0);
+            n - k
+        }
+        None => n,
+    }
+}
+
 /// libgcc's walk, starting at the same frame as the fast one: it skips its own frame and this
 /// function's caller (`capture`), which therefore must not tail-call it.
 #[inline(always)]
@@ -140,11 +213,12 @@ fn through_libgcc(out: &mut [MaybeUninit<u64>]) -> usize {
     n
 }
 
-/// The compact-rule walk from this frame's registers; `None` when some frame needs libgcc.
+/// The compact-rule walk from a frame's registers; `None` when some frame needs libgcc.
 #[inline(always)]
-fn walk(mut ip: u64, mut sp: u64, mut bp: u64, out: &mut [MaybeUninit<u64>]) -> Option<usize> {
+/// `at` is the first frame's instruction (the current one, or a return address - 1).
+fn walk(mut at: u64, mut sp: u64, mut bp: u64, out: &mut [MaybeUninit<u64>]) -> Option<usize> {
     let mut n = 0;
-    let mut at = ip; // the first frame is at `ip` itself; callers are at return address - 1
+    let mut ip;
     while n < out.len() {
         let rule = match lookup(at) {
             Found::Rule(r) => r,
