@@ -74,6 +74,12 @@ def tool_argv(tool, cmd, rundir):
             "LD_PRELOAD": os.environ["MEMSHIM_BASE_LIB"],
             "MEMSHIM_OUTPUT": os.path.join(rundir, "memshim.%p.msh"),
         }
+    if tool == "memshim-base-all":
+        return cmd, {
+            "LD_PRELOAD": os.environ["MEMSHIM_BASE_LIB"],
+            "MEMSHIM_RATE": "all",
+            "MEMSHIM_OUTPUT": os.path.join(rundir, "memshim.%p.msh"),
+        }
     if tool == "memshim-all":
         return cmd, {
             "LD_PRELOAD": LIB,
@@ -96,7 +102,7 @@ def tool_argv(tool, cmd, rundir):
 def tool_available(tool):
     if tool in ("none", "memshim", "memshim-all"):
         return os.path.exists(LIB) and os.path.exists(CLI)
-    if tool == "memshim-base":
+    if tool in ("memshim-base", "memshim-base-all"):
         return os.path.exists(os.environ.get("MEMSHIM_BASE_LIB", "")) and os.path.exists(CLI)
     if tool.startswith("memray"):
         return subprocess.run([PY, "-c", "import memray"], capture_output=True).returncode == 0
@@ -214,10 +220,12 @@ def leaks_memshim(rundir, markers, truth):
     doc = json.loads(p.stdout)
     reports = doc.get("processes", [doc]) if isinstance(doc, dict) else doc
     sites = []
+    dropped = 0
     for rep in reports:
+        dropped += rep.get("totals", {}).get("dropped_records", 0)
         for s in rep.get("leaks", []):
             sites.append((s["bytes_est"], [f.get("function") for f in s["frames"]]))
-    return match_sites(sites, markers, truth)
+    return dict(match_sites(sites, markers, truth), dropped=dropped)
 
 
 MEMRAY_LEAKS = r"""
@@ -394,6 +402,8 @@ def summarize(results, tools, wls, baseline_of):
                     row["leak_error_median"] = med(errs)
                     row["leak_error_max_abs"] = max((abs(e) for e in errs), default=None)
                     row["leak_note"] = good[-1].get("note")
+                    if any("dropped" in l for l in good):
+                        row["dropped"] = max(l.get("dropped", 0) for l in good)
                 else:
                     row["leak_found"] = "check failed: " + leaks[-1]["error"]
             rows.append(row)
@@ -402,18 +412,18 @@ def summarize(results, tools, wls, baseline_of):
 
 def markdown(rows):
     out = [
-        "| workload | tool | wall x | CPU x | peak RSS x | region resident at exit | written | in-loop ns/pair x | leak found (top 5) | leak estimate error |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| workload | tool | wall x | CPU x | peak RSS x | region resident at exit | written | in-loop ns/pair x | leak found (top 5) | leak estimate error | records dropped (most of a run) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "failed" in r:
-            out.append(f"| {r['workload']} | {r['tool']} | failed: {r['failed'][:120]} | | | | | | | |")
+            out.append(f"| {r['workload']} | {r['tool']} | failed: {r['failed'][:120]} | | | | | | | | |")
             continue
         f = lambda k: f"{r[k]:.2f}" if r.get(k) is not None else "-"
         if r["tool"].startswith("none"):
             abs_ = f"{r['wall']:.2f} s wall, {r['cpu']:.2f} s CPU, {r['rss'] / 1024:.0f} MiB"
-            out.append(f"| {r['workload']} | {r['tool']} | {abs_} | | | | | {r.get('loop_ns', 0):.1f} ns | | |" if "loop_ns" in r
-                       else f"| {r['workload']} | {r['tool']} | {abs_} | | | | | | | |")
+            out.append(f"| {r['workload']} | {r['tool']} | {abs_} | | | | | {r.get('loop_ns', 0):.1f} ns | | | |" if "loop_ns" in r
+                       else f"| {r['workload']} | {r['tool']} | {abs_} | | | | | | | | |")
             continue
         leak = "-"
         err = "-"
@@ -430,7 +440,8 @@ def markdown(rows):
         out.append(
             f"| {r['workload']} | {r['tool']} | {f('wall_ratio')} | {f('cpu_ratio')} | {f('rss_ratio')} | "
             f"{fmt_bytes(r['region_rss']) if r.get('region_rss') is not None else '-'} | "
-            f"{fmt_bytes(r['capture_bytes']) if r['capture_bytes'] else '-'} | {f('loop_ratio')} | {leak} | {err} |"
+            f"{fmt_bytes(r['capture_bytes']) if r['capture_bytes'] else '-'} | {f('loop_ratio')} | {leak} | {err} | "
+            f"{r['dropped'] if 'dropped' in r else '-'} |"
         )
     return "\n".join(out)
 

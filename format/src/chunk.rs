@@ -15,11 +15,20 @@ pub fn encode_chunk(payload: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Accumulates records into one payload; the writer flushes it as a chunk.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ChunkBuilder {
     payload: Vec<u8>,
-    /// The previous hot record of this chunk (see [`crate::fast`]).
+    /// What this chunk's hot records so far left for the next (see [`crate::fast`]).
     hot: crate::fast::Context,
+}
+
+impl Default for ChunkBuilder {
+    fn default() -> Self {
+        ChunkBuilder {
+            payload: Vec::new(),
+            hot: crate::fast::Context::current(),
+        }
+    }
 }
 
 impl ChunkBuilder {
@@ -90,7 +99,7 @@ impl ChunkBuilder {
         if !self.payload.is_empty() {
             encode_chunk(&self.payload, out);
             self.payload.clear();
-            self.hot = Default::default();
+            self.hot = crate::fast::Context::current();
         }
     }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// First eight bytes of every capture.
 pub const MAGIC: [u8; 8] = *b"MEMSHIM\0";
 /// The version this crate writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 4;
+pub const FORMAT_VERSION: u16 = 5;
 /// Bytes before the header body: magic, version, flags, body length.
 pub const PREAMBLE_LEN: usize = 16;
 

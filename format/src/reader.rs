@@ -64,8 +64,9 @@ pub struct Reader<R> {
     chunks: u64,
     truncated: bool,
     ended: bool,
-    /// Version 3+: hot records are written relative to the previous one of their chunk.
+    /// Version 3+: hot records are written relative to the earlier ones of their chunk.
     hot: Option<crate::fast::Context>,
+    version: u16,
 }
 
 impl<R: Read> Reader<R> {
@@ -98,7 +99,8 @@ impl<R: Read> Reader<R> {
                 chunks: 0,
                 truncated: false,
                 ended: false,
-                hot: (version >= 3).then(Default::default),
+                hot: (version >= 3).then(|| crate::fast::Context::for_version(version)),
+                version,
             });
         }
         Err(decode_header(&pre).err().unwrap_or(Error::NotACapture))
@@ -199,7 +201,7 @@ impl<R: Read> Reader<R> {
         self.chunks += 1;
         self.pos = 0;
         if let Some(ctx) = self.hot.as_mut() {
-            *ctx = Default::default();
+            *ctx = crate::fast::Context::for_version(self.version);
         }
         Ok(true)
     }

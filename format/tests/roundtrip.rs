@@ -416,3 +416,28 @@ fn version_2_compressed_streams_still_decode() {
         .unwrap();
     assert_eq!(got, recs);
 }
+
+#[test]
+fn version_4_hot_records_still_decode_against_the_previous_record() {
+    // Three frees by threads 1, 2, 1, written as version 4 did: each address relative to the
+    // previous record's. Version 5 writes thread 1's second address relative to its first.
+    let payload = [
+        3, 0, 1, 0x80, 0x40, 0, // tid 1 at 0x1000
+        3, 0, 3, 0x20, 0, // tid 2 at 0x1000 + 0x10
+        3, 0, 3, 0x20, 0, // tid 1 at 0x1010 + 0x10 (version 4), 0x1000 + 0x10 (version 5)
+    ];
+    let decode = |version: u8| -> Vec<u64> {
+        let mut bytes = memshim_format::encode_header(&header());
+        bytes[8] = version;
+        memshim_format::encode_chunk(&payload, &mut bytes);
+        Reader::new(&bytes[..])
+            .unwrap()
+            .map(|r| match r.unwrap() {
+                Record::Free { addr, .. } => addr,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(decode(4), [0x1000, 0x1010, 0x1020]);
+    assert_eq!(decode(5), [0x1000, 0x1010, 0x1010]);
+}

@@ -84,8 +84,12 @@ impl Meta {
 const _: () = assert!(MAX_STACK_WORDS <= Meta::MAX_WORDS && crate::config::MAX_DEPTH < 512);
 
 /// Units an event of `n` frame words takes.
+#[inline(always)]
 fn units_for(n: usize) -> u64 {
-    1 + n.saturating_sub(HEAD_WORDS).div_ceil(CONT_WORDS) as u64
+    if n <= HEAD_WORDS {
+        return 1;
+    }
+    1 + (n - HEAD_WORDS).div_ceil(CONT_WORDS) as u64
 }
 
 #[repr(C, align(64))]
@@ -201,43 +205,17 @@ impl Ring {
     pub fn push(&self, ev: Event, words: &[u64], patience_ns: u64) -> bool {
         let n = words.len().min(self.words);
         let k = units_for(n);
-        let (mut deadline, mut seen) = (0, 0);
-        let capacity = self.capacity();
-        // Relaxed: the CAS below orders claims; the head unit's seq orders the data.
-        let mut pos = self.enqueue.0.load(Ordering::Relaxed);
-        loop {
-            // Acquire: the consumer has finished reading every unit before `released`.
-            let released = self.released.0.load(Ordering::Acquire);
-            if pos + k <= released + capacity {
-                match self.enqueue.0.compare_exchange_weak(
-                    pos,
-                    pos + k,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => break,
-                    Err(actual) => pos = actual,
+        let pos = match self.claim(k) {
+            Some(pos) => pos,
+            None => match self.claim_patiently(k, patience_ns) {
+                Some(pos) => pos,
+                None => {
+                    // Relaxed: a statistic.
+                    self.dropped.0.fetch_add(1, Ordering::Relaxed);
+                    return false;
                 }
-                continue;
-            }
-            if patience_ns > 0 {
-                // Wait while the consumer makes progress; give up after `patience_ns` without
-                // any (it may be blocked on something this thread holds).
-                let now = real::now_ns();
-                if deadline == 0 || released != seen {
-                    deadline = now + patience_ns;
-                    seen = released;
-                }
-                if now < deadline {
-                    real::sleep_us(20);
-                    pos = self.enqueue.0.load(Ordering::Relaxed);
-                    continue;
-                }
-            }
-            // Relaxed: a statistic.
-            self.dropped.0.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
+            },
+        };
         // SAFETY: we own units pos..pos+k between claiming them and publishing the head: the
         // consumer released them (it reads them again only after seeing the head's seq ==
         // pos + 1), and no other producer can claim them.
@@ -254,6 +232,57 @@ impl Ring {
         // Release: makes the event visible to the consumer that Acquires seq.
         self.seq_cell(pos).store(pos + 1, Ordering::Release);
         true
+    }
+
+    /// Claims `k` units; None when the ring has no room for them.
+    #[inline(always)]
+    fn claim(&self, k: u64) -> Option<u64> {
+        // Relaxed: the CAS below orders claims; the head unit's seq orders the data.
+        let mut pos = self.enqueue.0.load(Ordering::Relaxed);
+        loop {
+            // Acquire: the consumer has finished reading every unit before `released`.
+            let released = self.released.0.load(Ordering::Acquire);
+            if pos + k > released + self.capacity() {
+                return None;
+            }
+            match self.enqueue.0.compare_exchange_weak(
+                pos,
+                pos + k,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(pos),
+                Err(actual) => pos = actual,
+            }
+        }
+    }
+
+    /// A full ring: waits (sleeping 20 us at a time) while the consumer makes progress, and
+    /// gives up after `patience_ns` without any (it may be blocked on something this thread
+    /// holds). Out of line: the common push never comes here.
+    #[cold]
+    #[inline(never)]
+    fn claim_patiently(&self, k: u64, patience_ns: u64) -> Option<u64> {
+        if patience_ns == 0 {
+            return None;
+        }
+        let (mut deadline, mut seen) = (0, u64::MAX);
+        loop {
+            if let Some(pos) = self.claim(k) {
+                return Some(pos);
+            }
+            // Acquire: as in claim().
+            let released = self.released.0.load(Ordering::Acquire);
+            let now = real::now_ns();
+            if released != seen {
+                deadline = now + patience_ns;
+                seen = released;
+            }
+            if now >= deadline {
+                return None;
+            }
+            real::sleep_us(20);
+        }
     }
 
     /// Units the consumer has read so far (a running count; the writer paces itself by it).
