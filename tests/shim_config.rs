@@ -160,22 +160,28 @@ fn unwritable_output_warns_once_and_runs_untraced() {
     );
 }
 
-/// A capture that stops being writable mid-run (here the process's own 64 KiB file-size limit,
-/// with SIGXFSZ at its default action, which killed the process over our file before):
-/// recording stops, the file reads up to there, and the program behaves as without the shim,
-/// its stderr included.
+/// A capture that would pass the process's own file-size limit (64 KiB here, with SIGXFSZ at
+/// its default action, which killed the process over our file before) stops below it, as at
+/// MEMSHIM_MAX_SIZE: the file decodes whole, its last record says why, and the program behaves
+/// as without the shim, its stderr included.
 #[test]
 fn a_capture_that_stops_being_writable_stops_recording_silently() {
     let caps = silent_in("fsize", "fsize_limit.c", Some("all"), &[]);
     let caps = captures(&caps);
     assert_eq!(caps.len(), 1);
     let cap = &caps[0];
-    // Cut inside the block whose write failed, as a process killed mid-write leaves it.
-    assert!(cap.truncated, "the capture stopped at the limit");
+    assert!(!cap.truncated, "whole blocks only, below the limit");
     assert!(
         cap.end().is_none(),
-        "no End: nothing was written after the failure"
+        "no End: recording stopped at the limit"
     );
+    match cap.records.last() {
+        Some(memshim_format::Record::Extension { kind, data }) => {
+            assert_eq!(*kind, memshim_format::EXTENSION_STOPPED);
+            assert!(String::from_utf8_lossy(data).contains("RLIMIT_FSIZE"));
+        }
+        other => panic!("last record {other:?}"),
+    }
     cap.assert_stacks_defined();
     assert!(cap.allocs().count() > 1000, "it recorded up to the limit");
     assert!(std::fs::metadata(&cap.path).unwrap().len() <= 64 << 10);

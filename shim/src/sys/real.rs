@@ -368,6 +368,17 @@ pub fn sleep_us(us: u64) {
     };
 }
 
+/// The process's file-size limit (RLIMIT_FSIZE) in bytes; None when unlimited.
+pub fn file_size_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) } == 0;
+    (ok && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur)
+}
+
 /// The monotonic clock in nanoseconds (vDSO, no syscall, no allocation).
 pub fn now_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)

@@ -51,6 +51,8 @@ pub struct Aggregates {
     total_live: f64,
     high: f64,
     high_t: u64,
+    /// The previous snapshot's time: no high of this interval is stamped before it.
+    since_t: u64,
     epoch: u64,
     seq: u64,
     /// The live heap at the previous snapshot's high (the next "new high" is 10% above it).
@@ -74,6 +76,7 @@ impl Aggregates {
             total_live: 0.0,
             high: 0.0,
             high_t: 0,
+            since_t: 0,
             epoch: 1,
             seq: 0,
             last_high: 0.0,
@@ -147,7 +150,10 @@ impl Aggregates {
     fn note_high(&mut self, t: u64) {
         if self.total_live > self.high {
             self.high = self.total_live;
-            self.high_t = t;
+            // An event's stamp can precede the previous snapshot, when the writer drained the
+            // ring after taking it: the high belongs to this interval all the same, and a
+            // high stamped before the previous snapshot made the timeline step back in time.
+            self.high_t = t.max(self.since_t);
             // Every site's current values are its values at this high.
             self.epoch += 1;
         }
@@ -258,6 +264,7 @@ impl Aggregates {
         self.last_high = self.high.max(self.total_live);
         self.high = self.total_live;
         self.high_t = t;
+        self.since_t = t;
         self.epoch += 1;
         self.last_snapshot_ns = now_ns;
         snap
@@ -312,6 +319,21 @@ mod tests {
 
     fn no_intern() -> impl FnMut(&[u64], usize) -> u64 {
         |_, _| 999
+    }
+
+    #[test]
+    fn a_high_from_an_event_stamped_before_the_last_snapshot_is_stamped_at_it() {
+        // The writer took the snapshot at 10, then drained an event stamped 8 (the ring held it):
+        // the new high belongs to the next interval and must not be dated before 10.
+        let mut a = Aggregates::new(0, 1 << 20, 0);
+        let mut i = no_intern();
+        a.alloc(5, 7, &[1], 1, 0x1000, 100, false, &mut i);
+        let first = a.snapshot(10, 10, Cause::Interval, false);
+        a.alloc(8, 7, &[1], 1, 0x2000, 300, false, &mut i);
+        a.free(0x2000);
+        let second = a.snapshot(20, 20, Cause::Interval, false);
+        assert_eq!((second.high_bytes, second.high_t), (400, 10));
+        assert!(second.high_t >= first.t);
     }
 
     #[test]

@@ -345,7 +345,16 @@ impl Writer {
             core::mem::take(&mut self.cuts),
         );
         if !out.is_empty() && !self.failed {
-            let limit = self.max_size.saturating_sub(STOP_NOTE_ROOM);
+            // The file's bound: MEMSHIM_MAX_SIZE, or the process's own file-size limit when
+            // that is lower (a write past it fails half done and would cut a block).
+            let (bound, by_rlimit) = match real::file_size_limit() {
+                Some(f) if self.max_size == 0 || f < self.max_size => (f, true),
+                _ => (self.max_size, false),
+            };
+            let limit = match bound {
+                0 => 0,
+                b => b.saturating_sub(STOP_NOTE_ROOM).max(1),
+            };
             let mut result = Ok(true);
             // Blocks of whole chunks, about BLOCK_TARGET each: a block's output stays bounded for
             // readers. A block that would pass MEMSHIM_MAX_SIZE goes again chunk by chunk, so
@@ -381,9 +390,14 @@ impl Writer {
             let why = match result {
                 Ok(true) => None,
                 Ok(false) => {
+                    let what = if by_rlimit {
+                        "the process's file-size limit RLIMIT_FSIZE"
+                    } else {
+                        "MEMSHIM_MAX_SIZE"
+                    };
                     let why = format!(
-                        "capture {} reached MEMSHIM_MAX_SIZE ({} bytes); recording stopped",
-                        self.file.path(), self.max_size
+                        "capture {} reached {what} ({bound} bytes); recording stopped",
+                        self.file.path()
                     );
                     // The last block, in the room kept for it, says why the file ends here.
                     self.chunk.push(&Record::Extension {
@@ -392,7 +406,7 @@ impl Writer {
                     });
                     let mut note = Vec::new();
                     self.chunk.finish_into(&mut note);
-                    let _ = self.write_block(&note, self.max_size);
+                    let _ = self.write_block(&note, bound);
                     Some(why)
                 }
                 Err(e) => Some(format!(
@@ -419,7 +433,7 @@ impl Writer {
             Some(z) => z.compress(chunks)?,
             None => chunks,
         };
-        if self.max_size > 0 && self.size + block.len() as u64 > limit {
+        if limit > 0 && self.size + block.len() as u64 > limit {
             return Ok(false);
         }
         self.file.write_all(block)?;
