@@ -10,33 +10,40 @@ use std::path::Path;
 
 use shim::*;
 
-/// Each site's sizes (tests/fixtures/shim/stack_repeats.c).
-const SITES: [(u64, &str); 4] = [
-    (12345, "site_a"),
-    (23456, "site_b"),
-    (34567, "site_c"),
-    (45678, "site_c"),
+/// Each site's sizes, the function that tells it apart and that function's frame in its stacks
+/// (tests/fixtures/shim/stack_repeats.c). site_d's two sizes differ by caller only.
+const SITES: [(u64, &str, usize); 6] = [
+    (12345, "site_a", 0),
+    (23456, "site_b", 0),
+    (34567, "site_c", 0),
+    (45678, "site_c", 0),
+    (56789, "caller_1", 1),
+    (67890, "caller_2", 1),
 ];
 
-/// Pattern iterations per run, and each site's allocations per iteration (`aaababbcaccca`).
+/// Pattern iterations per run, and each site's allocations per iteration
+/// (`aaababbcacccadeddeee`).
 const ROUNDS: u64 = 200;
-const PER_ROUND: [u64; 4] = [6, 3, 4, 4];
+const PER_ROUND: [u64; 6] = [6, 3, 4, 4, 3, 4];
 
-/// Checks every allocation of a site's sizes has that site's return address as its first frame;
-/// returns the allocations counted per size.
-fn check_sites(cap: &Capture, bin: &Path) -> [u64; 4] {
+/// Checks every allocation of a site's sizes has that site's function at its frame; returns
+/// the allocations counted per size.
+fn check_sites(cap: &Capture, bin: &Path) -> [u64; 6] {
     let stacks = cap.stacks();
-    let mut counts = [0; 4];
-    for (i, (size, site)) in SITES.iter().enumerate() {
+    let mut counts = [0; 6];
+    for (i, (size, site, at)) in SITES.iter().enumerate() {
         let within = ranges(cap, bin, site);
         for a in cap.allocs().filter(|a| a.size == *size) {
             let frames = &stacks[&a.stack];
-            let first = *frames.first().unwrap_or_else(|| {
-                panic!("{}: a {size} B allocation with an empty stack", cap.name())
+            let frame = *frames.get(*at).unwrap_or_else(|| {
+                panic!(
+                    "{}: a {size} B allocation's stack is short: {frames:x?}",
+                    cap.name()
+                )
             });
             assert!(
-                within.iter().any(|&(lo, hi)| (lo..hi).contains(&first)),
-                "{}: a {size} B allocation's first frame {first:#x} is not in {site} \
+                within.iter().any(|&(lo, hi)| (lo..hi).contains(&frame)),
+                "{}: a {size} B allocation's frame {at} {frame:#x} is not in {site} \
                  {within:x?} (stack {frames:x?})",
                 cap.name()
             );
@@ -46,7 +53,7 @@ fn check_sites(cap: &Capture, bin: &Path) -> [u64; 4] {
     counts
 }
 
-fn expected(runs: u64, extra_a: u64) -> [u64; 4] {
+fn expected(runs: u64, extra_a: u64) -> [u64; 6] {
     let mut e = PER_ROUND.map(|n| n * ROUNDS * runs);
     e[0] += extra_a;
     e
@@ -59,7 +66,7 @@ fn every_allocation_names_its_own_site_when_stacks_repeat_and_alternate() {
     let rates = [Some("all"), Some("4K")];
     let (plain, runs) = compare(&Program::new(&bin), &dir, &rates);
     // The main thread, 4 threads one after another, then 2 at once: 7 runs of the pattern.
-    assert_eq!(plain.stdout, format!("sites {}\n", 7 * ROUNDS * 13));
+    assert_eq!(plain.stdout, format!("sites {}\n", 7 * ROUNDS * 20));
     for (rate, caps) in rates.iter().zip(&runs) {
         let cap = only(caps);
         let counts = check_sites(cap, &bin);

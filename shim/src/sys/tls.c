@@ -18,6 +18,18 @@ struct memshim_thread {
 
 __attribute__((visibility("hidden"))) __thread struct memshim_thread memshim_tls;
 
+/* The thread's last native stack walk (stacks/unwind/memo.rs, which mirrors it): what it started
+ * from, the stack words it read and what it found. */
+struct memshim_walk_memo {
+    uint64_t sp, bp, ret, generation;
+    uint64_t frames, slots, uses_bp;
+    uint64_t frame[16];
+    uint64_t slot_addr[32];
+    uint64_t slot_value[32];
+};
+
+__attribute__((visibility("hidden"))) __thread struct memshim_walk_memo memshim_walk_memo;
+
 __attribute__((visibility("hidden"))) struct memshim_thread *memshim_thread_state(void) {
     return &memshim_tls;
 }

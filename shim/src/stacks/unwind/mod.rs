@@ -12,6 +12,7 @@
 
 mod dwarf;
 mod libgcc;
+mod memo;
 pub mod rule;
 
 use core::mem::MaybeUninit;
@@ -69,6 +70,7 @@ pub fn after_fork_child() {
 /// was. (A sample taken inside that window by another thread could still use a stale rule; the
 /// walk's bounds checks keep that from reading outside the stack's neighbourhood.)
 pub fn invalidate() {
+    memo::forget_all();
     for w in &CACHE {
         // Relaxed: entries are independent words; a racing insert of a fresh rule is harmless.
         w.store(0, Ordering::Relaxed);
@@ -104,7 +106,7 @@ pub fn capture(out: &mut [MaybeUninit<u64>]) -> usize {
             1
         });
     }
-    match walk(ip, sp, bp, out) {
+    match walk(ip, sp, bp, out, |_| {}) {
         Some(n) if mode == Mode::Check as u8 => {
             let mut theirs = [MaybeUninit::uninit(); crate::config::MAX_DEPTH];
             let m = through_libgcc(&mut theirs[..out.len()]);
@@ -158,10 +160,42 @@ pub fn capture_from(entry: Entry, out: &mut [MaybeUninit<u64>]) -> usize {
         return from_return_address(ret, out, m);
     }
     out[0].write(ret);
+    if mode == Mode::Fast as u8 {
+        if let Some(n) = memo::replay(entry, ret, &mut out[1..]) {
+            return n + 1;
+        }
+    }
+    // Check mode walks every time, and counts a kept walk that would have replayed wrong.
+    let mut replayed = [MaybeUninit::uninit(); memo::FRAMES];
+    let replay = (mode == Mode::Check as u8)
+        .then(|| memo::replay(entry, ret, &mut replayed))
+        .flatten();
     // The caller's frame at the call: its CFI row is the one at ret - 1, with the stack pointer
     // just above the return address.
-    let n = match walk(ret.wrapping_sub(1), entry.sp + 8, entry.bp, &mut out[1..]) {
-        Some(n) => n + 1,
+    let mut reads = memo::Reads::new();
+    let walked = walk(
+        ret.wrapping_sub(1),
+        entry.sp + 8,
+        entry.bp,
+        &mut out[1..],
+        |r| reads.note(r),
+    );
+    let n = match walked {
+        Some(n) => {
+            // SAFETY: the walk initialised the n words after the first.
+            let frames = unsafe { core::slice::from_raw_parts(out[1..].as_ptr().cast::<u64>(), n) };
+            if let Some(r) = replay {
+                // SAFETY: replay initialised the first r words.
+                let kept =
+                    unsafe { core::slice::from_raw_parts(replayed.as_ptr().cast::<u64>(), r) };
+                if kept != frames {
+                    // Relaxed: a statistic.
+                    MISMATCHES.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            memo::keep(entry, ret, frames, &reads);
+            n + 1
+        }
         None => {
             // Relaxed: a statistic, as in `capture`.
             FALLBACKS.fetch_add(1, Ordering::Relaxed);
@@ -216,8 +250,16 @@ fn through_libgcc(out: &mut [MaybeUninit<u64>]) -> usize {
 /// The compact-rule walk from a frame's registers; `None` when some frame needs libgcc.
 #[inline(always)]
 /// `at` is the first frame's instruction (the current one, or a return address - 1).
-fn walk(mut at: u64, mut sp: u64, mut bp: u64, out: &mut [MaybeUninit<u64>]) -> Option<usize> {
+fn walk(
+    mut at: u64,
+    mut sp: u64,
+    mut bp: u64,
+    out: &mut [MaybeUninit<u64>],
+    mut note: impl FnMut(memo::Read),
+) -> Option<usize> {
     let mut n = 0;
+    // Whether %rbp still holds the value the walk started with (no frame restored it yet).
+    let mut bp_is_entrys = true;
     let mut ip;
     while n < out.len() {
         let rule = match lookup(at) {
@@ -236,6 +278,9 @@ fn walk(mut at: u64, mut sp: u64, mut bp: u64, out: &mut [MaybeUninit<u64>]) -> 
             }
             return None;
         };
+        if from_bp && bp_is_entrys {
+            note(memo::Read::EntryBp);
+        }
         let cfa = if from_bp { bp } else { sp }.wrapping_add(cfa_offset as u64);
         if cfa <= sp || cfa - sp > MAX_FRAME_BYTES || cfa % 8 != 0 {
             break; // the stack only grows towards the caller, and not wildly
@@ -246,8 +291,11 @@ fn walk(mut at: u64, mut sp: u64, mut bp: u64, out: &mut [MaybeUninit<u64>]) -> 
         // trusts the CFI exactly as far as libgcc does.
         unsafe {
             ip = ((cfa - 8) as *const u64).read();
+            note(memo::Read::Word(cfa - 8, ip));
             if bp_saved_at != 0 {
                 bp = ((cfa - bp_saved_at as u64) as *const u64).read();
+                note(memo::Read::Word(cfa - bp_saved_at as u64, bp));
+                bp_is_entrys = false;
             }
         }
         sp = cfa;
