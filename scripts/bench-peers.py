@@ -178,6 +178,9 @@ def run_one(tool, cmd, rundir, timeout):
     m = re.search(r"cpu_ns=([\d.]+)", stdout)
     if m:
         res["loop_cpu_ns_per_pair"] = float(m.group(1))
+    m = re.search(r"wall_ns=([\d.]+)", stdout)
+    if m:
+        res["loop_wall_ns_per_pair"] = float(m.group(1))
     if killed:
         res["error"] = f"timed out after {timeout} s"
     elif rc != 0:
@@ -391,6 +394,11 @@ def summarize(results, tools, wls, baseline_of):
             if loop and bloop:
                 row["loop_ns"] = med(loop)
                 row["loop_ratio"] = med(loop) / med(bloop)
+            wloop = [r["loop_wall_ns_per_pair"] for r in ok if "loop_wall_ns_per_pair" in r]
+            bwloop = [r["loop_wall_ns_per_pair"] for r in base if "loop_wall_ns_per_pair" in r]
+            if wloop and bwloop:
+                row["loop_wall_ns"] = med(wloop)
+                row["loop_wall_ratio"] = med(wloop) / med(bwloop)
             leaks = [r["leak"] for r in ok if "leak" in r]
             if leaks:
                 good = [l for l in leaks if "error" not in l]
@@ -412,7 +420,7 @@ def summarize(results, tools, wls, baseline_of):
 
 def markdown(rows):
     out = [
-        "| workload | tool | wall x | CPU x | peak RSS x | region resident at exit | written | in-loop ns/pair x | leak found (top 5) | leak estimate error | records dropped (most of a run) |",
+        "| workload | tool | wall x | CPU x | peak RSS x | region resident at exit | written | in-loop ns/pair x, thread CPU / wall | leak found (top 5) | leak estimate error | records dropped (most of a run) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -422,7 +430,7 @@ def markdown(rows):
         f = lambda k: f"{r[k]:.2f}" if r.get(k) is not None else "-"
         if r["tool"].startswith("none"):
             abs_ = f"{r['wall']:.2f} s wall, {r['cpu']:.2f} s CPU, {r['rss'] / 1024:.0f} MiB"
-            out.append(f"| {r['workload']} | {r['tool']} | {abs_} | | | | | {r.get('loop_ns', 0):.1f} ns | | | |" if "loop_ns" in r
+            out.append(f"| {r['workload']} | {r['tool']} | {abs_} | | | | | {r.get('loop_ns', 0):.1f} / {r.get('loop_wall_ns', 0):.1f} ns | | | |" if "loop_ns" in r
                        else f"| {r['workload']} | {r['tool']} | {abs_} | | | | | | | | |")
             continue
         leak = "-"
@@ -440,7 +448,7 @@ def markdown(rows):
         out.append(
             f"| {r['workload']} | {r['tool']} | {f('wall_ratio')} | {f('cpu_ratio')} | {f('rss_ratio')} | "
             f"{fmt_bytes(r['region_rss']) if r.get('region_rss') is not None else '-'} | "
-            f"{fmt_bytes(r['capture_bytes']) if r['capture_bytes'] else '-'} | {f('loop_ratio')} | {leak} | {err} | "
+            f"{fmt_bytes(r['capture_bytes']) if r['capture_bytes'] else '-'} | {f('loop_ratio')} / {f('loop_wall_ratio')} | {leak} | {err} | "
             f"{r['dropped'] if 'dropped' in r else '-'} |"
         )
     return "\n".join(out)

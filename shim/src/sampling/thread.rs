@@ -198,7 +198,8 @@ impl Thread {
             let base = core::ptr::addr_of!((*self.0).last_stack).cast::<u64>();
             core::slice::from_raw_parts(base, words.len())
         };
-        last == words
+        // A word loop, not `==` (a call to memcmp for a handful of words).
+        last.iter().zip(words).all(|(a, b)| a == b)
     }
 
     /// Remembers `words` as the stack the writer now has for this thread (or forgets, when it

@@ -54,6 +54,8 @@ pub struct Writer {
     pub(super) stacks: StackTable,
     /// Each live thread's last Alloc stack, which its `AllocRepeat` events name (events mode).
     pub(super) last_stack: rustc_hash::FxHashMap<u32, u64>,
+    /// The (thread, stack id) `last_stack` gave last: a loop's thread, looked up once.
+    pub(super) last_repeat: (u32, u64),
     pub(super) codes: FxHashSet<u64>,
     /// The map most recently written, and the loader's counters it was taken at
     /// (`modules::packed`).
@@ -156,6 +158,7 @@ impl Writer {
             zstd,
             stacks: StackTable::new(cfg.stack_memory),
             last_stack: Default::default(),
+            last_repeat: (0, 0),
             codes: FxHashSet::default(),
             map: Vec::new(),
             map_sig: u64::MAX,

@@ -24,11 +24,18 @@ impl Writer {
                     let id = self.intern(frames, ev.nframes as usize);
                     if self.snap.is_none() {
                         self.last_stack.insert(ev.tid, id);
+                        self.last_repeat = (ev.tid, id);
                     }
                     id
+                } else if self.last_repeat.0 == ev.tid && ev.tid != 0 {
+                    // The thread of the previous repeat or full stack: no table lookup.
+                    self.last_repeat.1
                 } else {
                     match self.last_stack.get(&ev.tid) {
-                        Some(&id) => id,
+                        Some(&id) => {
+                            self.last_repeat = (ev.tid, id);
+                            id
+                        }
                         // Cannot happen (a thread repeats only a stack this writer received);
                         // an empty stack rather than another thread's.
                         None => self.intern(&[], 0),
@@ -94,6 +101,9 @@ impl Writer {
             }
             EventKind::ThreadEnd => {
                 self.last_stack.remove(&ev.tid);
+                if self.last_repeat.0 == ev.tid {
+                    self.last_repeat = (0, 0);
+                }
             }
             EventKind::PyFinalizing => {
                 self.chunk.push(&Record::Marker {

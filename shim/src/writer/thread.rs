@@ -43,11 +43,24 @@ const STOPPING: u32 = 2;
 
 /// What the forking thread asks of the writer (RUN, STOP_ASKED, STOPPING).
 static CONTROL: AtomicU32 = AtomicU32::new(RUN);
-/// The futex the writer sleeps on between rounds: bumped by whoever wakes it (a stop request, a
-/// producer finding the ring half full), so a wake that comes just before the sleep still counts.
-static WAKE: AtomicU32 = AtomicU32::new(0);
-/// Set while the writer sleeps (or is about to): the one producer that clears it wakes the writer.
-static SLEEPING: AtomicBool = AtomicBool::new(false);
+/// What the writer writes each time it sleeps, on a cache line of its own: producers read
+/// their own flags (RESUME_AT, the recording phase) on every event, and a line the writer
+/// keeps writing would make each of those reads a miss.
+#[repr(C, align(64))]
+struct Sleep {
+    /// The futex the writer sleeps on between rounds: bumped by whoever wakes it (a stop
+    /// request, a producer finding the ring half full), so a wake that comes just before the
+    /// sleep still counts.
+    wake: AtomicU32,
+    /// Set while the writer sleeps (or is about to): the one producer that clears it wakes the
+    /// writer.
+    sleeping: AtomicBool,
+}
+
+static SLEEP: Sleep = Sleep {
+    wake: AtomicU32::new(0),
+    sleeping: AtomicBool::new(false),
+};
 /// The running writer thread (0: none).
 static THREAD: AtomicU64 = AtomicU64::new(0);
 /// Its kernel thread id (0: none), to tell it from the program's threads in /proc.
@@ -332,29 +345,29 @@ fn pause_us(units: u64, elapsed_ns: u64, capacity: u64) -> u64 {
 /// Sleeps up to `us` microseconds; a stop request or a [`nudge`] ends the sleep early.
 fn sleep_unless_asked(us: u64) {
     // Acquire: pairs with wake(); read before CONTROL, so a request made after this load either
-    // is seen below or changes WAKE and fails the wait.
-    let seen = WAKE.load(Ordering::Acquire);
+    // is seen below or changes SLEEP.wake and fails the wait.
+    let seen = SLEEP.wake.load(Ordering::Acquire);
     // A producer that finds the ring half full while this is set wakes us. One that looked just
     // before may miss it; the next push that finds the ring half full looks again, and a full
     // ring costs at most this pause's drops (patient `all`-mode producers wait far longer).
-    SLEEPING.store(true, Ordering::SeqCst);
-    // Acquire: as for CONTROL; a request posted after this load changes WAKE (its wake()).
+    SLEEP.sleeping.store(true, Ordering::SeqCst);
+    // Acquire: as for CONTROL; a request posted after this load changes SLEEP.wake (its wake()).
     if CONTROL.load(Ordering::Acquire) == RUN && REQUEST.load(Ordering::Acquire) == 0 {
         let ts = real::timespec_us(us);
         // SAFETY: FUTEX_WAIT on a live, aligned u32 with a relative timeout; it returns at once
-        // if WAKE moved since `seen`, or on a wake, a signal or the timeout. No allocation, no
+        // if SLEEP.wake moved since `seen`, or on a wake, a signal or the timeout. No allocation, no
         // lock.
         unsafe {
             libc::syscall(
                 libc::SYS_futex,
-                WAKE.as_ptr(),
+                SLEEP.wake.as_ptr(),
                 libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
                 seen,
                 &ts as *const libc::timespec,
             );
         }
     }
-    SLEEPING.store(false, Ordering::Relaxed);
+    SLEEP.sleeping.store(false, Ordering::Relaxed);
 }
 
 /// Called by a producer that found the ring more than half full: wakes the writer if it sleeps.
@@ -364,7 +377,7 @@ fn sleep_unless_asked(us: u64) {
 #[inline]
 pub fn nudge() {
     // Relaxed load first: a shared flag, read-mostly. SeqCst swap: see sleep_unless_asked().
-    if SLEEPING.load(Ordering::Relaxed) && SLEEPING.swap(false, Ordering::SeqCst) {
+    if SLEEP.sleeping.load(Ordering::Relaxed) && SLEEP.sleeping.swap(false, Ordering::SeqCst) {
         wake();
     }
 }
@@ -539,7 +552,7 @@ pub fn after_fork_child() {
     WRITER_TID.store(0, Ordering::Relaxed);
     RESUME_AT.store(0, Ordering::Relaxed);
     CONTROL.store(RUN, Ordering::Relaxed);
-    SLEEPING.store(false, Ordering::Relaxed);
+    SLEEP.sleeping.store(false, Ordering::Relaxed);
     REQUEST.store(0, Ordering::Relaxed);
 }
 
@@ -547,12 +560,12 @@ pub fn after_fork_child() {
 /// Async-signal-safe: an atomic add and a futex wake.
 pub fn wake() {
     // Release: whoever is woken sees what the waker did before.
-    WAKE.fetch_add(1, Ordering::Release);
+    SLEEP.wake.fetch_add(1, Ordering::Release);
     // SAFETY: FUTEX_WAKE on a live, aligned u32 wakes at most one waiter (the writer).
     unsafe {
         libc::syscall(
             libc::SYS_futex,
-            WAKE.as_ptr(),
+            SLEEP.wake.as_ptr(),
             libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
             1,
         );
