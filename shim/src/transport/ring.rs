@@ -95,6 +95,16 @@ fn units_for(n: usize) -> u64 {
 #[repr(C, align(64))]
 pub struct Padded(pub AtomicU64);
 
+/// How far ahead of an event the ring's lines are prefetched, in units.
+const PREFETCH_AHEAD: u64 = 64;
+
+/// CPUID.80000001H:ECX.PRFCHW[bit 8]: the CPU executes `prefetchw`.
+fn has_prefetchw() -> bool {
+    // Leaf 0x8000_0000 gives the highest extended leaf, checked before 0x8000_0001 is asked.
+    let max = core::arch::x86_64::__cpuid(0x8000_0000).eax;
+    max >= 0x8000_0001 && core::arch::x86_64::__cpuid(0x8000_0001).ecx & (1 << 8) != 0
+}
+
 /// The ring's control block; lives at the start of its own mapping.
 #[repr(C)]
 pub struct Ring {
@@ -108,6 +118,8 @@ pub struct Ring {
     /// Events dropped because the ring was full.
     pub dropped: Padded,
     units: *mut u8,
+    /// The CPU has `prefetchw` (CPUID PRFCHW): producers prefetch for writing.
+    write_hint: bool,
     mask: u64,
     /// Most frame words an event may carry (more are cut).
     words: usize,
@@ -139,6 +151,7 @@ impl Ring {
                 released: Padded(AtomicU64::new(0)),
                 dropped: Padded(AtomicU64::new(0)),
                 units: base.add(head),
+                write_hint: has_prefetchw(),
                 mask: capacity as u64 - 1,
                 words,
                 map_len,
@@ -231,7 +244,27 @@ impl Ring {
         }
         // Release: makes the event visible to the consumer that Acquires seq.
         self.seq_cell(pos).store(pos + 1, Ordering::Release);
+        self.prefetch(pos + k + PREFETCH_AHEAD, self.write_hint);
         true
+    }
+
+    /// Asks for the unit at `pos` ahead of its use: for writing (`prefetchw`, which also takes
+    /// the line from the consumer's cache) when `write` and the CPU has it, else for reading.
+    /// A producer's store to a unit the writer read a lap ago misses; the locked claim of the
+    /// next event then waited for that store to drain (half of a push's time in `perf` on the
+    /// 16 B-128 KiB loop at `all`). Asked for 64 units (4 KiB) ahead, the line is there by then.
+    #[inline(always)]
+    fn prefetch(&self, pos: u64, write: bool) {
+        let p = self.unit(pos);
+        // SAFETY: prefetches are hints: they touch no memory architecturally and fault on
+        // nothing; `p` is inside the ring's mapping anyway.
+        unsafe {
+            if write {
+                core::arch::asm!("prefetchw [{p}]", p = in(reg) p, options(nostack, preserves_flags));
+            } else {
+                core::arch::asm!("prefetcht0 [{p}]", p = in(reg) p, options(nostack, preserves_flags));
+            }
+        }
     }
 
     /// Claims `k` units; None when the ring has no room for them.
@@ -342,6 +375,7 @@ impl Ring {
             (Meta::event(head), words, units_for(stored))
         };
         f(&ev, words);
+        self.prefetch(pos + k + PREFETCH_AHEAD, false);
         self.dequeue.0.store(pos + k, Ordering::Relaxed);
         // Relaxed: the consumer's own earlier store.
         if pos + k - self.released.0.load(Ordering::Relaxed) >= self.capacity() / 8 {
