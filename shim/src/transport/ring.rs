@@ -95,7 +95,7 @@ fn units_for(n: usize) -> u64 {
 #[repr(C, align(64))]
 pub struct Padded(pub AtomicU64);
 
-/// How far ahead of an event the ring's lines are prefetched, in units.
+/// How far ahead of its claim a producer prefetches the ring's lines, in units.
 const PREFETCH_AHEAD: u64 = 64;
 
 /// CPUID.80000001H:ECX.PRFCHW[bit 8]: the CPU executes `prefetchw`.
@@ -250,6 +250,8 @@ impl Ring {
 
     /// Asks for the unit at `pos` ahead of its use: for writing (`prefetchw`, which also takes
     /// the line from the consumer's cache) when `write` and the CPU has it, else for reading.
+    /// (The writer does not prefetch: close behind the producers, its prefetch would take back
+    /// lines they are about to write.)
     /// A producer's store to a unit the writer read a lap ago misses; the locked claim of the
     /// next event then waited for that store to drain (half of a push's time in `perf` on the
     /// 16 B-128 KiB loop at `all`). Asked for 64 units (4 KiB) ahead, the line is there by then.
@@ -375,7 +377,6 @@ impl Ring {
             (Meta::event(head), words, units_for(stored))
         };
         f(&ev, words);
-        self.prefetch(pos + k + PREFETCH_AHEAD, false);
         self.dequeue.0.store(pos + k, Ordering::Relaxed);
         // Relaxed: the consumer's own earlier store.
         if pos + k - self.released.0.load(Ordering::Relaxed) >= self.capacity() / 8 {
