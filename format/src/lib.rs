@@ -65,4 +65,4 @@ pub use chunk::{encode_chunk, ChunkBuilder, MAX_CHUNK};
 pub use header::{decode_header, encode_header, encode_header_with, Header, FORMAT_VERSION, MAGIC};
 pub use reader::{Error, Reader};
 pub use record::*;
-pub use stream::{Compressor, FLAG_ZSTD};
+pub use stream::{Compressor, Level, FLAG_ZSTD};

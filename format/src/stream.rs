@@ -25,12 +25,29 @@ use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
 /// Header flag: the body is zstd blocks.
 pub const FLAG_ZSTD: u16 = 1;
 
-/// zstd level for the writer. The writer runs inside the profiled process and `all` mode writes
-/// tens of MB/s, yet compression is a small part of its work: on the 16 B-128 KiB C loop at
-/// `all`, level 3 against level 1 cost the writer thread 2.6% more instructions (callgrind)
-/// and made the capture 3.2x smaller with one thread, 1.6x with two (its double-fast matcher
-/// finds the repeats of a loop that level 1's single hash table loses).
-const LEVEL: i32 = 3;
+/// How hard the writer compresses. It runs inside the profiled process, so the level follows
+/// what the capture holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// zstd level 1, for sampled captures: a few KB a second, where a better ratio saves little
+    /// and every instruction is the host's (level 3 cost a Python service's process 0.12% more
+    /// instructions, all of it in the compressor).
+    Fast,
+    /// zstd level 3, for `all` mode's tens of MB a second: on the 16 B-128 KiB C loop it cost
+    /// the writer thread 2.6% more instructions than level 1 and made the capture 3.2x smaller
+    /// with one thread, 1.6x with two (its double-fast matcher finds the repeats of a loop that
+    /// level 1's single hash table loses).
+    Dense,
+}
+
+impl Level {
+    fn zstd(self) -> i32 {
+        match self {
+            Level::Fast => 1,
+            Level::Dense => 3,
+        }
+    }
+}
 
 /// Most bytes one block may decompress to (a writer flushes far less; this bounds a bad file).
 pub const MAX_BLOCK_OUTPUT: usize = 4 * crate::MAX_CHUNK;
@@ -44,8 +61,8 @@ pub struct Compressor {
 }
 
 impl Compressor {
-    pub fn new() -> io::Result<Self> {
-        let enc = zstd::bulk::Compressor::new(LEVEL)?;
+    pub fn new(level: Level) -> io::Result<Self> {
+        let enc = zstd::bulk::Compressor::new(level.zstd())?;
         Ok(Compressor {
             enc,
             frame: Vec::new(),

@@ -219,7 +219,7 @@ fn weights_are_unbiased_in_expectation() {
 fn encode_zstd(chunks: &[Vec<Record>]) -> (Vec<u8>, Vec<usize>) {
     let mut out = memshim_format::encode_header_with(&header(), memshim_format::FLAG_ZSTD);
     let mut ends = vec![out.len()];
-    let mut z = memshim_format::Compressor::new().unwrap();
+    let mut z = memshim_format::Compressor::new(memshim_format::Level::Fast).unwrap();
     for c in chunks {
         let mut b = ChunkBuilder::new();
         c.iter().for_each(|r| b.push(r));

@@ -22,6 +22,15 @@ use crate::writer::statm::Statm;
 use crate::{stacks::python, sys::real};
 use memshim_format::snapshot::Cause;
 
+/// How hard this capture is compressed: `all` mode's stream of every event densely, samples
+/// fast.
+fn compression() -> memshim_format::Level {
+    match state::decided() {
+        Recording::All => memshim_format::Level::Dense,
+        _ => memshim_format::Level::Fast,
+    }
+}
+
 /// A payload beyond this is framed at once, keeping chunks far below the format's limit.
 pub(super) const CHUNK_TARGET: usize = 1 << 20;
 /// Bytes of MEMSHIM_MAX_SIZE kept for the block that says the capture stopped there.
@@ -136,7 +145,7 @@ impl Writer {
         };
         let snap = (cfg.capture == CaptureKind::Snapshots)
             .then(|| SnapshotState::new(&mut header, cfg.interval_ns, cfg.keep, cfg.stack_memory));
-        let zstd = Compressor::new().ok();
+        let zstd = Compressor::new(compression()).ok();
         let flags = if zstd.is_some() { FLAG_ZSTD } else { 0 };
         // The header first, alone and uncompressed: a process that execs right away still leaves
         // a readable file.
@@ -194,7 +203,7 @@ impl Writer {
 
     /// Writes on in a new file at `path` with `header` (a snapshot series' next part).
     pub(super) fn reopen(&mut self, path: &str, header: &Header) -> std::io::Result<()> {
-        let zstd = Compressor::new().ok();
+        let zstd = Compressor::new(compression()).ok();
         let flags = if zstd.is_some() { FLAG_ZSTD } else { 0 };
         let bytes = encode_header_with(header, flags);
         let file = CaptureFile::create(path, self.file.table(), &bytes)?;
