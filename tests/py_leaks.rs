@@ -104,15 +104,20 @@ fn leaks_sum(v: &serde_json::Value) -> f64 {
         .sum()
 }
 
-/// A leak-free program's report: under 2 MiB in `leaks`, and what it held in `held_at_exit`.
+/// A leak-free program's report: under 4 MiB in `leaks`, and what it held in `held_at_exit`.
+/// What such a program never frees, even at exit (CPython 3.11's import-time caches: typing's
+/// lru_cache dicts), is about 1.5 MiB: three samples at the default 512 KiB rate, whose
+/// estimate is 1.0-3.0 MiB across 16 seeds (with the shim of 01f6473 and of this test alike).
+/// 2 MiB held for one seed on one numpy build and failed on CI's; 4 MiB is that spread plus
+/// two samples, against the 100 MiB held at exit.
 fn check_leak_free(v: &serde_json::Value, held_at_least: f64) {
     let sum = leaks_sum(v);
     assert!(
-        sum < 2.0 * MIB,
+        sum < 4.0 * MIB,
         "leak-free, yet {sum} B in leaks: {:#}",
         v["leaks"]
     );
-    assert!(v["leaked_bytes_est"].as_f64().unwrap() < 2.0 * MIB);
+    assert!(v["leaked_bytes_est"].as_f64().unwrap() < 4.0 * MIB);
     let held = v["sections"]["held_at_exit_bytes_est"].as_f64().unwrap();
     assert!(held >= held_at_least, "held at exit {held}");
 }

@@ -60,6 +60,7 @@ fn opens_capture(ev: &Event) -> bool {
 }
 
 /// Sends one event to the writer; false when it was dropped. Waits only in `all` mode (above).
+#[inline(always)]
 pub fn push(ev: Event, frames: &[u64]) -> bool {
     // Running is published after the ring (state::publish_running), so a running capture's
     // ring is installed.

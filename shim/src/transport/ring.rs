@@ -215,6 +215,7 @@ impl Ring {
     /// cut). With `patience_ns` 0 it never waits; otherwise a full ring is retried
     /// (sleeping 20 us at a time) as long as the consumer keeps freeing units, and dropped once it
     /// has freed none for that long.
+    #[inline(always)]
     pub fn push(&self, ev: Event, words: &[u64], patience_ns: u64) -> bool {
         let n = words.len().min(self.words);
         let k = units_for(n);
