@@ -140,8 +140,12 @@ pub fn replay(entry: Entry, ret: u64, out: &mut [MaybeUninit<u64>]) -> Option<us
         let addrs = core::ptr::addr_of!((*m).slot_addr).cast::<u64>();
         let values = core::ptr::addr_of!((*m).slot_value).cast::<u64>();
         for i in 0..slots {
-            // The last walk read this word, in this thread's stack above the same stack pointer
-            // it starts from now: still this thread's live stack.
+            // Why this read is as safe as the walk's own: the words are checked in the order the
+            // walk read them, and the first that differs ends the check. The walk computes each
+            // address it reads from where it started (the same here), the rules (the same
+            // generation) and the words it read before; so while those all match, this is the
+            // very address a walk from here would read next, with its bounds checks passed. (A
+            // thread that switched stacks, as greenlets do, reads nothing a walk would not.)
             let addr = addrs.add(i).read() as *const u64;
             if addr.read() != values.add(i).read() {
                 return None;
