@@ -18,14 +18,7 @@ fn exact(name: &str) -> (Fixture, std::path::PathBuf) {
 fn growing(name: &str) -> (Fixture, std::path::PathBuf) {
     let f = fixture(name);
     let mut c = SyntheticCapture::new(&header(0));
-    c.push(memshim_format::Record::Modules(vec![
-        memshim_format::Module {
-            path: f.bin.display().to_string(),
-            base: BASE,
-            segments: vec![(0, 0x10_0000)],
-            build_id: build_id(&f.bin),
-        },
-    ]));
+    c.push(module_map(&f, build_id(&f.bin)));
     c.push(stack(1, &[ret(&f, "leaky_alloc"), ret(&f, "main")]));
     let mut addr = 0x1_0000_0000u64;
     for i in 1..=600u64 {

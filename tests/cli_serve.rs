@@ -99,18 +99,6 @@ fn start_serve(template: &Path, port: u16) -> Running {
     Running(child)
 }
 
-fn go_pprof_top(url: &str, home: &Path) -> String {
-    let o = Command::new("go")
-        .args(["tool", "pprof", "-top", "-nodecount=5"])
-        .arg(url)
-        .env("PPROF_BINARY_PATH", "/nonexistent")
-        .env("HOME", home)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    text(&o.stdout)
-}
-
 fn first_row(top: &str) -> String {
     let after = top.split("flat%").nth(1).expect("a -top table");
     after.lines().nth(1).unwrap_or_default().to_string()

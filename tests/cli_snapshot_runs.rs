@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use memshim_test_support::c_build::shim_fixture;
-use memshim_test_support::fleet::{free_port, memshim, scratch, shim, text};
+use memshim_test_support::fleet::{free_port, go_pprof_top, memshim, scratch, shim, text};
 use memshim_test_support::report_json::within;
 use memshim_test_support::tools::have_tool;
 use serde_json::Value;
@@ -203,15 +203,7 @@ fn a_rolled_over_series_with_keep_reads_as_one_run() {
 
 /// The flat column of `go tool pprof -top`'s first row, in MiB, and the row.
 fn pprof_top(url: &str, home: &Path) -> (f64, String) {
-    let o = Command::new("go")
-        .args(["tool", "pprof", "-top", "-nodecount=5"])
-        .arg(url)
-        .env("PPROF_BINARY_PATH", "/nonexistent")
-        .env("HOME", home)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let top = text(&o.stdout);
+    let top = go_pprof_top(url, home);
     let row = top
         .split("flat%")
         .nth(1)

@@ -58,10 +58,9 @@ impl ChunkBuilder {
         kind: crate::AllocKind,
         inherited: bool,
     ) {
-        let ctx = &mut self.hot;
         crate::fast::encode_alloc(
             &mut self.payload,
-            ctx,
+            &mut self.hot,
             t,
             tid,
             addr,

@@ -153,10 +153,7 @@ pub fn encode(r: &Record, out: &mut Vec<u8>, ctx: &mut Context) -> bool {
             kind,
             inherited,
         } => encode_alloc(out, ctx, t, tid, addr, size, stack, kind, inherited),
-        Record::Free { t, tid, addr, size } => put(out, |p| {
-            p.common(FREE, ctx, t, tid, addr);
-            p.varint(size);
-        }),
+        Record::Free { t, tid, addr, size } => encode_free(out, ctx, t, tid, addr, size),
         Record::Munmap { t, tid, addr, len } => put(out, |p| {
             p.common(MUNMAP, ctx, t, tid, addr);
             p.varint(len);

@@ -43,23 +43,11 @@ extern "C" {
     static mut memshim_tls: ThreadState;
 }
 
-/// The offset of this thread's [`ThreadState`] from the thread pointer, the same in every
-/// thread: `memshim_tls` is an initial-exec TLS symbol (tls.c is compiled with
-/// -ftls-model=initial-exec and the shim is loaded at startup by LD_PRELOAD, so its block is in
-/// the static TLS area), and the loader wrote its offset into a GOT slot that never changes.
+/// The offset of this thread's [`ThreadState`] from the thread pointer (see
+/// [`crate::sys::tls::tls_offset`]).
 #[inline(always)]
 fn tls_offset() -> usize {
-    let off: usize;
-    // SAFETY: reads that GOT slot; no other memory.
-    unsafe {
-        core::arch::asm!(
-            "mov {off}, qword ptr [rip + {tls}@GOTTPOFF]",
-            off = out(reg) off,
-            tls = sym memshim_tls,
-            options(pure, readonly, nostack),
-        );
-    }
-    off
+    crate::sys::tls::tls_offset!(memshim_tls)
 }
 
 /// The fast paths' view of this thread's state, addressed `%fs`-relative: one load (and one

@@ -6,4 +6,5 @@ pub mod procinfo;
 pub mod real;
 pub mod region;
 pub mod setxid;
+pub mod tls;
 pub mod underlying;

@@ -94,6 +94,20 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// `go tool pprof -top -nodecount=5 URL`'s output, run with `home` as HOME and no local
+/// binaries to symbolize from (what the server sends must be enough).
+pub fn go_pprof_top(url: &str, home: &Path) -> String {
+    let o = Command::new("go")
+        .args(["tool", "pprof", "-top", "-nodecount=5"])
+        .arg(url)
+        .env("PPROF_BINARY_PATH", "/nonexistent")
+        .env("HOME", home)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    text(&o.stdout)
+}
+
 /// Runs the built memshim.
 pub fn memshim(args: &[&str]) -> Output {
     crate::cli::run(args)

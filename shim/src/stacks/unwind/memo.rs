@@ -50,20 +50,10 @@ pub fn forget_all() {
     GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
-/// This thread's memo (initial-exec TLS, as `sampling::thread`'s block: tls.c is built with
-/// -ftls-model=initial-exec and the shim is loaded at startup, so its offset never changes).
+/// This thread's memo (an initial-exec TLS block, as `sampling::thread`'s).
 #[inline(always)]
 fn memo() -> *mut Memo {
-    let off: usize;
-    // SAFETY: reads the GOT slot holding the block's offset from the thread pointer.
-    unsafe {
-        core::arch::asm!(
-            "mov {off}, qword ptr [rip + {tls}@GOTTPOFF]",
-            off = out(reg) off,
-            tls = sym memshim_walk_memo,
-            options(pure, readonly, nostack),
-        );
-    }
+    let off = crate::sys::tls::tls_offset!(memshim_walk_memo);
     (crate::sys::real::thread_pointer() + off) as *mut Memo
 }
 
