@@ -129,7 +129,9 @@ fn pure_python_records_json_and_graph_with_a_history_leak_nothing() {
     let Some(v) = report_of("leak_free_records.py", &[], &[], &[]) else {
         return;
     };
-    check_leak_free(&v, 16.0 * MIB);
+    // The held-at-exit estimate of this history spans 8.5-76 MiB across 6 random seeds; the
+    // test's fixed seed gave 16.0 MiB in a clean clone, just under the 16 MiB this asked.
+    check_leak_free(&v, 4.0 * MIB);
     assert!(v["leaks"]
         .as_array()
         .unwrap()
