@@ -9,26 +9,25 @@ pub const CHUNK_HEADER: usize = 8;
 
 /// Frames one payload.
 pub fn encode_chunk(payload: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
+    frame_parts(&[payload], out);
 }
 
-/// Accumulates records into one payload; the writer flushes it as a chunk.
-#[derive(Debug)]
+/// Frames the payload made of `parts`, in order.
+pub(crate) fn frame_parts(parts: &[&[u8]], out: &mut Vec<u8>) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut crc = crc32fast::Hasher::new();
+    parts.iter().for_each(|p| crc.update(p));
+    out.reserve(CHUNK_HEADER + len);
+    out.extend_from_slice(&(len as u32).to_le_bytes());
+    out.extend_from_slice(&crc.finalize().to_le_bytes());
+    parts.iter().for_each(|p| out.extend_from_slice(p));
+}
+
+/// Accumulates records into one payload (version 6: grouped by thread, [`crate::grouped`]);
+/// the writer flushes it as a chunk.
+#[derive(Debug, Default)]
 pub struct ChunkBuilder {
-    payload: Vec<u8>,
-    /// What this chunk's hot records so far left for the next (see [`crate::fast`]).
-    hot: crate::fast::Context,
-}
-
-impl Default for ChunkBuilder {
-    fn default() -> Self {
-        ChunkBuilder {
-            payload: Vec::new(),
-            hot: crate::fast::Context::current(),
-        }
-    }
+    payload: crate::grouped::Builder,
 }
 
 impl ChunkBuilder {
@@ -36,16 +35,28 @@ impl ChunkBuilder {
         Self::default()
     }
 
-    /// Appends one record to the payload. Inlined across crates: given a record built on the
-    /// spot, the hot kinds compile to their encoder alone (no match, no drop glue).
+    /// Appends one record. Inlined across crates: given a record built on the spot, the hot
+    /// kinds compile to their encoder alone (no match, no drop glue).
     #[inline(always)]
     pub fn push(&mut self, r: &Record) {
-        if !crate::fast::encode(r, &mut self.payload, &mut self.hot) {
-            self.push_other(r);
+        match *r {
+            Record::Alloc {
+                t,
+                tid,
+                addr,
+                size,
+                stack,
+                kind,
+                inherited,
+            } => self.alloc(t, tid, addr, size, stack, kind, inherited),
+            Record::Free { t, tid, addr, size } => self.free(t, tid, addr, size),
+            Record::Munmap { t, tid, addr, len } => self.payload.munmap(t, tid, addr, len),
+            _ => self.push_other(r),
         }
     }
 
-    /// Appends an Alloc record (as `push(&Record::Alloc { .. })`, without the temporary).
+    /// Appends an Alloc record (as `push(&Record::Alloc { .. })`, without the temporary: its
+    /// drop glue cost the writer a call per event).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn alloc(
@@ -58,47 +69,36 @@ impl ChunkBuilder {
         kind: crate::AllocKind,
         inherited: bool,
     ) {
-        crate::fast::encode_alloc(
-            &mut self.payload,
-            &mut self.hot,
-            t,
-            tid,
-            addr,
-            size,
-            stack,
-            kind,
-            inherited,
-        );
+        self.payload
+            .alloc(t, tid, addr, size, stack, kind, inherited);
     }
 
     /// Appends a Free record (as `push(&Record::Free { .. })`, without the temporary).
     #[inline(always)]
     pub fn free(&mut self, t: u64, tid: u32, addr: u64, size: u64) {
-        crate::fast::encode_free(&mut self.payload, &mut self.hot, t, tid, addr, size);
+        self.payload.free(t, tid, addr, size);
     }
 
     /// Records other than the hot kinds (a few per flush), through postcard.
     #[inline(never)]
     fn push_other(&mut self, r: &Record) {
-        let buf = std::mem::take(&mut self.payload);
-        // A Record always serializes.
-        self.payload = postcard::to_extend(r, buf).expect("a Record always serializes");
+        self.payload.other(r);
     }
 
+    /// Bytes of records so far.
     pub fn len(&self) -> usize {
         self.payload.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.payload.is_empty()
+        self.payload.len() == 0
     }
 
     /// Moves the framed chunk into `out` and empties the builder.
     pub fn finish_into(&mut self, out: &mut Vec<u8>) {
-        if !self.payload.is_empty() {
-            encode_chunk(&self.payload, out);
-            self.payload.clear();
-            self.hot = crate::fast::Context::current();
+        if let Some(parts) = self.payload.seal() {
+            frame_parts(&parts, out);
         }
+        self.payload.clear();
     }
 }

@@ -1,5 +1,6 @@
 //! Hand-written encoding of the records a writer emits by the hundred thousand a second
-//! (allocations, frees, unmaps): the "hot" records of format versions 3 to 5.
+//! (allocations, frees, unmaps): the "hot" records of format versions 3 to 5, which readers
+//! still take (version 6 groups them by thread, [`crate::grouped`], with the primitives here).
 //!
 //! Each is written relative to the previous hot record of its chunk (the context starts at zero
 //! in every chunk), with postcard's primitives (LEB128 varints, a tag byte):
@@ -59,11 +60,6 @@ impl Context {
         }
     }
 
-    /// The context writers start chunks with: the current version's.
-    pub fn current() -> Context {
-        Context::for_version(crate::FORMAT_VERSION)
-    }
-
     /// The address `tid`'s next record is written relative to.
     #[inline(always)]
     fn base(&self, tid: u32) -> u64 {
@@ -91,18 +87,18 @@ pub fn is_hot(tag: u8) -> bool {
     matches!(tag, ALLOC | FREE | MUNMAP)
 }
 
-fn zigzag(d: u64) -> u64 {
+pub(crate) fn zigzag(d: u64) -> u64 {
     let d = d as i64;
     ((d << 1) ^ (d >> 63)) as u64
 }
 
-fn unzigzag(v: u64) -> u64 {
+pub(crate) fn unzigzag(v: u64) -> u64 {
     ((v >> 1) as i64 ^ -((v & 1) as i64)) as u64
 }
 
 /// Writes straight into the Vec's spare room, the length kept in a register: assembling a
 /// record in a stack buffer byte by byte and copying it out stalled on store forwarding.
-struct Put<'a> {
+pub(crate) struct Put<'a> {
     room: &'a mut [MaybeUninit<u8>],
     len: usize,
 }
@@ -110,7 +106,7 @@ struct Put<'a> {
 impl Put<'_> {
     /// LEB128, as postcard writes every integer wider than a byte.
     #[inline(always)]
-    fn varint(&mut self, mut v: u64) {
+    pub(crate) fn varint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.byte(v as u8 | 0x80);
             v >>= 7;
@@ -119,7 +115,7 @@ impl Put<'_> {
     }
 
     #[inline(always)]
-    fn byte(&mut self, v: u8) {
+    pub(crate) fn byte(&mut self, v: u8) {
         debug_assert!(self.len < MAX);
         // SAFETY: `room` holds MAX bytes and no record writes more than MAX - 1 (a tag, six
         // varints of at most 10 bytes, two bytes): `len` stays in bounds. Unchecked, because a
@@ -129,7 +125,7 @@ impl Put<'_> {
     }
 
     /// The fields every hot record starts with, relative to `ctx`, which moves on.
-    #[inline(always)]
+    #[cfg(test)]
     fn common(&mut self, tag: u8, ctx: &mut Context, t: u64, tid: u32, addr: u64) {
         self.byte(tag);
         self.varint(zigzag(t.wrapping_sub(ctx.t)));
@@ -139,9 +135,9 @@ impl Put<'_> {
     }
 }
 
-/// Appends the encoding of `r` to `out` when it is a hot record; false (and nothing written)
-/// otherwise.
-#[inline(always)]
+/// Appends the version 3-5 encoding of `r` to `out` when it is a hot record; false (and nothing
+/// written) otherwise. Writers write version 6: this writes the older files the tests read.
+#[cfg(test)]
 pub fn encode(r: &Record, out: &mut Vec<u8>, ctx: &mut Context) -> bool {
     match *r {
         Record::Alloc {
@@ -163,11 +159,10 @@ pub fn encode(r: &Record, out: &mut Vec<u8>, ctx: &mut Context) -> bool {
     true
 }
 
-/// Appends an Alloc record (the writer's most common one, encoded without building a
-/// [`Record`]: the temporary's drop glue cost it a call per event).
+/// Appends an Alloc record (version 3-5).
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
-pub fn encode_alloc(
+#[cfg(test)]
+fn encode_alloc(
     out: &mut Vec<u8>,
     ctx: &mut Context,
     t: u64,
@@ -187,9 +182,9 @@ pub fn encode_alloc(
     })
 }
 
-/// Appends a Free record, as [`encode_alloc`] does an Alloc.
-#[inline(always)]
-pub fn encode_free(out: &mut Vec<u8>, ctx: &mut Context, t: u64, tid: u32, addr: u64, size: u64) {
+/// Appends a Free record (version 3-5).
+#[cfg(test)]
+fn encode_free(out: &mut Vec<u8>, ctx: &mut Context, t: u64, tid: u32, addr: u64, size: u64) {
     put(out, |p| {
         p.common(FREE, ctx, t, tid, addr);
         p.varint(size);
@@ -198,7 +193,7 @@ pub fn encode_free(out: &mut Vec<u8>, ctx: &mut Context, t: u64, tid: u32, addr:
 
 /// Runs `f` on the spare room of `out` (at least [`MAX`] bytes), then keeps what it wrote.
 #[inline(always)]
-fn put(out: &mut Vec<u8>, f: impl FnOnce(&mut Put<'_>)) {
+pub(crate) fn put(out: &mut Vec<u8>, f: impl FnOnce(&mut Put<'_>)) {
     // Room first (a capacity check; the length stays): the record is written into it below.
     out.reserve(MAX);
     let mut p = Put {
@@ -212,19 +207,19 @@ fn put(out: &mut Vec<u8>, f: impl FnOnce(&mut Put<'_>)) {
 }
 
 /// Reads bytes and varints with bounds checks: a corrupt capture is an error, never a panic.
-struct Take<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+pub(crate) struct Take<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl Take<'_> {
-    fn byte(&mut self) -> Result<u8, String> {
+    pub(crate) fn byte(&mut self) -> Result<u8, String> {
         let b = *self.bytes.get(self.pos).ok_or("hot record cut short")?;
         self.pos += 1;
         Ok(b)
     }
 
-    fn varint(&mut self) -> Result<u64, String> {
+    pub(crate) fn varint(&mut self) -> Result<u64, String> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -379,11 +374,11 @@ mod tests {
                 size: 0,
             })
             .collect();
-        let (mut w, mut out) = (Context::current(), vec![]);
+        let (mut w, mut out) = (Context::for_version(5), vec![]);
         for r in &recs {
             assert!(encode(r, &mut out, &mut w));
         }
-        let (mut c, mut at) = (Context::current(), 0);
+        let (mut c, mut at) = (Context::for_version(5), 0);
         for r in &recs {
             let (got, used) = decode(&out[at..], &mut c).unwrap();
             assert_eq!(&got, r);
@@ -409,13 +404,13 @@ mod tests {
 
         #[test]
         fn any_bytes_decode_or_fail_cleanly(bytes in prop::collection::vec(any::<u8>(), 0..40)) {
-            let _ = decode(&bytes, &mut Context::current());
+            let _ = decode(&bytes, &mut Context::for_version(5));
         }
     }
 
     #[test]
     fn neighbours_take_few_bytes() {
-        let mut ctx = Context::current();
+        let mut ctx = Context::for_version(5);
         let mut out = vec![];
         let base = 0x2000_0001_0000u64;
         encode(
@@ -452,7 +447,7 @@ mod tests {
             tid: 1,
             name: "x".into(),
         };
-        assert!(!encode(&r, &mut out, &mut Context::current()));
+        assert!(!encode(&r, &mut out, &mut Context::for_version(5)));
         assert!(out.is_empty());
         assert!(!is_hot(postcard::to_allocvec(&r).unwrap()[0]));
     }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// First eight bytes of every capture.
 pub const MAGIC: [u8; 8] = *b"MEMSHIM\0";
 /// The version this crate writes and the newest it reads.
-pub const FORMAT_VERSION: u16 = 5;
+pub const FORMAT_VERSION: u16 = 6;
 /// Bytes before the header body: magic, version, flags, body length.
 pub const PREAMBLE_LEN: usize = 16;
 
@@ -82,7 +82,11 @@ pub fn decode_header(bytes: &[u8]) -> Result<(Header, usize), crate::Error> {
         return Err(Error::Corrupt("format version 0".into()));
     }
     let flags = u16::from_le_bytes([bytes[10], bytes[11]]);
-    let known = if version >= 2 { crate::FLAG_ZSTD } else { 0 };
+    let known = match version {
+        1 => 0,
+        2..=5 => crate::FLAG_ZSTD,
+        _ => crate::FLAG_ZSTD | crate::FLAG_PRIMED,
+    };
     if flags & !known != 0 {
         return Err(Error::Corrupt(format!("unknown header flags {flags:#x}")));
     }

@@ -7,7 +7,7 @@ use std::io::{self, Read};
 use crate::chunk::CHUNK_HEADER;
 use crate::header::PREAMBLE_LEN;
 use crate::stream::{read_full, Body};
-use crate::{decode_header, Header, Record, FLAG_ZSTD, MAX_CHUNK};
+use crate::{decode_header, Header, Record, MAX_CHUNK};
 
 /// Why a capture cannot be read (further).
 #[derive(Debug)]
@@ -64,8 +64,10 @@ pub struct Reader<R> {
     chunks: u64,
     truncated: bool,
     ended: bool,
-    /// Version 3+: hot records are written relative to the earlier ones of their chunk.
+    /// Versions 3-5: hot records are written relative to the earlier ones of their chunk.
     hot: Option<crate::fast::Context>,
+    /// Version 6+: the chunk's records are grouped by thread.
+    grouped: Option<crate::grouped::Reader>,
     version: u16,
 }
 
@@ -91,7 +93,7 @@ impl<R: Read> Reader<R> {
             let flags = u16::from_le_bytes([pre[10], pre[11]]);
             let version = u16::from_le_bytes([pre[8], pre[9]]);
             return Ok(Reader {
-                inner: Body::new(inner, flags & FLAG_ZSTD != 0)?,
+                inner: Body::new(inner, flags)?,
                 header,
                 chunk: Vec::new(),
                 pos: 0,
@@ -99,7 +101,10 @@ impl<R: Read> Reader<R> {
                 chunks: 0,
                 truncated: false,
                 ended: false,
-                hot: (version >= 3).then(|| crate::fast::Context::for_version(version)),
+                hot: (3..6)
+                    .contains(&version)
+                    .then(|| crate::fast::Context::for_version(version)),
+                grouped: (version >= 6).then(crate::grouped::Reader::default),
                 version,
             });
         }
@@ -133,6 +138,34 @@ impl<R: Read> Reader<R> {
     /// The next record, or `None` at the end of the stream (check [`Self::truncated`]).
     pub fn next_record(&mut self) -> Result<Option<Record>, Error> {
         loop {
+            if let Some(g) = self.grouped.as_mut() {
+                if self.chunk.is_empty() {
+                    if !self.load_chunk()? {
+                        return Ok(None);
+                    }
+                    continue;
+                }
+                match g.next(&self.chunk) {
+                    Ok(Some(rec)) => {
+                        if matches!(rec, Record::End { .. }) {
+                            self.ended = true;
+                        }
+                        return Ok(Some(rec));
+                    }
+                    Ok(None) => {
+                        if !self.load_chunk()? {
+                            return Ok(None);
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(Error::Corrupt(format!(
+                            "record in chunk {}: {e}",
+                            self.chunks
+                        )))
+                    }
+                }
+            }
             if self.pos < self.chunk.len() {
                 let rest = &self.chunk[self.pos..];
                 let corrupt = |e: &dyn fmt::Display| {
@@ -200,6 +233,10 @@ impl<R: Read> Reader<R> {
         }
         self.chunks += 1;
         self.pos = 0;
+        if let Some(g) = self.grouped.as_mut() {
+            g.start(&self.chunk)
+                .map_err(|e| Error::Corrupt(format!("chunk {}: {e}", self.chunks - 1)))?;
+        }
         if let Some(ctx) = self.hot.as_mut() {
             *ctx = crate::fast::Context::for_version(self.version);
         }

@@ -17,6 +17,10 @@
 //! buffer, and matching across the ring's wrap (zstd's "extDict" mode) took 40% of the writer's
 //! time on a busy process. Independent frames cost about 2% in size and 15-20% less writer CPU.
 //! The reader takes both: the decompressor continues from one frame to the next.
+//!
+//! Version 6 writers prime each block of an `all`-mode capture (header flag
+//! [`crate::FLAG_PRIMED`]) with the chunks before it, as a raw zstd dictionary ([`crate::prime`]):
+//! the block then needs those to decode, which a reader reading in order has.
 
 use std::io::{self, Read};
 
@@ -24,6 +28,8 @@ use zstd::stream::raw::{Decoder, InBuffer, Operation, OutBuffer};
 
 /// Header flag: the body is zstd blocks.
 pub const FLAG_ZSTD: u16 = 1;
+/// Header flag (version 6+, with [`FLAG_ZSTD`]): each block is primed with the chunks before it.
+pub const FLAG_PRIMED: u16 = 2;
 
 /// How hard the writer compresses. It runs inside the profiled process, so the level follows
 /// what the capture holds.
@@ -33,10 +39,12 @@ pub enum Level {
     /// and every instruction is the host's (level 3 cost a Python service's process 0.12% more
     /// instructions, all of it in the compressor).
     Fast,
-    /// zstd level 3, for `all` mode's tens of MB a second: on the 16 B-128 KiB C loop it cost
-    /// the writer thread 2.6% more instructions than level 1 and made the capture 3.2x smaller
-    /// with one thread, 1.6x with two (its double-fast matcher finds the repeats of a loop that
-    /// level 1's single hash table loses).
+    /// zstd level 6, for `all` mode's tens of MB a second, its blocks primed
+    /// ([`crate::prime`]). Level 3's double-fast matcher had made the capture of the
+    /// 16 B-128 KiB C loop 3.2x smaller than level 1 with one thread; once version 6 grouped
+    /// records by thread, level 6's lazy matcher made it 281 -> 213 KB (one thread) and 875 ->
+    /// 693 KB (two), where heaptrack writes 238 KB and 1.8 MB, for 2.5x the compressor's time
+    /// (24 -> 62 ms for that loop's 60 MB of chunks, against 0.65 s of the process's CPU).
     Dense,
 }
 
@@ -44,7 +52,7 @@ impl Level {
     fn zstd(self) -> i32 {
         match self {
             Level::Fast => 1,
-            Level::Dense => 3,
+            Level::Dense => 6,
         }
     }
 }
@@ -55,28 +63,55 @@ pub const MAX_BLOCK_OUTPUT: usize = 4 * crate::MAX_CHUNK;
 /// The writer's side: compresses framed chunks into one block to append to the file.
 pub struct Compressor {
     /// One context reused for every frame (its tables are allocated once).
-    enc: zstd::bulk::Compressor<'static>,
+    enc: zstd::zstd_safe::CCtx<'static>,
+    level: Level,
+    /// `all` mode's blocks are primed with the chunks before them ([`crate::prime`]).
+    history: Option<crate::prime::History>,
     frame: Vec<u8>,
     block: Vec<u8>,
 }
 
 impl Compressor {
     pub fn new(level: Level) -> io::Result<Self> {
-        let enc = zstd::bulk::Compressor::new(level.zstd())?;
+        let enc = zstd::zstd_safe::CCtx::try_create()
+            .ok_or_else(|| io::Error::other("zstd cannot allocate a compression context"))?;
         Ok(Compressor {
             enc,
+            level,
+            history: (level == Level::Dense).then(crate::prime::History::default),
             frame: Vec::new(),
             block: Vec::new(),
         })
     }
 
+    /// The header flags of a capture this compressor writes.
+    pub fn flags(&self) -> u16 {
+        match self.history {
+            Some(_) => FLAG_ZSTD | crate::FLAG_PRIMED,
+            None => FLAG_ZSTD,
+        }
+    }
+
     /// Compresses `chunks` (framed chunks, at most [`MAX_BLOCK_OUTPUT`] bytes) into one frame;
-    /// returns the block to write, valid until the next call.
+    /// returns the block to write, valid until the next call. Call [`Self::written`] once it
+    /// is in the file: a primed capture's next block builds on it.
     pub fn compress(&mut self, chunks: &[u8]) -> io::Result<&[u8]> {
         self.frame.clear();
         self.frame
             .reserve(zstd::zstd_safe::compress_bound(chunks.len()));
-        self.enc.compress_to_buffer(chunks, &mut self.frame)?;
+        let level = self.level.zstd();
+        let done = match self.history.as_mut() {
+            Some(h) => {
+                h.stage(chunks.len()).copy_from_slice(chunks);
+                let (dict, src) = h.parts();
+                self.enc
+                    .compress_using_dict(&mut self.frame, src, dict, level)
+            }
+            None => self.enc.compress(&mut self.frame, chunks, level),
+        };
+        done.map_err(|code| {
+            io::Error::other(format!("zstd: {}", zstd::zstd_safe::get_error_name(code)))
+        })?;
         self.block.clear();
         self.block
             .extend_from_slice(&(self.frame.len() as u32).to_le_bytes());
@@ -84,6 +119,13 @@ impl Compressor {
             .extend_from_slice(&crc32fast::hash(&self.frame).to_le_bytes());
         self.block.extend_from_slice(&self.frame);
         Ok(&self.block)
+    }
+
+    /// The block [`Self::compress`] returned last is in the file.
+    pub fn written(&mut self) {
+        if let Some(h) = self.history.as_mut() {
+            h.commit();
+        }
     }
 }
 
@@ -97,6 +139,9 @@ pub(crate) struct Body<R> {
 
 struct Unpacker {
     dec: Decoder<'static>,
+    /// A primed capture's decompressor, and the history it is primed with, after which each
+    /// block is decompressed (the block is read from there, not from `out`).
+    primed: Option<(zstd::zstd_safe::DCtx<'static>, crate::prime::History)>,
     block: Vec<u8>,
     out: Vec<u8>,
     pos: usize,
@@ -104,11 +149,32 @@ struct Unpacker {
     cut: bool,
 }
 
+impl Unpacker {
+    /// The current block's chunk bytes.
+    fn out(&self) -> &[u8] {
+        match &self.primed {
+            Some((_, h)) => h.parts().1,
+            None => &self.out,
+        }
+    }
+}
+
 impl<R: Read> Body<R> {
-    pub fn new(inner: R, compressed: bool) -> io::Result<Self> {
-        let zstd = if compressed {
+    /// `flags`: the header's ([`FLAG_ZSTD`], [`crate::FLAG_PRIMED`]).
+    pub fn new(inner: R, flags: u16) -> io::Result<Self> {
+        let zstd = if flags & FLAG_ZSTD != 0 {
+            let primed = match flags & crate::FLAG_PRIMED != 0 {
+                true => Some((
+                    zstd::zstd_safe::DCtx::try_create().ok_or_else(|| {
+                        io::Error::other("zstd cannot allocate a decompression context")
+                    })?,
+                    crate::prime::History::default(),
+                )),
+                false => None,
+            };
             Some(Unpacker {
                 dec: Decoder::new()?,
+                primed,
                 block: Vec::new(),
                 out: Vec::new(),
                 pos: 0,
@@ -158,6 +224,28 @@ impl<R: Read> Body<R> {
         if crc32fast::hash(&z.block) != crc {
             return Err(corrupt("checksum mismatch in a compressed block".into()));
         }
+        z.pos = 0;
+        if let Some((dec, history)) = z.primed.as_mut() {
+            // The block before joins the history this one was compressed against.
+            history.commit();
+            let len = match zstd::zstd_safe::get_frame_content_size(&z.block) {
+                Ok(Some(n)) if n <= MAX_BLOCK_OUTPUT as u64 => n as usize,
+                Ok(Some(n)) => return Err(corrupt(format!("a compressed block claims {n} bytes"))),
+                _ => return Err(corrupt("a primed block without its size".into())),
+            };
+            history.stage(len);
+            let (dict, room) = history.parts_mut();
+            let got = dec
+                .decompress_using_dict(room, &z.block, dict)
+                .map_err(|code| {
+                    corrupt(format!(
+                        "compressed block: {}",
+                        zstd::zstd_safe::get_error_name(code)
+                    ))
+                })?;
+            history.staged_len(got);
+            return Ok(true);
+        }
         z.out.clear();
         z.pos = 0;
         let mut input = InBuffer::around(&z.block);
@@ -194,9 +282,10 @@ impl<R: Read> Read for Body<R> {
         }
         loop {
             let z = self.zstd.as_mut().expect("compressed body");
-            if z.pos < z.out.len() {
-                let n = buf.len().min(z.out.len() - z.pos);
-                buf[..n].copy_from_slice(&z.out[z.pos..z.pos + n]);
+            let out = z.out();
+            if z.pos < out.len() {
+                let n = buf.len().min(out.len() - z.pos);
+                buf[..n].copy_from_slice(&out[z.pos..z.pos + n]);
                 z.pos += n;
                 return Ok(n);
             }

@@ -217,24 +217,34 @@ fn weights_are_unbiased_in_expectation() {
 /// A compressed (version 2, FLAG_ZSTD) capture as the shim writes it: the header plain, then one
 /// block per chunk. Returns the bytes and the file offset after each block.
 fn encode_zstd(chunks: &[Vec<Record>]) -> (Vec<u8>, Vec<usize>) {
-    let mut out = memshim_format::encode_header_with(&header(), memshim_format::FLAG_ZSTD);
+    encode_zstd_at(Level::Fast, chunks)
+}
+
+/// As [`encode_zstd`], compressed at `level` (Dense primes each block with the ones before).
+fn encode_zstd_at(level: Level, chunks: &[Vec<Record>]) -> (Vec<u8>, Vec<usize>) {
+    let mut z = memshim_format::Compressor::new(level).unwrap();
+    let mut out = memshim_format::encode_header_with(&header(), z.flags());
     let mut ends = vec![out.len()];
-    let mut z = memshim_format::Compressor::new(memshim_format::Level::Fast).unwrap();
     for c in chunks {
         let mut b = ChunkBuilder::new();
         c.iter().for_each(|r| b.push(r));
         let mut framed = Vec::new();
         b.finish_into(&mut framed);
         out.extend_from_slice(z.compress(&framed).unwrap());
+        z.written();
         ends.push(out.len());
     }
     (out, ends)
 }
 
+fn level() -> impl Strategy<Value = Level> {
+    prop_oneof![Just(Level::Fast), Just(Level::Dense)]
+}
+
 proptest! {
     #[test]
-    fn compressed_records_round_trip(chunks in prop::collection::vec(prop::collection::vec(arb_record(), 1..20), 0..5)) {
-        let (bytes, _) = encode_zstd(&chunks);
+    fn compressed_records_round_trip(chunks in prop::collection::vec(prop::collection::vec(arb_record(), 1..20), 0..5), level in level()) {
+        let (bytes, _) = encode_zstd_at(level, &chunks);
         let mut r = Reader::new(&bytes[..]).unwrap();
         let got: Vec<Record> = r.by_ref().collect::<Result<_, _>>().unwrap();
         let want: Vec<Record> = chunks.into_iter().flatten().collect();
@@ -244,8 +254,8 @@ proptest! {
     }
 
     #[test]
-    fn a_cut_compressed_file_yields_what_was_written_before_the_cut(chunks in prop::collection::vec(prop::collection::vec(arb_record(), 1..8), 1..5), cut in any::<prop::sample::Index>()) {
-        let (bytes, ends) = encode_zstd(&chunks);
+    fn a_cut_compressed_file_yields_what_was_written_before_the_cut(chunks in prop::collection::vec(prop::collection::vec(arb_record(), 1..8), 1..5), cut in any::<prop::sample::Index>(), level in level()) {
+        let (bytes, ends) = encode_zstd_at(level, &chunks);
         let hdr_len = ends[0];
         let cut_at = hdr_len + cut.index(bytes.len() - hdr_len);
         let mut r = Reader::new(&bytes[..cut_at]).unwrap();
@@ -319,11 +329,14 @@ fn flipped_bit_in_a_compressed_stream_is_caught_or_harmless() {
 
 #[test]
 fn version_1_files_still_decode() {
-    let mut bytes = encode(&[vec![Record::Thread {
+    // Version 1 chunks were plain postcard, as written by memshim 0.1 before compression.
+    let thread = Record::Thread {
         tid: 7,
         name: "main".into(),
-    }]]);
-    bytes[8] = 1; // as written by memshim 0.1 before compression
+    };
+    let mut bytes = memshim_format::encode_header(&header());
+    bytes[8] = 1;
+    memshim_format::encode_chunk(&postcard::to_allocvec(&thread).unwrap(), &mut bytes);
     let got: Vec<Record> = Reader::new(&bytes[..])
         .unwrap()
         .collect::<Result<_, _>>()
@@ -440,4 +453,107 @@ fn version_4_hot_records_still_decode_against_the_previous_record() {
     };
     assert_eq!(decode(4), [0x1000, 0x1010, 0x1020]);
     assert_eq!(decode(5), [0x1000, 0x1010, 0x1010]);
+}
+
+/// One thread's malloc/free loop: sizes and addresses cycling with a period of `period` pairs.
+fn loop_chunk(tid: u32, from: u64, pairs: u64, period: u64) -> Vec<Record> {
+    let mut recs = Vec::new();
+    for i in from..from + pairs {
+        let k = i % period;
+        let addr = 0x5555_0000_0000 + (k * 7919 % period) * 64;
+        recs.push(Record::Alloc {
+            t: i / 5000,
+            tid,
+            addr,
+            size: 16 + (k * 104_729) % 4000,
+            stack: 1 + k % 3,
+            kind: AllocKind::Malloc,
+            inherited: false,
+        });
+        recs.push(Record::Free {
+            t: i / 5000,
+            tid,
+            addr,
+            size: 0,
+        });
+    }
+    recs
+}
+
+#[test]
+fn a_primed_block_repeating_the_one_before_costs_a_fraction_of_it() {
+    // Twelve chunks of one loop, one block each: unprimed, each block would relearn the period.
+    let chunks: Vec<Vec<Record>> = (0..12)
+        .map(|c| loop_chunk(3, c * 4096, 4096, 4096))
+        .collect();
+    let (bytes, ends) = encode_zstd_at(Level::Dense, &chunks);
+    let first = ends[1] - ends[0];
+    let rest = ends[12] - ends[1];
+    assert!(
+        rest * 4 < first,
+        "first block {first} bytes, the 11 after {rest}"
+    );
+    let got: Vec<Record> = Reader::new(&bytes[..])
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(got, chunks.concat());
+}
+
+#[test]
+fn a_block_never_written_primes_nothing() {
+    // The writer compresses a block, finds it would pass MEMSHIM_MAX_SIZE, and writes smaller
+    // ones instead: the block it dropped must not be in the history the next is primed with.
+    let chunks: Vec<Vec<u8>> = (0..3)
+        .map(|c| {
+            let mut b = ChunkBuilder::new();
+            loop_chunk(5, c * 512, 512, 700)
+                .iter()
+                .for_each(|r| b.push(r));
+            let mut framed = Vec::new();
+            b.finish_into(&mut framed);
+            framed
+        })
+        .collect();
+    let mut z = Compressor::new(Level::Dense).unwrap();
+    let mut bytes = encode_header_with(&header(), z.flags());
+    bytes.extend_from_slice(z.compress(&chunks[0]).unwrap());
+    z.written();
+    let _dropped = z.compress(&chunks[1]).unwrap().to_vec();
+    bytes.extend_from_slice(z.compress(&chunks[2]).unwrap());
+    z.written();
+    let got: Vec<Record> = Reader::new(&bytes[..])
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let want = [loop_chunk(5, 0, 512, 700), loop_chunk(5, 1024, 512, 700)].concat();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn interleaved_threads_decode_in_their_order_across_chunks() {
+    // Two threads' loops, interleaved in runs of 1-4 records as `all` mode's threads are.
+    let (a, b) = (loop_chunk(11, 0, 3000, 977), loop_chunk(12, 0, 3000, 613));
+    let (mut ia, mut ib, mut x) = (0, 0, 12345u32);
+    let mut merged = Vec::new();
+    while ia < a.len() || ib < b.len() {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let run = 1 + (x >> 16) as usize % 4;
+        let (src, at) = if (x >> 20) & 1 == 0 {
+            (&a, &mut ia)
+        } else {
+            (&b, &mut ib)
+        };
+        let end = (*at + run).min(src.len());
+        merged.extend_from_slice(&src[*at..end]);
+        *at = end;
+    }
+    let chunks: Vec<Vec<Record>> = merged.chunks(1500).map(|c| c.to_vec()).collect();
+    for bytes in [encode(&chunks), encode_zstd_at(Level::Dense, &chunks).0] {
+        let got: Vec<Record> = Reader::new(&bytes[..])
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(got, merged);
+    }
 }

@@ -4,7 +4,7 @@
 //! every [`FLUSH_NS`]. It runs on its own thread, or on the exiting thread for the final flush.
 
 use memshim_format::{
-    encode_header_with, ChunkBuilder, Compressor, Drops, EndKind, Header, Module, Record, FLAG_ZSTD,
+    encode_header_with, ChunkBuilder, Compressor, Drops, EndKind, Header, Module, Record,
 };
 use rustc_hash::FxHashSet;
 
@@ -36,9 +36,10 @@ pub(super) const CHUNK_TARGET: usize = 1 << 20;
 /// Bytes of MEMSHIM_MAX_SIZE kept for the block that says the capture stopped there.
 const STOP_NOTE_ROOM: u64 = 1024;
 /// Chunk bytes per compressed block (a block holds whole chunks, so up to a chunk more). zstd
-/// matches only inside a block: 8 MiB blocks (one per flush, at `all` mode's pace) make captures
-/// of repetitive loops a quarter smaller than 1 MiB ones did, at no cost in memory (a flush's
-/// chunks are held until it anyway).
+/// matches inside a block, and in `all` mode into the 2 MiB of chunks before it (the block is
+/// primed with them, `memshim_format::PRIME_MAX`): 8 MiB blocks (one per flush, at `all`
+/// mode's pace) had made captures of repetitive loops a quarter smaller than 1 MiB ones did, at
+/// no cost in memory (a flush's chunks are held until it anyway).
 const BLOCK_TARGET: usize = 8 << 20;
 // A block takes at most BLOCK_TARGET plus a chunk (CHUNK_TARGET plus one record): far below
 // what readers accept of a block (4 x MAX_CHUNK).
@@ -146,7 +147,7 @@ impl Writer {
         let snap = (cfg.capture == CaptureKind::Snapshots)
             .then(|| SnapshotState::new(&mut header, cfg.interval_ns, cfg.keep, cfg.stack_memory));
         let zstd = Compressor::new(compression()).ok();
-        let flags = if zstd.is_some() { FLAG_ZSTD } else { 0 };
+        let flags = zstd.as_ref().map_or(0, Compressor::flags);
         // The header first, alone and uncompressed: a process that execs right away still leaves
         // a readable file.
         let header = encode_header_with(&header, flags);
@@ -204,7 +205,7 @@ impl Writer {
     /// Writes on in a new file at `path` with `header` (a snapshot series' next part).
     pub(super) fn reopen(&mut self, path: &str, header: &Header) -> std::io::Result<()> {
         let zstd = Compressor::new(compression()).ok();
-        let flags = if zstd.is_some() { FLAG_ZSTD } else { 0 };
+        let flags = zstd.as_ref().map_or(0, Compressor::flags);
         let bytes = encode_header_with(header, flags);
         let file = CaptureFile::create(path, self.file.table(), &bytes)?;
         let old = core::mem::replace(&mut self.file, file);
@@ -450,6 +451,10 @@ impl Writer {
         }
         self.file.write_all(block)?;
         self.size += block.len() as u64;
+        if let Some(z) = self.zstd.as_mut() {
+            // A primed capture's next block builds on this one, now in the file.
+            z.written();
+        }
         Ok(true)
     }
 
