@@ -93,20 +93,17 @@ impl Compressor {
     }
 
     /// Compresses `chunks` (framed chunks, at most [`MAX_BLOCK_OUTPUT`] bytes) into one frame;
-    /// returns the block to write, valid until the next call. Call [`Self::written`] once it
-    /// is in the file: a primed capture's next block builds on it.
+    /// returns the block to write, valid until the next call. Call [`Self::written`] with the
+    /// same chunks once it is in the file: a primed capture's next block builds on them.
     pub fn compress(&mut self, chunks: &[u8]) -> io::Result<&[u8]> {
         self.frame.clear();
         self.frame
             .reserve(zstd::zstd_safe::compress_bound(chunks.len()));
         let level = self.level.zstd();
-        let done = match self.history.as_mut() {
-            Some(h) => {
-                h.stage(chunks.len()).copy_from_slice(chunks);
-                let (dict, src) = h.parts();
-                self.enc
-                    .compress_using_dict(&mut self.frame, src, dict, level)
-            }
+        let done = match self.history.as_ref() {
+            Some(h) => self
+                .enc
+                .compress_using_dict(&mut self.frame, chunks, h.dict(), level),
             None => self.enc.compress(&mut self.frame, chunks, level),
         };
         done.map_err(|code| {
@@ -121,10 +118,10 @@ impl Compressor {
         Ok(&self.block)
     }
 
-    /// The block [`Self::compress`] returned last is in the file.
-    pub fn written(&mut self) {
+    /// The block [`Self::compress`] made of `chunks` is in the file.
+    pub fn written(&mut self, chunks: &[u8]) {
         if let Some(h) = self.history.as_mut() {
-            h.commit();
+            h.push(chunks);
         }
     }
 }
@@ -139,24 +136,13 @@ pub(crate) struct Body<R> {
 
 struct Unpacker {
     dec: Decoder<'static>,
-    /// A primed capture's decompressor, and the history it is primed with, after which each
-    /// block is decompressed (the block is read from there, not from `out`).
+    /// A primed capture's decompressor, and the history it is primed with.
     primed: Option<(zstd::zstd_safe::DCtx<'static>, crate::prime::History)>,
     block: Vec<u8>,
     out: Vec<u8>,
     pos: usize,
     /// The file ended inside a block.
     cut: bool,
-}
-
-impl Unpacker {
-    /// The current block's chunk bytes.
-    fn out(&self) -> &[u8] {
-        match &self.primed {
-            Some((_, h)) => h.parts().1,
-            None => &self.out,
-        }
-    }
 }
 
 impl<R: Read> Body<R> {
@@ -227,23 +213,23 @@ impl<R: Read> Body<R> {
         z.pos = 0;
         if let Some((dec, history)) = z.primed.as_mut() {
             // The block before joins the history this one was compressed against.
-            history.commit();
+            history.push(&z.out);
             let len = match zstd::zstd_safe::get_frame_content_size(&z.block) {
                 Ok(Some(n)) if n <= MAX_BLOCK_OUTPUT as u64 => n as usize,
                 Ok(Some(n)) => return Err(corrupt(format!("a compressed block claims {n} bytes"))),
                 _ => return Err(corrupt("a primed block without its size".into())),
             };
-            history.stage(len);
-            let (dict, room) = history.parts_mut();
+            z.out.clear();
+            z.out.resize(len, 0);
             let got = dec
-                .decompress_using_dict(room, &z.block, dict)
+                .decompress_using_dict(&mut z.out[..], &z.block, history.dict())
                 .map_err(|code| {
                     corrupt(format!(
                         "compressed block: {}",
                         zstd::zstd_safe::get_error_name(code)
                     ))
                 })?;
-            history.staged_len(got);
+            z.out.truncate(got);
             return Ok(true);
         }
         z.out.clear();
@@ -282,10 +268,9 @@ impl<R: Read> Read for Body<R> {
         }
         loop {
             let z = self.zstd.as_mut().expect("compressed body");
-            let out = z.out();
-            if z.pos < out.len() {
-                let n = buf.len().min(out.len() - z.pos);
-                buf[..n].copy_from_slice(&out[z.pos..z.pos + n]);
+            if z.pos < z.out.len() {
+                let n = buf.len().min(z.out.len() - z.pos);
+                buf[..n].copy_from_slice(&z.out[z.pos..z.pos + n]);
                 z.pos += n;
                 return Ok(n);
             }

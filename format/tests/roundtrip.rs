@@ -231,7 +231,7 @@ fn encode_zstd_at(level: Level, chunks: &[Vec<Record>]) -> (Vec<u8>, Vec<usize>)
         let mut framed = Vec::new();
         b.finish_into(&mut framed);
         out.extend_from_slice(z.compress(&framed).unwrap());
-        z.written();
+        z.written(&framed);
         ends.push(out.len());
     }
     (out, ends)
@@ -518,10 +518,10 @@ fn a_block_never_written_primes_nothing() {
     let mut z = Compressor::new(Level::Dense).unwrap();
     let mut bytes = encode_header_with(&header(), z.flags());
     bytes.extend_from_slice(z.compress(&chunks[0]).unwrap());
-    z.written();
+    z.written(&chunks[0]);
     let _dropped = z.compress(&chunks[1]).unwrap().to_vec();
     bytes.extend_from_slice(z.compress(&chunks[2]).unwrap());
-    z.written();
+    z.written(&chunks[2]);
     let got: Vec<Record> = Reader::new(&bytes[..])
         .unwrap()
         .collect::<Result<_, _>>()

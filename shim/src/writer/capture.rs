@@ -453,7 +453,7 @@ impl Writer {
         self.size += block.len() as u64;
         if let Some(z) = self.zstd.as_mut() {
             // A primed capture's next block builds on this one, now in the file.
-            z.written();
+            z.written(chunks);
         }
         Ok(true)
     }
