@@ -1,74 +1,48 @@
 //! The history that primes each compressed block of a version 6 `all`-mode capture (header flag
 //! [`crate::FLAG_PRIMED`]).
 //!
-//! Each block is compressed with the chunk bytes before it as zstd's raw-content dictionary:
-//! the longest run of whole chunks that ends where the block starts and takes at most
-//! [`PRIME_MAX`] bytes (none when the last chunk alone is larger). Writer and reader keep the
-//! same history by the same rule. Why: a loop's records repeat with a period of a few hundred
-//! KB, and an independent block spent its first period learning the loop again; primed, it
-//! starts with matches. A history that starts with a chunk's length (below 2^24, so its fourth
-//! byte is 0) can never be read as a zstd dictionary's magic number (0xEC30A437).
+//! Each block is compressed with the last [`PRIME_MAX`] bytes of chunks before it (all there
+//! are, if fewer) as zstd's raw-content dictionary, one byte fewer when those would start with
+//! a zstd dictionary's magic number (which would make zstd parse them as a dictionary). Writer
+//! and reader keep the same history by the same rule.
 //!
-//! The history is a buffer of its own, up to 2 MiB, apart from the block: zstd reads it where
-//! it is (matching across the two costs no more than within one, measured on `all`-mode
-//! captures), and the writer keeps no copy of the 8 MiB blocks it compresses.
+//! Why: a loop's records repeat with a period of tens of KB, and an independent block spent
+//! its first period learning the loop again; primed, it starts with matches. Why this little:
+//! zstd indexes the whole dictionary before each block, and 2 MiB of it took the writer more
+//! time than compressing the 8 MiB block (level 6's row matcher, `perf`), where 128 KiB gave
+//! the same captures within 1% (two-thread loop) and 0.6% (one thread).
 
-use std::collections::VecDeque;
+/// Bytes of history a block is primed with.
+pub const PRIME_MAX: usize = 128 << 10;
 
-/// Most bytes of history a block is primed with: zstd level 6's window (2 MiB), which is as
-/// far back as its matches reach.
-pub const PRIME_MAX: usize = 2 << 20;
+/// A zstd dictionary's first four bytes, little endian (ZSTD_MAGIC_DICTIONARY).
+const DICT_MAGIC: [u8; 4] = 0xEC30_A437u32.to_le_bytes();
 
 #[derive(Debug, Default)]
 pub(crate) struct History {
     bytes: Vec<u8>,
-    /// The framed length of each chunk in `bytes`, oldest first.
-    chunks: VecDeque<usize>,
 }
 
 impl History {
     /// What the next block is primed with.
     pub fn dict(&self) -> &[u8] {
-        &self.bytes
+        match self.bytes.starts_with(&DICT_MAGIC) {
+            true => &self.bytes[1..],
+            false => &self.bytes,
+        }
     }
 
-    /// `block` (whole framed chunks) was written, or read: it joins the history, which keeps
-    /// the whole chunks that fit in [`PRIME_MAX`].
+    /// `block` was written, or read: its end joins the history.
     pub fn push(&mut self, block: &[u8]) {
-        let mut at = 0;
-        while at < block.len() {
-            let len = match block.get(at..at + 4) {
-                Some(b) => u32::from_le_bytes(b.try_into().unwrap()) as usize,
-                None => usize::MAX,
-            };
-            // A framing that does not parse (a damaged block, which its reader reports) counts
-            // as one chunk to the end, on both sides alike.
-            let framed = (crate::chunk::CHUNK_HEADER + len).min(block.len() - at);
-            self.chunks.push_back(framed);
-            at += framed;
-        }
-        // Drop whole chunks from the oldest until the rest fits.
-        let mut total = self.bytes.len() + block.len();
-        let mut drop = 0;
-        while total > PRIME_MAX {
-            let c = self.chunks.pop_front().expect("chunks add up to the bytes");
-            total -= c;
-            drop += c;
-        }
-        if drop >= self.bytes.len() {
-            let from = drop - self.bytes.len();
+        if block.len() >= PRIME_MAX {
             self.bytes.clear();
-            self.bytes.extend_from_slice(&block[from..]);
-        } else {
-            self.bytes.drain(..drop);
-            self.bytes.extend_from_slice(block);
+            self.bytes
+                .extend_from_slice(&block[block.len() - PRIME_MAX..]);
+            return;
         }
-    }
-
-    /// Bytes of history.
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.bytes.len()
+        let over = (self.bytes.len() + block.len()).saturating_sub(PRIME_MAX);
+        self.bytes.drain(..over);
+        self.bytes.extend_from_slice(block);
     }
 }
 
@@ -76,38 +50,26 @@ impl History {
 mod tests {
     use super::*;
 
-    fn chunk(len: usize, fill: u8) -> Vec<u8> {
-        let mut out = Vec::new();
-        crate::encode_chunk(&vec![fill; len], &mut out);
-        out
+    #[test]
+    fn keeps_the_last_bytes() {
+        let mut h = History::default();
+        h.push(&[1; 1000]);
+        h.push(&[2; 500]);
+        assert_eq!(h.dict(), [[1u8; 1000].as_slice(), &[2; 500]].concat());
+        h.push(&vec![3; PRIME_MAX - 100]);
+        assert_eq!(h.dict().len(), PRIME_MAX);
+        assert_eq!(&h.dict()[..100], &[2; 100]);
+        h.push(&vec![4; PRIME_MAX + 7]);
+        assert_eq!(h.dict(), vec![4; PRIME_MAX]);
     }
 
     #[test]
-    fn keeps_the_whole_chunks_that_fit() {
+    fn never_starts_with_a_dictionary_magic() {
         let mut h = History::default();
-        let (a, b, c) = (chunk(1 << 20, 1), chunk(900 << 10, 2), chunk(300 << 10, 3));
-        h.push(&[a.clone(), b.clone()].concat());
-        assert_eq!(h.len(), a.len() + b.len());
-        h.push(&c);
-        // a + b + c is past 2 MiB: a goes, whole.
-        assert_eq!(h.dict(), [b, c.clone()].concat());
-        // A chunk larger than the history's bound leaves none.
-        h.push(&chunk(3 << 20, 4));
-        assert_eq!(h.len(), 0);
-        h.push(&c);
-        assert_eq!(h.dict(), c);
-        // A block past the bound keeps its own last chunks.
-        let d = chunk(1500 << 10, 5);
-        h.push(&[c.clone(), d.clone(), c.clone()].concat());
-        assert_eq!(h.dict(), [d, c].concat());
-    }
-
-    #[test]
-    fn damaged_framing_counts_as_one_chunk() {
-        let mut h = History::default();
-        h.push(&[0xff; 20]);
-        assert_eq!(h.len(), 20);
-        h.push(&chunk(PRIME_MAX, 1));
-        assert_eq!(h.len(), 0);
+        let mut block = vec![0u8; PRIME_MAX + 10];
+        block[10..14].copy_from_slice(&DICT_MAGIC);
+        h.push(&block);
+        assert_eq!(h.dict().len(), PRIME_MAX - 1);
+        assert!(!h.dict().starts_with(&DICT_MAGIC));
     }
 }

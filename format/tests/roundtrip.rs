@@ -501,6 +501,38 @@ fn a_primed_block_repeating_the_one_before_costs_a_fraction_of_it() {
 }
 
 #[test]
+fn a_history_starting_like_a_zstd_dictionary_is_still_raw_content() {
+    // A block whose last PRIME_MAX bytes start with zstd's dictionary magic: were they given to
+    // zstd as they are, it would parse them as a dictionary and fail.
+    let magic = 0xEC30_A437u32.to_le_bytes();
+    let thread = |name: String| Record::Thread { tid: 1, name };
+    let mut b = ChunkBuilder::new();
+    b.push(&thread("x".repeat(PRIME_MAX)));
+    let mut first = Vec::new();
+    b.finish_into(&mut first);
+    let at = first.len() - PRIME_MAX;
+    first[at..at + 4].copy_from_slice(&magic);
+    // Not a valid chunk any more, but the compressor takes any bytes: write it raw, then a
+    // second block primed with it, and decode that one with the same history.
+    let mut z = Compressor::new(Level::Dense).unwrap();
+    z.compress(&first).unwrap();
+    z.written(&first);
+    let mut b = ChunkBuilder::new();
+    b.push(&thread("second".into()));
+    let mut second = Vec::new();
+    b.finish_into(&mut second);
+    let block = z.compress(&second).unwrap().to_vec();
+    // A reader that had read `first` decodes the second block.
+    let mut dec = zstd::zstd_safe::DCtx::create();
+    let mut out = vec![0u8; second.len()];
+    let dict = &first[first.len() - PRIME_MAX + 1..];
+    let n = dec
+        .decompress_using_dict(&mut out[..], &block[8..], dict)
+        .unwrap();
+    assert_eq!(&out[..n], &second[..]);
+}
+
+#[test]
 fn a_block_never_written_primes_nothing() {
     // The writer compresses a block, finds it would pass MEMSHIM_MAX_SIZE, and writes smaller
     // ones instead: the block it dropped must not be in the history the next is primed with.

@@ -36,8 +36,8 @@ pub(super) const CHUNK_TARGET: usize = 1 << 20;
 /// Bytes of MEMSHIM_MAX_SIZE kept for the block that says the capture stopped there.
 const STOP_NOTE_ROOM: u64 = 1024;
 /// Chunk bytes per compressed block (a block holds whole chunks, so up to a chunk more). zstd
-/// matches inside a block, and in `all` mode into the 2 MiB of chunks before it (the block is
-/// primed with them, `memshim_format::PRIME_MAX`): 8 MiB blocks (one per flush, at `all`
+/// matches inside a block, and in `all` mode into the 128 KiB of chunks before it (the block
+/// is primed with them, `memshim_format::PRIME_MAX`): 8 MiB blocks (one per flush, at `all`
 /// mode's pace) had made captures of repetitive loops a quarter smaller than 1 MiB ones did, at
 /// no cost in memory (a flush's chunks are held until it anyway).
 const BLOCK_TARGET: usize = 8 << 20;
