@@ -101,9 +101,10 @@ impl Compressor {
             .reserve(zstd::zstd_safe::compress_bound(chunks.len()));
         let level = self.level.zstd();
         let done = match self.history.as_ref() {
-            Some(h) => self
-                .enc
-                .compress_using_dict(&mut self.frame, chunks, h.dict(), level),
+            Some(h) => {
+                self.enc
+                    .compress_using_dict(&mut self.frame, chunks, h.dict(chunks.len()), level)
+            }
             None => self.enc.compress(&mut self.frame, chunks, level),
         };
         done.map_err(|code| {
@@ -222,7 +223,7 @@ impl<R: Read> Body<R> {
             z.out.clear();
             z.out.resize(len, 0);
             let got = dec
-                .decompress_using_dict(&mut z.out[..], &z.block, history.dict())
+                .decompress_using_dict(&mut z.out[..], &z.block, history.dict(len))
                 .map_err(|code| {
                     corrupt(format!(
                         "compressed block: {}",

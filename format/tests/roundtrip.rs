@@ -518,7 +518,7 @@ fn a_history_starting_like_a_zstd_dictionary_is_still_raw_content() {
     z.compress(&first).unwrap();
     z.written(&first);
     let mut b = ChunkBuilder::new();
-    b.push(&thread("second".into()));
+    b.push(&thread("y".repeat(PRIME_MAX))); // as large as a whole history
     let mut second = Vec::new();
     b.finish_into(&mut second);
     let block = z.compress(&second).unwrap().to_vec();
