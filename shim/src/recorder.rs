@@ -88,15 +88,16 @@ pub fn push(ev: Event, frames: &[u64]) -> bool {
         return true;
     }
     let pushed = ring.push(ev, frames, patience);
-    if !pushed && patience > 0 {
-        // Relaxed: a give-up flag (see the load above).
-        PATIENCE_NS.store(0, Ordering::Relaxed);
-    }
-    if ring.half_full() {
-        writer_thread::nudge();
+    match pushed {
+        None if patience > 0 => {
+            // Relaxed: a give-up flag (see the load above).
+            PATIENCE_NS.store(0, Ordering::Relaxed);
+        }
+        Some(true) => writer_thread::nudge(),
+        _ => {}
     }
     writer_thread::resume_if_due();
-    pushed
+    pushed.is_some()
 }
 
 /// Starts recording: maps the ring and starts the writer thread, which opens the capture. Runs
