@@ -259,7 +259,9 @@ impl Reader {
         if n == 0 || n > chunk.len() as u64 / 2 {
             return Err(format!("{n} streams in a chunk of {} bytes", chunk.len()));
         }
-        let mut lens = Vec::with_capacity(n as usize);
+        // Grown as entries parse, not sized by `n`: a damaged count fails at its first
+        // missing entry, having allocated no more than the chunk holds.
+        let mut lens = Vec::new();
         for _ in 0..n {
             let tid = u32::try_from(r.varint()?).map_err(|_| "thread id out of range")?;
             lens.push((tid, r.varint()?));
@@ -501,6 +503,30 @@ mod tests {
         }
         let (v5, v6) = (zstd(&v5), zstd(&v6));
         assert!(v6 * 2 < v5, "version 6 {v6} bytes, version 5 {v5}");
+    }
+
+    #[test]
+    fn hundreds_of_threads_in_one_chunk_then_the_next() {
+        let recs: Vec<Record> = (0..3 * 500u32)
+            .map(|i| Record::Free {
+                t: i as u64,
+                tid: 1000 + i % 500,
+                addr: 0x10_0000 + 16 * i as u64,
+                size: i as u64 % 7,
+            })
+            .collect();
+        let mut b = Builder::default();
+        for chunk in recs.chunks(700) {
+            for r in chunk {
+                if let Record::Free { t, tid, addr, size } = *r {
+                    b.free(t, tid, addr, size);
+                }
+            }
+            let payload = b.seal().unwrap().concat();
+            b.clear();
+            assert_eq!(read(&payload).unwrap(), chunk);
+        }
+        assert!(b.spare.len() <= SPARE_STREAMS);
     }
 
     #[test]
