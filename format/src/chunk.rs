@@ -39,20 +39,7 @@ impl ChunkBuilder {
     /// kinds compile to their encoder alone (no match, no drop glue).
     #[inline(always)]
     pub fn push(&mut self, r: &Record) {
-        match *r {
-            Record::Alloc {
-                t,
-                tid,
-                addr,
-                size,
-                stack,
-                kind,
-                inherited,
-            } => self.alloc(t, tid, addr, size, stack, kind, inherited),
-            Record::Free { t, tid, addr, size } => self.free(t, tid, addr, size),
-            Record::Munmap { t, tid, addr, len } => self.payload.munmap(t, tid, addr, len),
-            _ => self.push_other(r),
-        }
+        self.payload.push(r);
     }
 
     /// Appends an Alloc record (as `push(&Record::Alloc { .. })`, without the temporary: its
@@ -77,12 +64,6 @@ impl ChunkBuilder {
     #[inline(always)]
     pub fn free(&mut self, t: u64, tid: u32, addr: u64, size: u64) {
         self.payload.free(t, tid, addr, size);
-    }
-
-    /// Records other than the hot kinds (a few per flush), through postcard.
-    #[inline(never)]
-    fn push_other(&mut self, r: &Record) {
-        self.payload.other(r);
     }
 
     /// Bytes of records so far.

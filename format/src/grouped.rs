@@ -170,12 +170,32 @@ impl Builder {
     }
 
     #[inline(always)]
-    pub fn munmap(&mut self, t: u64, tid: u32, addr: u64, len: u64) {
+    fn munmap(&mut self, t: u64, tid: u32, addr: u64, len: u64) {
         self.hot(tid, MUNMAP, t, addr, len, None);
     }
 
-    /// A record other than the hot kinds, in postcard, in stream 0.
-    pub fn other(&mut self, r: &Record) {
+    /// Appends any record: the hot kinds to their thread's stream, the others to stream 0.
+    #[inline(always)]
+    pub fn push(&mut self, r: &Record) {
+        match *r {
+            Record::Alloc {
+                t,
+                tid,
+                addr,
+                size,
+                stack,
+                kind,
+                inherited,
+            } => self.alloc(t, tid, addr, size, stack, kind, inherited),
+            Record::Free { t, tid, addr, size } => self.free(t, tid, addr, size),
+            Record::Munmap { t, tid, addr, len } => self.munmap(t, tid, addr, len),
+            _ => self.other(r),
+        }
+    }
+
+    /// A record other than the hot kinds (a few per flush), in postcard, in stream 0.
+    #[inline(never)]
+    fn other(&mut self, r: &Record) {
         self.ran(0);
         let before = self.other.len();
         let buf = std::mem::take(&mut self.other);
@@ -369,22 +389,7 @@ mod tests {
 
     fn build(recs: &[Record]) -> Vec<u8> {
         let mut b = Builder::default();
-        for r in recs {
-            match *r {
-                Record::Alloc {
-                    t,
-                    tid,
-                    addr,
-                    size,
-                    stack,
-                    kind,
-                    inherited,
-                } => b.alloc(t, tid, addr, size, stack, kind, inherited),
-                Record::Free { t, tid, addr, size } => b.free(t, tid, addr, size),
-                Record::Munmap { t, tid, addr, len } => b.munmap(t, tid, addr, len),
-                ref other => b.other(other),
-            }
-        }
+        recs.iter().for_each(|r| b.push(r));
         b.seal().unwrap().concat()
     }
 
