@@ -175,13 +175,10 @@ fn a_capture_that_stops_being_writable_stops_recording_silently() {
         cap.end().is_none(),
         "no End: recording stopped at the limit"
     );
-    match cap.records.last() {
-        Some(memshim_format::Record::Extension { kind, data }) => {
-            assert_eq!(*kind, memshim_format::EXTENSION_STOPPED);
-            assert!(String::from_utf8_lossy(data).contains("RLIMIT_FSIZE"));
-        }
-        other => panic!("last record {other:?}"),
-    }
+    let why = cap
+        .stop_note()
+        .unwrap_or_else(|| panic!("last record {:?} is not a stop note", cap.records.last()));
+    assert!(why.contains("RLIMIT_FSIZE"), "{why}");
     cap.assert_stacks_defined();
     assert!(cap.allocs().count() > 1000, "it recorded up to the limit");
     assert!(std::fs::metadata(&cap.path).unwrap().len() <= 64 << 10);
@@ -207,13 +204,10 @@ fn max_size_bounds_the_capture_and_the_capture_says_so() {
         "no End: recording stopped at the bound"
     );
     // Its last record says why, so readers do not take the file for cut short.
-    match cap.records.last() {
-        Some(memshim_format::Record::Extension { kind, data }) => {
-            assert_eq!(*kind, memshim_format::EXTENSION_STOPPED);
-            assert!(String::from_utf8_lossy(data).contains("MEMSHIM_MAX_SIZE"));
-        }
-        other => panic!("last record {other:?}"),
-    }
+    let why = cap
+        .stop_note()
+        .unwrap_or_else(|| panic!("last record {:?} is not a stop note", cap.records.last()));
+    assert!(why.contains("MEMSHIM_MAX_SIZE"), "{why}");
     assert!(cap.allocs().count() > 1000, "it recorded up to the bound");
     // All of pairs.c's 800,000 records take some 3.5 MB.
     assert!(std::fs::metadata(&cap.path).unwrap().len() <= 1 << 20);

@@ -64,10 +64,13 @@ fn two_interleaved_threads_keep_their_order_in_a_small_capture() {
                 _ => None,
             })
             .collect();
-        let Some(k) = (0..2).find(|&k| sizes.windows(2).any(|w| w == &tables[k][..2])) else {
+        // Which loop this thread ran, and where its first allocation is.
+        let Some((k, start)) = (0..2).find_map(|k| {
+            let start = sizes.windows(2).position(|w| w == &tables[k][..2])?;
+            Some((k, start))
+        }) else {
             continue;
         };
-        let start = sizes.windows(2).position(|w| w == &tables[k][..2]).unwrap();
         let want: Vec<u64> = (0..PAIRS).map(|i| tables[k][i % NSIZES]).collect();
         assert!(
             sizes[start..].starts_with(&want),

@@ -39,7 +39,7 @@ const ALLOC: u8 = 2;
 const SPARE_STREAMS: usize = 64;
 
 /// One thread's hot records so far in this chunk, and where the last one left off.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Stream {
     tid: u32,
     bytes: Vec<u8>,
@@ -205,7 +205,8 @@ impl Builder {
 
     /// The payload's parts, in order (None when it holds no record); then [`Self::clear`].
     pub fn seal(&mut self) -> Option<Vec<&[u8]>> {
-        if self.run.1 == 0 && self.runs.is_empty() {
+        // Every record takes at least a byte.
+        if self.len == 0 {
             return None;
         }
         self.end_run();
@@ -247,7 +248,7 @@ impl Builder {
 }
 
 /// Where one stream of a chunk being read stands.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Cursor {
     tid: u32,
     pos: usize,

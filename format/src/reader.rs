@@ -138,62 +138,51 @@ impl<R: Read> Reader<R> {
     /// The next record, or `None` at the end of the stream (check [`Self::truncated`]).
     pub fn next_record(&mut self) -> Result<Option<Record>, Error> {
         loop {
-            if let Some(g) = self.grouped.as_mut() {
-                if self.chunk.is_empty() {
+            let next = match self.grouped.as_mut() {
+                Some(g) => g.next(&self.chunk),
+                None => self.next_in_arrival_order(),
+            };
+            match next {
+                Ok(Some(rec)) => {
+                    if matches!(rec, Record::End { .. }) {
+                        self.ended = true;
+                    }
+                    return Ok(Some(rec));
+                }
+                Ok(None) => {
                     if !self.load_chunk()? {
                         return Ok(None);
                     }
-                    continue;
                 }
-                match g.next(&self.chunk) {
-                    Ok(Some(rec)) => {
-                        if matches!(rec, Record::End { .. }) {
-                            self.ended = true;
-                        }
-                        return Ok(Some(rec));
-                    }
-                    Ok(None) => {
-                        if !self.load_chunk()? {
-                            return Ok(None);
-                        }
-                        continue;
-                    }
-                    Err(e) => {
-                        return Err(Error::Corrupt(format!(
-                            "record in chunk {}: {e}",
-                            self.chunks
-                        )))
-                    }
+                Err(e) => {
+                    return Err(Error::Corrupt(format!(
+                        "record in chunk {}: {e}",
+                        self.chunks
+                    )))
                 }
-            }
-            if self.pos < self.chunk.len() {
-                let rest = &self.chunk[self.pos..];
-                let corrupt = |e: &dyn fmt::Display| {
-                    Error::Corrupt(format!("record in chunk {}: {e}", self.chunks))
-                };
-                let rec = match self.hot.as_mut() {
-                    Some(ctx) if crate::fast::is_hot(rest[0]) => {
-                        let (rec, used) =
-                            crate::fast::decode(rest, ctx).map_err(|e| corrupt(&e))?;
-                        self.pos += used;
-                        rec
-                    }
-                    _ => {
-                        let (rec, tail) =
-                            postcard::take_from_bytes::<Record>(rest).map_err(|e| corrupt(&e))?;
-                        self.pos = self.chunk.len() - tail.len();
-                        rec
-                    }
-                };
-                if matches!(rec, Record::End { .. }) {
-                    self.ended = true;
-                }
-                return Ok(Some(rec));
-            }
-            if !self.load_chunk()? {
-                return Ok(None);
             }
         }
+    }
+
+    /// Versions 1-5: the chunk's next record, None after its last.
+    fn next_in_arrival_order(&mut self) -> Result<Option<Record>, String> {
+        let Some(rest) = self.chunk.get(self.pos..).filter(|r| !r.is_empty()) else {
+            return Ok(None);
+        };
+        let rec = match self.hot.as_mut() {
+            Some(ctx) if crate::fast::is_hot(rest[0]) => {
+                let (rec, used) = crate::fast::decode(rest, ctx)?;
+                self.pos += used;
+                rec
+            }
+            _ => {
+                let (rec, tail) =
+                    postcard::take_from_bytes::<Record>(rest).map_err(|e| e.to_string())?;
+                self.pos = self.chunk.len() - tail.len();
+                rec
+            }
+        };
+        Ok(Some(rec))
     }
 
     fn load_chunk(&mut self) -> Result<bool, Error> {

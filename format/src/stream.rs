@@ -234,7 +234,6 @@ impl<R: Read> Body<R> {
             return Ok(true);
         }
         z.out.clear();
-        z.pos = 0;
         let mut input = InBuffer::around(&z.block);
         loop {
             if z.out.len() >= MAX_BLOCK_OUTPUT {

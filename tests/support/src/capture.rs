@@ -52,6 +52,17 @@ impl Capture {
         );
     }
 
+    /// Why the shim stopped recording, when the capture's last record says so (an
+    /// `EXTENSION_STOPPED` record).
+    pub fn stop_note(&self) -> Option<String> {
+        match self.records.last()? {
+            Record::Extension { kind, data } if *kind == memshim_format::EXTENSION_STOPPED => {
+                Some(String::from_utf8_lossy(data).into_owned())
+            }
+            _ => None,
+        }
+    }
+
     pub fn allocs(&self) -> impl Iterator<Item = Alloc> + '_ {
         self.records.iter().filter_map(Alloc::of)
     }
